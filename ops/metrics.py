@@ -1,0 +1,136 @@
+"""Validation metrics: top-k accuracy, mAP as the original ``cal_map``, running averages and a
+cross-rank gather that drops the DistributedSampler padding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+
+def _as_tensor(x: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+def _first_label(target: torch.Tensor) -> torch.Tensor:
+    """(n,) or (n, L) padded with -1 -> (n,): multi-label targets are scored on column 0, as the original
+    AN ``validate`` does (``target[:, 0]``)."""
+    return target[:, 0] if target.dim() == 2 else target
+
+
+def accuracy(logits: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
+             topk: Sequence[int] = (1, 5)) -> list[float]:
+    """Top-k accuracies in percent, one float per k.
+
+    logits (n, C); target (n,) int or (n, L) padded with -1 (column 0 is used). k is capped at C.
+    """
+    logits, target = _as_tensor(logits), _first_label(_as_tensor(target)).long()
+    n, num_classes = logits.shape
+    if n == 0:
+        raise ValueError("accuracy of an empty batch")
+    maxk = min(max(topk), num_classes)
+    pred = logits.topk(maxk, dim=1, largest=True, sorted=True).indices  # (n, maxk)
+    hit = pred.eq(target.view(-1, 1).to(pred.device))
+    return [100.0 * float(hit[:, :min(k, num_classes)].any(dim=1).sum()) / n for k in topk]
+
+
+def multi_hot(target: torch.Tensor | np.ndarray, num_classes: int, remap_labels: bool = True) -> torch.Tensor:
+    """(n, num_classes) bool multi-hot matrix from a target (n,) or (n, L) padded with -1.
+
+    remap_labels=True reproduces the original ``get_multi_hot(..., assumes_starts_zero=False)``: every label
+    is replaced by its rank among the distinct labels present in ``target``. That is the identity when all
+    classes occur (full ActivityNet/FCVID val sets) and silently misaligns columns otherwise.
+    """
+    t = _as_tensor(target).long().clone()
+    if t.dim() == 1:
+        t = t.view(-1, 1)
+    valid = t >= 0
+    if remap_labels and bool(valid.any()):
+        t[valid] = torch.unique(t[valid], sorted=True, return_inverse=True)[1]
+    if bool((t[valid] >= num_classes).any()):
+        raise ValueError(f"labels must be < num_classes={num_classes}")
+    gt = torch.zeros(t.shape[0], num_classes + 1, dtype=torch.bool)
+    rows = torch.arange(t.shape[0]).view(-1, 1).expand_as(t)
+    # -1 padding lands in the extra last column, which is dropped (as the original does).
+    gt[rows[valid], t[valid]] = True
+    return gt[:, :num_classes]
+
+
+def average_precisions(scores: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
+                       apply_softmax: bool = True, remap_labels: bool = True) -> torch.Tensor:
+    """(C,) float64 per-class average precision in [0, 1] (classes without positives count as 0).
+
+    scores (n, C); softmax over classes first (``cal_map``) unless apply_softmax=False
+    (``cal_map_nosoftmax``). AP_c = sum of precision@rank over the positives / max(#positives, 1).
+    """
+    scores = _as_tensor(scores).detach().cpu()
+    if not scores.is_floating_point():
+        scores = scores.float()
+    n, num_classes = scores.shape
+    gt = multi_hot(_as_tensor(target).cpu(), num_classes, remap_labels)
+    probs = F.softmax(scores, dim=1) if apply_softmax else scores
+    order = torch.sort(probs, dim=0, descending=True, stable=True).indices  # (n, C) per column
+    truth = torch.gather(gt, 0, order).double()
+    precision = truth.cumsum(0) / torch.arange(1, n + 1, dtype=torch.float64).view(-1, 1)
+    return (precision * truth).sum(0) / truth.sum(0).clamp(min=1.0)
+
+
+def mean_average_precision(scores: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
+                           apply_softmax: bool = True, remap_labels: bool = True) -> float:
+    """mAP in percent, as the original ``cal_map``: the mean over all C columns of
+    :func:`average_precisions`. scores (n, C); target (n,) or (n, L) padded with -1."""
+    return float(average_precisions(scores, target, apply_softmax, remap_labels).mean()) * 100.0
+
+
+class AverageMeter:
+    """Running value / sum / count / average of a scalar (e.g. loss, accuracy per batch)."""
+
+    def __init__(self, name: str = "", fmt: str = ":f") -> None:
+        self.name, self.fmt = name, fmt
+        self.reset()
+
+    def reset(self) -> None:
+        self.val, self.sum, self.count, self.avg = 0.0, 0.0, 0, 0.0
+
+    def update(self, val: float, n: int = 1) -> None:
+        self.val = float(val)
+        self.sum += float(val) * n
+        self.count += n
+        self.avg = self.sum / self.count if self.count else 0.0
+
+    def __str__(self) -> str:
+        return ("{name} {val" + self.fmt + "} ({avg" + self.fmt + "})").format(**self.__dict__)
+
+
+def gather_across_ranks(tensor: torch.Tensor, world_size: int, dataset_len: int | None = None) -> torch.Tensor:
+    """All-gather per-rank results (n_r, ...) into one (N, ...) tensor in dataset order, on every rank.
+
+    Assumes the DistributedSampler layout: rank r holds the items r, r + W, r + 2W, ... of the (padded)
+    index list, so item j of rank r sits at position j * W + r; ranks may hold different lengths (the
+    first ranks one more). With ``dataset_len`` the result is cut to that length, which removes exactly
+    the duplicates the sampler appended to even out the ranks (the original counted them in mAP/accuracy;
+    dropped knowingly). With shuffle=True the order is the sampler's order, still without duplicates.
+    Needs an initialised process group when world_size > 1 (gloo or nccl; tensors on the group's device).
+    """
+    if world_size > 1:
+        n_local = torch.tensor([tensor.shape[0]], dtype=torch.long, device=tensor.device)
+        sizes_t = [torch.zeros_like(n_local) for _ in range(world_size)]
+        dist.all_gather(sizes_t, n_local)
+        sizes = [int(s.item()) for s in sizes_t]
+        if any(a < b for a, b in zip(sizes, sizes[1:])) or max(sizes) - min(sizes) > 1:
+            raise ValueError(f"per-rank lengths {sizes} do not follow the DistributedSampler layout")
+        padded = tensor.new_zeros((max(sizes), *tensor.shape[1:]))
+        padded[: tensor.shape[0]] = tensor
+        chunks = [torch.empty_like(padded) for _ in range(world_size)]
+        dist.all_gather(chunks, padded.contiguous())
+        tensor = tensor.new_empty((sum(sizes), *tensor.shape[1:]))
+        for rank, (chunk, size) in enumerate(zip(chunks, sizes)):
+            tensor[rank::world_size] = chunk[:size]
+    if dataset_len is not None:
+        if dataset_len > tensor.shape[0]:
+            raise ValueError(f"dataset_len={dataset_len} > {tensor.shape[0]} gathered items")
+        tensor = tensor[:dataset_len]
+    return tensor

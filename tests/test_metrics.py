@@ -1,0 +1,139 @@
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.utils.data.distributed import DistributedSampler
+
+from ops.metrics import (
+    AverageMeter,
+    accuracy,
+    average_precisions,
+    gather_across_ranks,
+    mean_average_precision,
+    multi_hot,
+)
+
+# 4 samples x 3 classes; every class occurs, so the original's label remapping is the identity.
+SCORES = torch.tensor([[0.9, 0.1, 0.3],
+                       [0.8, 0.7, 0.2],
+                       [0.2, 0.6, 0.9],
+                       [0.1, 0.5, 0.4]])
+TARGET = torch.tensor([[0, -1, -1], [1, 2, -1], [2, -1, -1], [0, 1, -1]])
+
+
+def test_accuracy_small_example():
+    logits = torch.tensor([[0.1, 0.9, 0.0, 0.2, 0.3],
+                           [0.8, 0.1, 0.7, 0.0, 0.6],
+                           [0.2, 0.3, 0.1, 0.4, 0.0],
+                           [0.5, 0.4, 0.3, 0.2, 0.1]])
+    target = torch.tensor([1, 2, 4, 0])
+    # top1 hits: rows 0, 3; top2: + row 1; top3 (row 2: target 4 ranks last) unchanged.
+    assert accuracy(logits, target, topk=(1, 2, 3, 5)) == [50.0, 75.0, 75.0, 100.0]
+    assert accuracy(logits, target, topk=(1, 10)) == [50.0, 100.0]  # k capped at C
+    # multi-label targets padded with -1 are scored on column 0, as the original AN validate
+    padded = torch.tensor([[1, 3, -1], [3, 2, -1], [4, -1, -1], [0, -1, -1]])
+    assert accuracy(logits, padded, topk=(1, 2)) == [50.0, 50.0]
+    assert accuracy(logits.numpy(), target.numpy(), topk=(1,)) == [50.0]
+
+
+def test_multi_hot_padding_and_remap():
+    gt = multi_hot(torch.tensor([[5, -1, -1], [2, 9, -1]]), num_classes=10, remap_labels=False)
+    assert gt.nonzero().tolist() == [[0, 5], [1, 2], [1, 9]]
+    # the original ranks the present labels: 2 -> 0, 5 -> 1, 9 -> 2
+    gt = multi_hot(torch.tensor([[5, -1, -1], [2, 9, -1]]), num_classes=10)
+    assert gt.nonzero().tolist() == [[0, 1], [1, 0], [1, 2]]
+    with pytest.raises(ValueError):
+        multi_hot(torch.tensor([3, 10]), num_classes=10, remap_labels=False)
+
+
+def test_map_hand_computed():
+    # class 0 ranks r0+ r1 r2 r3+ -> (1 + 2/4)/2; class 1: r1+ r2 r3+ r0 -> (1 + 2/3)/2; class 2: r2+ r3 r0 r1+
+    ap = average_precisions(SCORES, TARGET, apply_softmax=False)
+    assert torch.allclose(ap, torch.tensor([0.75, 5 / 6, 0.75], dtype=torch.float64), atol=1e-12)
+    assert mean_average_precision(SCORES, TARGET, apply_softmax=False) == pytest.approx(700 / 9, abs=1e-9)
+    # with softmax (cal_map) the column rankings change: class 0 becomes r0+ r1 r3+ r2
+    ap = average_precisions(SCORES, TARGET)
+    probs = torch.softmax(SCORES, 1)
+    assert probs[3, 0] > probs[2, 0]
+    assert torch.allclose(ap[0], torch.tensor(0.5 * (1 + 2 / 3), dtype=torch.float64), atol=1e-12)
+
+
+def test_map_remap_and_absent_classes():
+    scores = torch.tensor([[3.0, 1.0, 0.0, 2.0],
+                           [0.0, 2.0, 1.0, 3.0],
+                           [1.0, 0.0, 3.0, 2.0]])
+    target = torch.tensor([1, 3, 3])  # only labels 1 and 3 occur among C = 4
+    # original behaviour: 1 -> 0, 3 -> 1, i.e. scored against columns 0 and 1; columns 2, 3 have no
+    # positives and add AP 0 to the mean
+    same = average_precisions(scores, torch.tensor([0, 1, 1]), remap_labels=False)
+    ap = average_precisions(scores, target)
+    assert torch.equal(ap, same)
+    assert ap[2] == 0 and ap[3] == 0
+    assert mean_average_precision(scores, target) == pytest.approx(float(same.mean()) * 100)
+    fixed = average_precisions(scores, target, remap_labels=False)
+    assert fixed[0] == 0 and fixed[2] == 0 and fixed[1] > 0 and fixed[3] > 0
+    # (n,) and (n, 1) targets are the same thing
+    assert mean_average_precision(scores, target[:, None]) == mean_average_precision(scores, target)
+
+
+def test_average_meter():
+    m = AverageMeter("Acc@1", ":.2f")
+    m.update(50.0, n=2)
+    m.update(80.0, n=1)
+    assert (m.val, m.sum, m.count, m.avg) == (80.0, 180.0, 3, 60.0)
+    assert str(m) == "Acc@1 80.00 (60.00)"
+    m.reset()
+    assert m.count == 0 and m.avg == 0.0
+
+
+def test_gather_single_rank_truncates():
+    x = torch.arange(6).view(3, 2)
+    assert torch.equal(gather_across_ranks(x, 1), x)
+    assert torch.equal(gather_across_ranks(x, 1, dataset_len=2), x[:2])
+    with pytest.raises(ValueError):
+        gather_across_ranks(x, 1, dataset_len=4)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gather_worker(rank: int, world_size: int, port: int, results) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        data = torch.arange(5 * 3, dtype=torch.float32).view(5, 3)  # dataset of 5 items
+        sampler = DistributedSampler(range(5), num_replicas=world_size, rank=rank, shuffle=False)
+        idx = list(sampler)  # rank 0: [0, 2, 4], rank 1: [1, 3, 0] (0 is padding)
+        padded = gather_across_ranks(data[idx], world_size)
+        clean = gather_across_ranks(data[idx], world_size, dataset_len=5)
+        # strided layout without padding: ranks hold 3 and 2 items
+        uneven = gather_across_ranks(torch.arange(rank, 5, world_size), world_size)
+        results.put((rank, idx, padded.tolist(), clean.tolist(), uneven.tolist()))  # plain lists: no shared memory
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_two_ranks_drops_sampler_padding():
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    mp.spawn(_gather_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+    data = torch.arange(15, dtype=torch.float32).view(5, 3)
+    got = sorted(results.get() for _ in range(2))
+    assert [g[1] for g in got] == [[0, 2, 4], [1, 3, 0]]
+    for _, _, padded, clean, uneven in got:
+        assert padded == data[[0, 1, 2, 3, 4, 0]].tolist()  # the duplicate the original counted
+        assert clean == data.tolist()
+        assert uneven == list(range(5))
+
+
+def test_map_numpy_inputs_equal_torch():
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((30, 6)).astype(np.float32)
+    target = rng.integers(0, 6, 30)
+    assert mean_average_precision(scores, target) == mean_average_precision(torch.tensor(scores),
+                                                                            torch.tensor(target))
