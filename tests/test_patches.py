@@ -1,0 +1,157 @@
+"""Patch geometry: reference fixtures (bitwise), exact integer crops, analytic sampling positions, gradients."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.patches import (
+    deformable_patch_grid,
+    deformable_theta,
+    fixed_patch_grid,
+    fixed_theta,
+    random_actions,
+)
+
+FIX = Path(__file__).parent / "fixtures" / "official"
+
+
+def _cases():
+    return json.loads((FIX / "fn_patch_grid.json").read_text())["cases"]
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    out = {}
+    for name in ("fn_patch_grid_inputs.npz", "fn_patch_grid_P96.npz", "fn_patch_grid_P128.npz"):
+        with np.load(FIX / name) as z:
+            out.update({k: z[k] for k in z.files})
+    return out
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c["key"])
+def test_matches_reference_fixture(case, arrays):
+    images = torch.from_numpy(arrays[case["input"]])
+    actions = torch.tensor(case["actions"], dtype=torch.float32)
+    args = (case["patch_size"], case["image_size"], case["input_patch_size"])
+    theta = deformable_theta(actions, *args)
+    assert torch.equal(theta, torch.tensor(case["theta"], dtype=torch.float32))
+    out = deformable_patch_grid(images, actions, *args)
+    assert list(out.shape) == case["out_shape"]
+    ref = torch.from_numpy(arrays[case["key"]])
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    flat = out.flatten()[case["probe_flat_index"]]
+    torch.testing.assert_close(flat, torch.tensor(case["probe_values"]), atol=1e-6, rtol=0)
+
+
+def test_fixture_count():
+    keys = {c["key"] for c in _cases()}
+    assert len(keys) == 30 and sum(k.startswith("fm5") for k in keys) == 6
+
+
+@pytest.mark.parametrize(
+    "size,patch,tops,lefts",
+    [
+        (224, 128, (0, 24, 96), (96, 48, 0)),
+        (224, 96, (0, 32, 128), (128, 1, 0)),
+        (160, 112, (0, 12, 48), (48, 3, 0)),
+    ],
+)
+def test_integer_aligned_crop_equals_slicing(size, patch, tops, lefts):
+    # a_s = (P - 96) / 128 makes the region exactly P px (scale 1), and a = top / (S - P) puts its top-left on
+    # an integer: bilinear sampling then reads pixel centres, i.e. plain slicing. float64 so that the grid's
+    # own rounding (about 1e-5 px in float32 at S = 224) does not blur the comparison.
+    images = torch.rand(3, 2, size, size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    free = size - patch
+    a_scale = (patch - 96) / 128
+    actions = torch.tensor(
+        [[t / free, lf / free, a_scale, a_scale] for t, lf in zip(tops, lefts)], dtype=torch.float64
+    )
+    out = deformable_patch_grid(images, actions, patch, size)
+    for m, (t, lf) in enumerate(zip(tops, lefts)):
+        torch.testing.assert_close(out[m], images[m, :, t : t + patch, lf : lf + patch], atol=1e-9, rtol=0)
+
+
+def test_integer_aligned_feature_map_crop():
+    # Feature-map form: map side 7, feature patch 4, pixel patch 128 with scale 1 (a_s = 0.25).
+    fm = torch.randn(2, 5, 7, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    actions = torch.tensor([[0.0, 1.0, 0.25, 0.25], [1.0, 0.0, 0.25, 0.25]], dtype=torch.float64)
+    out = deformable_patch_grid(fm, actions, 4, 7, 128)
+    torch.testing.assert_close(out[0], fm[0, :, 0:4, 3:7], atol=1e-9, rtol=0)
+    torch.testing.assert_close(out[1], fm[1, :, 3:7, 0:4], atol=1e-9, rtol=0)
+
+
+def test_sampling_positions_follow_the_deformable_box():
+    # On linear ramps (value = row / column coordinate) bilinear sampling is exact, so each output pixel reads
+    # back its source coordinate: top + (i + 0.5) * side / P - 0.5 with side = 96 + 128 * a_s pixels.
+    size, patch = 224, 64
+    ramp = torch.arange(size, dtype=torch.float32)
+    image = torch.stack([ramp[:, None].expand(size, size), ramp[None, :].expand(size, size)])
+    actions = torch.rand(5, 4, generator=torch.Generator().manual_seed(2))
+    out = deformable_patch_grid(image.expand(5, 2, size, size), actions, patch, size, 96)
+    side = (96 + 128 * actions[:, 2:4]) * patch / 96  # patch * scale, in pixels
+    top_left = actions[:, :2] * (size - side)
+    grid = (torch.arange(patch) + 0.5) / patch
+    exp_y = top_left[:, 0:1] + grid[None] * side[:, 0:1] - 0.5
+    exp_x = top_left[:, 1:2] + grid[None] * side[:, 1:2] - 0.5
+    torch.testing.assert_close(out[:, 0, :, 0], exp_y, atol=2e-3, rtol=0)
+    torch.testing.assert_close(out[:, 1, 0, :], exp_x, atol=2e-3, rtol=0)
+
+
+def test_batched_equals_per_sample_and_gradient_reaches_actions():
+    g = torch.Generator().manual_seed(3)
+    images = torch.rand(4, 3, 32, 32, generator=g)
+    actions = torch.rand(4, 4, generator=g).requires_grad_(True)
+    out = deformable_patch_grid(images, actions, 12, 32, 96)
+    for m in range(4):
+        one = deformable_patch_grid(images[m : m + 1], actions[m : m + 1], 12, 32, 96)
+        assert torch.equal(out[m : m + 1], one)
+    out.square().sum().backward()
+    assert actions.grad is not None and bool((actions.grad.abs().sum(dim=0) > 0).all())
+
+
+def test_random_actions_rng_and_scale():
+    torch.manual_seed(5)
+    a = random_actions(6, 128)
+    torch.manual_seed(5)
+    ref = torch.rand(6, 4)  # the reference draws rand_like(actions) and then overwrites the scales
+    assert torch.equal(a[:, :2], ref[:, :2])
+    assert bool((a[:, 2:] == 0.25).all())
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    assert torch.equal(random_actions(3, 96, generator=g1), random_actions(3, 96, generator=g2))
+    assert bool((random_actions(3, 96, generator=g1)[:, 2:] == 0).all())
+
+
+def test_random_action_region_is_exactly_patch_size():
+    # Random-patch branch: region exactly P px, so theta's scale is P / S.
+    actions = random_actions(4, 160, generator=torch.Generator().manual_seed(0))
+    theta = deformable_theta(actions, 160, 224)
+    torch.testing.assert_close(theta[:, 0, 0], torch.full((4,), 160 / 224), atol=1e-7, rtol=0)
+
+
+def test_fixed_patch_grid_slicing_and_consistency():
+    g = torch.Generator().manual_seed(4)
+    images = torch.rand(2, 3, 56, 56, generator=g, dtype=torch.float64)
+    actions = torch.tensor([[0.0, 1.0], [0.5, 0.25]], dtype=torch.float64)  # top-left (0, 32), (16, 8)
+    out = fixed_patch_grid(images, actions, 24, 56)
+    torch.testing.assert_close(out[0], images[0, :, 0:24, 32:56], atol=1e-9, rtol=0)
+    torch.testing.assert_close(out[1], images[1, :, 16:40, 8:32], atol=1e-9, rtol=0)
+    actions = actions.float()
+    theta = fixed_theta(actions, 24, 56)
+    assert torch.equal(theta[:, 0, 1], torch.zeros(2)) and torch.equal(
+        theta[:, 0, 0], torch.full((2,), 24 / 56)
+    )
+    # Same box as the deformable patch whose region is exactly P (a_s = (P - 96) / 128 with Pin = P).
+    four = torch.cat([actions, torch.full((2, 2), (128 - 96) / 128)], dim=1)
+    torch.testing.assert_close(
+        fixed_theta(actions, 128, 224), deformable_theta(four, 128, 224), atol=1e-6, rtol=0
+    )
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError):
+        deformable_patch_grid(torch.zeros(2, 3, 8, 8), torch.zeros(3, 4), 4, 8)
+    with pytest.raises(ValueError):
+        fixed_patch_grid(torch.zeros(2, 3, 8, 8), torch.zeros(2, 4), 4, 8)
