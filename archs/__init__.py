@@ -1,0 +1,73 @@
+"""Backbones: MobileNetV2, ResNet-18/34/50 (+ TSM shift), X3D-S/M/L; a name table and weight loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from .mobilenet_v2 import MobileNetV2, mobilenet_v2
+from .resnet import ResNet, resnet18, resnet34, resnet50
+from .temporal_shift import TemporalShift, make_temporal_shift, temporal_shift
+from .weights import LoadResult, WeightsError, load_weights, pretrained_path, read_state_dict
+from .x3d import X3D, x3d_l, x3d_m, x3d_s
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "mobilenetv2": mobilenet_v2,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "x3d_s": x3d_s,
+    "x3d_m": x3d_m,
+    "x3d_l": x3d_l,
+}
+
+
+def create_backbone(
+    name: str,
+    *,
+    pretrained: bool | str = False,
+    shift: bool = False,
+    n_segment: int = 8,
+    shift_div: int = 8,
+    **kw,
+) -> nn.Module:
+    """Returns backbone `name` built with `**kw` (e.g. num_classes, width_mult, base_width, num_frames, crop_size).
+
+    pretrained: False, True (the conventional file from `pretrained_path(name)`), or a path/URL. Weights are
+    loaded strictly before the TSM shift is inserted (`shift=True`, 2-D nets only), as in the original TSN.
+    """
+    key = name.lower().replace("-", "_")
+    key = {"mbv2": "mobilenetv2", "mobilenet_v2": "mobilenetv2"}.get(key, key)
+    if key not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
+    model = BACKBONES[key](**kw)
+    if pretrained:
+        load_weights(model, pretrained_path(key) if pretrained is True else pretrained)
+    if shift:
+        make_temporal_shift(model, n_segment, shift_div)
+    return model
+
+
+__all__ = [
+    "BACKBONES",
+    "LoadResult",
+    "MobileNetV2",
+    "ResNet",
+    "TemporalShift",
+    "WeightsError",
+    "X3D",
+    "create_backbone",
+    "load_weights",
+    "make_temporal_shift",
+    "mobilenet_v2",
+    "pretrained_path",
+    "read_state_dict",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "temporal_shift",
+    "x3d_l",
+    "x3d_m",
+    "x3d_s",
+]

@@ -1,0 +1,184 @@
+"""Loading pretrained backbone weights (ImageNet MobileNetV2 / ResNet, PySlowFast X3D) with readable errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (path relative to the repo root, where the file comes from)
+PRETRAINED: dict[str, tuple[str, str]] = {
+    "mobilenetv2": (
+        "ckpt/mobilenetv2_1.0-f2a8633.pth.tar",
+        "the ImageNet MobileNetV2 of https://github.com/tonylins/pytorch-mobilenet-v2 (README 'pretrained model' "
+        "link; the Uni-AdaFocus repository also ships it as ckpt/mobilenetv2_1.0-f2a8633.pth.tar)",
+    ),
+    "resnet18": ("ckpt/resnet18-f37072fd.pth", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
+    "resnet34": ("ckpt/resnet34-b627a593.pth", "https://download.pytorch.org/models/resnet34-b627a593.pth"),
+    "resnet50": (
+        "ckpt/resnet50-0676ba61.pth",
+        "https://download.pytorch.org/models/resnet50-0676ba61.pth (torchvision ResNet50_Weights.IMAGENET1K_V1)",
+    ),
+    "x3d_s": (
+        "archs/X3D_ckpt/x3d_s.pyth",
+        "the PySlowFast model zoo, https://dl.fbaipublicfiles.com/pyslowfast/x3d_models/x3d_s.pyth (also in the "
+        "Uni-AdaFocus-X3D README's Google Drive folder)",
+    ),
+    "x3d_m": ("archs/X3D_ckpt/x3d_m.pyth", "https://dl.fbaipublicfiles.com/pyslowfast/x3d_models/x3d_m.pyth"),
+    "x3d_l": (
+        "archs/X3D_ckpt/x3d_l.pyth",
+        "the PySlowFast model zoo, https://dl.fbaipublicfiles.com/pyslowfast/x3d_models/x3d_l.pyth (also in the "
+        "Uni-AdaFocus-X3D README's Google Drive folder)",
+    ),
+}
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing or does not fit the module."""
+
+
+class LoadResult(NamedTuple):
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
+
+
+def pretrained_path(name: str, root: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """Returns the conventional local path of backbone `name`'s pretrained file (under `root`, default the repo root).
+
+    Raises WeightsError saying where to download the file and where to put it when it is missing.
+    """
+    if name not in PRETRAINED:
+        raise WeightsError(
+            f"no pretrained weights known for {name!r}; known: {', '.join(sorted(PRETRAINED))}"
+        )
+    rel, source = PRETRAINED[name]
+    path = Path(root) if root is not None else _REPO_ROOT
+    path = path / rel
+    if must_exist and not path.is_file():
+        raise WeightsError(
+            f"pretrained weights for {name!r} not found at {path}.\nDownload them from {source}\nand save the file as {path}."
+        )
+    return path
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://"))
+
+
+def extract_state_dict(obj: object, source: str = "<object>") -> dict[str, torch.Tensor]:
+    """Returns the flat state_dict inside a checkpoint object: a plain state_dict, or one under `state_dict`
+    (Uni-AdaFocus / TSM checkpoints), `model_state` (PySlowFast `.pyth`) or `model`; a leading `module.` (DDP) is
+    stripped from every key."""
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{source}: expected a state_dict or a checkpoint dict, got {type(obj).__name__}")
+    for wrapper in ("state_dict", "model_state", "model"):
+        inner = obj.get(wrapper)
+        if isinstance(inner, Mapping):
+            obj = inner
+            break
+    out: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(
+                f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor: not a state_dict"
+            )
+        out[key[len("module.") :] if key.startswith("module.") else key] = value
+    return out
+
+
+def read_state_dict(path_or_url: str | os.PathLike, *, weights_only: bool = True) -> dict[str, torch.Tensor]:
+    """Returns the state_dict stored in a file (or at a URL the caller gave; downloaded through torch.hub's cache)."""
+    source = str(path_or_url)
+    if _is_url(source):
+        obj = torch.hub.load_state_dict_from_url(source, map_location="cpu", weights_only=weights_only)
+    else:
+        if not Path(source).is_file():
+            raise WeightsError(f"weights file not found: {source}")
+        try:
+            obj = torch.load(source, map_location="cpu", weights_only=weights_only)
+        except Exception as exc:  # torch raises several types for unreadable or non-weights pickles
+            hint = " (if you trust this file, retry with weights_only=False)" if weights_only else ""
+            raise WeightsError(f"cannot read weights from {source}: {exc}{hint}") from exc
+    return extract_state_dict(obj, source)
+
+
+def _remap_shift_keys(
+    sd: dict[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    # ImageNet files have `layer1.0.conv1.weight`; a TSM-wrapped net expects `layer1.0.conv1.net.weight`.
+    out = dict(sd)
+    for key in expected:
+        if ".net." in key and key not in out:
+            plain = key.replace(".net.", ".", 1)
+            if plain in out and plain not in expected:
+                out[key] = out.pop(plain)
+    return out
+
+
+def _listing(title: str, keys: list[str], limit: int = 20) -> str:
+    more = f"\n    ... ({len(keys) - limit} more)" if len(keys) > limit else ""
+    return f"  {title} ({len(keys)}):\n" + "\n".join(f"    {k}" for k in keys[:limit]) + more
+
+
+def load_weights(
+    module: nn.Module,
+    path_or_url: str | os.PathLike | Mapping,
+    *,
+    strict: bool = True,
+    prefix: str | None = None,
+    prefix_map: Mapping[str, str] | None = None,
+    weights_only: bool = True,
+) -> LoadResult:
+    """Loads weights into `module` and returns LoadResult(missing, unexpected, mismatched) key lists.
+
+    `path_or_url`: a file (plain state_dict, or a dict holding it under `state_dict` / `model_state` / `model`), an
+    http(s) URL (only downloaded because the caller passed one), or an in-memory state_dict.
+    `prefix`: keep only checkpoint keys starting with it and strip it (e.g. 'global_CNN.' of a full model checkpoint).
+    `prefix_map`: rename checkpoint key prefixes {old: new} after that. Plain conv keys are matched to TSM-wrapped
+    ones (`conv1.weight` -> `conv1.net.weight`) automatically.
+    strict=True: any missing / unexpected key or shape mismatch raises WeightsError naming the file and the keys.
+    strict=False: matching entries are loaded; the rest is only reported in the result.
+    """
+    source = "<state_dict>" if isinstance(path_or_url, Mapping) else str(path_or_url)
+    if isinstance(path_or_url, Mapping):
+        sd = extract_state_dict(path_or_url, source)
+    else:
+        sd = read_state_dict(path_or_url, weights_only=weights_only)
+    if prefix:
+        sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+        if not sd:
+            raise WeightsError(f"{source}: no key starts with prefix {prefix!r}")
+    for old, new in (prefix_map or {}).items():
+        sd = {(new + k[len(old) :] if k.startswith(old) else k): v for k, v in sd.items()}
+    expected = module.state_dict()
+    sd = _remap_shift_keys(sd, expected)
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(v.shape)} vs module {tuple(expected[k].shape)}"
+        for k, v in sd.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if strict and (missing or unexpected or mismatched):
+        parts = [f"load_weights: {source} does not fit {type(module).__name__}:"]
+        for title, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        ):
+            if keys:
+                parts.append(_listing(title, keys))
+        raise WeightsError("\n".join(parts))
+    bad = {m.split(":", 1)[0] for m in mismatched}
+    usable = {k: v for k, v in sd.items() if k in expected and k not in bad}
+    module.load_state_dict(usable, strict=False)
+    return LoadResult(missing, unexpected, mismatched)
