@@ -1,0 +1,105 @@
+"""Check list files against their frame folders before training.
+
+    python scripts/validate_data.py --dataset something [--root_dataset DIR] [--split train|val|all] [--quick]
+    python scripts/validate_data.py --list LIST --frames_root DIR --num_classes N [--template img_{:05d}.jpg]
+        [--separator ,] [--multi_label] [--quick] [-j 4]
+
+Reports, with <file>:<line>: malformed rows, labels outside [0, num_classes), missing frame folders, frame
+counts or numbering that differ from the listed num_frames (fewer or more frames), and empty, truncated or
+undecodable images (every frame is decoded; --quick decodes only the first, middle and last of each video).
+Exit status: 0 all good, 1 problems found, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ops import prep  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--dataset", help="a dataset of ops.dataset_config (supplies lists, root, template, classes)"
+    )
+    p.add_argument("--root_dataset", default=None, help="data root (default: env ADAFOCUS_DATA)")
+    p.add_argument("--data_dir", default=None, help="ActivityNet-family dataset folder")
+    p.add_argument("--split", choices=("train", "val", "all"), default="all")
+    p.add_argument("--list", help="list file to check (overrides --dataset's lists)")
+    p.add_argument("--frames_root", help="folder holding the frame folders")
+    p.add_argument("--num_classes", type=int)
+    p.add_argument("--template", help="frame file name (default img_{:05d}.jpg, or the dataset's)")
+    p.add_argument("--separator", help="field separator: ' ' (default) or ','")
+    p.add_argument("--multi_label", action="store_true", help="rows may hold up to 3 labels")
+    p.add_argument("--quick", action="store_true", help="decode only the first, middle and last frame")
+    p.add_argument("-j", "--workers", type=int, default=1)
+    p.add_argument("--max_show", type=int, default=20, help="problems printed per list file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _jobs(a: argparse.Namespace) -> list[tuple[str, dict]]:
+    """Returns [(list file, validate_list kwargs)] from the dataset config and/or explicit flags."""
+    kw = dict(
+        frames_root=a.frames_root,
+        num_classes=a.num_classes,
+        template=a.template,
+        separator=a.separator,
+        multi_label=a.multi_label or None,
+    )
+    lists = [a.list] if a.list else []
+    if a.dataset:
+        from ops.dataset_config import get_dataset_config
+
+        cfg = get_dataset_config(a.dataset, root=a.root_dataset, data_dir=a.data_dir)
+        if not lists:
+            lists = {"train": [cfg.train_list], "val": [cfg.val_list]}.get(
+                a.split, [cfg.train_list, cfg.val_list]
+            )
+        defaults = dict(
+            frames_root=cfg.frames_root,
+            num_classes=cfg.num_classes,
+            template=cfg.image_tmpl,
+            separator=cfg.separator,
+            multi_label=cfg.multi_label,
+        )
+        kw = {k: defaults[k] if v is None else v for k, v in kw.items()}
+    kw = {"template": "img_{:05d}.jpg", "separator": " ", "multi_label": False} | {
+        k: v for k, v in kw.items() if v is not None
+    }
+    missing = [k for k in ("frames_root", "num_classes") if k not in kw]
+    if not lists or missing:
+        raise ValueError(
+            "give --dataset, or --list with --frames_root and --num_classes"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+        )
+    return [(path, kw) for path in lists]
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        jobs = _jobs(a)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = False
+    for path, kw in jobs:
+        if not os.path.isfile(path):
+            print(f"{path}: list file not found", file=sys.stderr)
+            failed = True
+            continue
+        rows, problems = prep.validate_list(
+            path, quick=a.quick, workers=a.workers, progress=not a.quiet, **kw
+        )
+        print(prep.summarize(path, rows, problems, a.max_show))
+        failed |= bool(problems)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
