@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops import prep  # noqa: E402
+from ops import labels  # noqa: E402
 
 SOURCES = {  # dataset -> the annotation arguments its reader takes
     "something": ("labels", "train", "val"),
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"{a.dataset} needs {' '.join(missing)}")
     try:
-        out = prep.gen_label(
+        out = labels.gen_label(
             a.dataset,
             a.out_dir,
             frames_root=a.frames_dir,

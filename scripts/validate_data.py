@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops import prep  # noqa: E402
+from ops import validate  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: list file not found", file=sys.stderr)
             failed = True
             continue
-        rows, problems = prep.validate_list(
+        rows, problems = validate.validate_list(
             path, quick=a.quick, workers=a.workers, progress=not a.quiet, **kw
         )
-        print(prep.summarize(path, rows, problems, a.max_show))
+        print(validate.summarize(path, rows, problems, a.max_show))
         failed |= bool(problems)
     return 1 if failed else 0
 

@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops import prep  # noqa: E402
+from ops import extract  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--template", default="img_{:05d}.jpg", help="frame file name, {:05d} or %%05d style")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    p.add_argument("--ext", nargs="+", default=list(prep.VIDEO_EXTS), help="video file extensions")
+    p.add_argument("--ext", nargs="+", default=list(extract.VIDEO_EXTS), help="video file extensions")
     p.add_argument("-j", "--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -39,11 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    prep.template_regex(a.template)  # fail early on a template without a number
+    extract.template_regex(a.template)  # fail early on a template without a number
     if not os.path.isdir(a.video_dir):
         print(f"error: no such folder: {a.video_dir}", file=sys.stderr)
         return 2
-    results = prep.extract_folder(
+    results = extract.extract_folder(
         a.video_dir,
         a.frames_dir,
         workers=a.workers,
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         template=a.template,
         quality=a.quality,
     )
-    print(prep.extract_summary(results))
+    print(extract.extract_summary(results))
     return 1 if any(r.status == "failed" for r in results) else 0
 
 

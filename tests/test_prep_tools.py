@@ -9,7 +9,17 @@ import cv2
 import numpy as np
 import pytest
 
-from ops import prep
+from ops.extract import (
+    _target_size,
+    extract_folder,
+    extract_frames,
+    extract_summary,
+    frame_name,
+    frame_numbers,
+    template_regex,
+)
+from ops.labels import count_frames, gen_label
+from ops.validate import parse_list_line, validate_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,31 +57,31 @@ def make_frames(folder, n, size=8):
 def touch_frames(folder, n, template="img_{:05d}.jpg"):
     os.makedirs(folder, exist_ok=True)
     for t in range(1, n + 1):
-        open(os.path.join(folder, prep.frame_name(template, t)), "w").close()
+        open(os.path.join(folder, frame_name(template, t)), "w").close()
 
 
 # ---------------------------------------------------------------------------------------------- templates
 def test_templates_and_counting(tmp_path):
-    assert prep.frame_name("img_{:05d}.jpg", 7) == "img_00007.jpg"
-    assert prep.frame_name("image_%05d.jpg", 7) == "image_00007.jpg"
-    assert prep.frame_name("{:06d}.jpg", 12) == "000012.jpg"
-    rx = prep.template_regex("image_%05d.jpg")
+    assert frame_name("img_{:05d}.jpg", 7) == "img_00007.jpg"
+    assert frame_name("image_%05d.jpg", 7) == "image_00007.jpg"
+    assert frame_name("{:06d}.jpg", 12) == "000012.jpg"
+    rx = template_regex("image_%05d.jpg")
     assert rx.match("image_00012.jpg").group(1) == "00012" and not rx.match("img_00012.jpg")
     assert not rx.match("image_00012.jpg.tmp")
     with pytest.raises(ValueError):
-        prep.template_regex("frame.jpg")
+        template_regex("frame.jpg")
     touch_frames(tmp_path, 3)
     for junk in (".done", "img_1.png", "other.jpg", "img_00004.jpg~"):
         open(tmp_path / junk, "w").close()
     open(tmp_path / "img_00010.jpg", "w").close()
-    assert prep.frame_numbers(str(tmp_path), "img_{:05d}.jpg") == [1, 2, 3, 10]
-    assert prep.count_frames(str(tmp_path), "img_{:05d}.jpg") == 4
+    assert frame_numbers(str(tmp_path), "img_{:05d}.jpg") == [1, 2, 3, 10]
+    assert count_frames(str(tmp_path), "img_{:05d}.jpg") == 4
 
 
 def test_parse_list_line_matches_dataset_reader(tmp_path):
-    assert prep.parse_list_line("a/b 12 3", " ", False) == ("a/b", 12, [3])
-    assert prep.parse_list_line("my video 12 3", " ", False) == ("my video", 12, [3])  # minik rule
-    assert prep.parse_list_line("v_x,40,5,7", ",", True) == ("v_x", 40, [5, 7])
+    assert parse_list_line("a/b 12 3", " ", False) == ("a/b", 12, [3])
+    assert parse_list_line("my video 12 3", " ", False) == ("my video", 12, [3])  # minik rule
+    assert parse_list_line("v_x,40,5,7", ",", True) == ("v_x", 40, [5, 7])
     for bad, sep, multi in (
         ("a 12", " ", False),
         ("a x 3", " ", False),
@@ -80,13 +90,13 @@ def test_parse_list_line_matches_dataset_reader(tmp_path):
         ("a,5,1,2", ",", False),
     ):
         with pytest.raises(ValueError):
-            prep.parse_list_line(bad, sep, multi)
+            parse_list_line(bad, sep, multi)
     dataset = pytest.importorskip("ops.dataset")
     good = tmp_path / "good.txt"
     good.write_text("a 12 3\nmy video 5 0\n\n")
     records = dataset.read_list_file(str(good), " ", 4, False)
     assert [(r.path, r.num_frames, list(r.labels)) for r in records] == [
-        prep.parse_list_line(line, " ", False) for line in ("a 12 3", "my video 5 0")
+        parse_list_line(line, " ", False) for line in ("a 12 3", "my video 5 0")
     ]
 
 
@@ -94,17 +104,17 @@ def test_parse_list_line_matches_dataset_reader(tmp_path):
 def test_extract_frames_resize_and_order(tmp_path):
     pytest.importorskip("av")
     make_video(tmp_path / "v.mp4")
-    n = prep.extract_frames(str(tmp_path / "v.mp4"), str(tmp_path / "out"), short_side=32)
+    n = extract_frames(str(tmp_path / "v.mp4"), str(tmp_path / "out"), short_side=32)
     assert n == 10
     assert sorted(os.listdir(tmp_path / "out")) == [f"img_{t:05d}.jpg" for t in range(1, 11)]
     img = cv2.imread(str(tmp_path / "out" / "img_00004.jpg"))
     assert img.shape == (32, 43, 3)  # 64x48 -> short side 32, width 42.7 -> 43
-    assert prep._target_size(1080, 1920, 331) == (331, 588)  # portrait: the width is the short side
+    assert _target_size(1080, 1920, 331) == (331, 588)  # portrait: the width is the short side
     levels = [cv2.imread(str(tmp_path / "out" / f"img_{t:05d}.jpg")).mean() for t in range(1, 11)]
     np.testing.assert_allclose(levels, 20 * np.arange(10), atol=3)
     # --fps: output frame k is the first source frame at or after k / fps
     assert (
-        prep.extract_frames(
+        extract_frames(
             str(tmp_path / "v.mp4"), str(tmp_path / "f5"), fps=5, short_side=0, template="image_%05d.jpg"
         )
         == 5
@@ -112,7 +122,7 @@ def test_extract_frames_resize_and_order(tmp_path):
     five = [cv2.imread(str(tmp_path / "f5" / f"image_{t:05d}.jpg")).mean() for t in range(1, 6)]
     np.testing.assert_allclose(five, [0, 40, 80, 120, 160], atol=3)
     assert cv2.imread(str(tmp_path / "f5" / "image_00001.jpg")).shape == (48, 64, 3)  # short_side 0: kept
-    assert prep.extract_frames(str(tmp_path / "v.mp4"), str(tmp_path / "f20"), fps=20) == 19  # repeats
+    assert extract_frames(str(tmp_path / "v.mp4"), str(tmp_path / "f20"), fps=20) == 19  # repeats
 
 
 def test_extract_folder_skips_corrupt_and_resumes(tmp_path):
@@ -124,7 +134,7 @@ def test_extract_folder_skips_corrupt_and_resumes(tmp_path):
     (videos / "bad.mp4").write_bytes(b"not a video at all")
     (videos / "empty.avi").write_bytes(b"")
     (videos / "notes.txt").write_text("ignored")
-    res = {os.path.basename(r.video): r for r in prep.extract_folder(str(videos), str(frames))}
+    res = {os.path.basename(r.video): r for r in extract_folder(str(videos), str(frames))}
     assert sorted(res) == ["bad.mp4", "empty.avi", "good.mp4", "ok.mp4"]
     assert (res["good.mp4"].status, res["good.mp4"].num_frames) == ("done", 4)
     assert res["good.mp4"].out_dir == str(frames / "classA" / "good")  # class folders kept
@@ -134,10 +144,10 @@ def test_extract_folder_skips_corrupt_and_resumes(tmp_path):
     # an interrupted folder (no .done) is redone; finished ones are skipped
     os.remove(frames / "ok" / ".done")
     open(frames / "ok" / "img_00099.jpg", "w").close()
-    res = {os.path.basename(r.video): r.status for r in prep.extract_folder(str(videos), str(frames))}
+    res = {os.path.basename(r.video): r.status for r in extract_folder(str(videos), str(frames))}
     assert res == {"bad.mp4": "failed", "empty.avi": "failed", "good.mp4": "skipped", "ok.mp4": "done"}
     assert sorted(os.listdir(frames / "ok")) == [".done"] + [f"img_{t:05d}.jpg" for t in (1, 2, 3)]
-    summary = prep.extract_summary(prep.extract_folder(str(videos), str(frames)))
+    summary = extract_summary(extract_folder(str(videos), str(frames)))
     assert summary.endswith("4 videos: 0 extracted, 2 already done, 2 failed")
     # the CLI with 2 worker processes: the batch completes, failures reported, exit status 1
     out = run_cli("vid2img.py", videos, tmp_path / "f2", "--short_side", "16", "-j", "2", "--quiet")
@@ -165,7 +175,7 @@ def test_gen_label_something_v1_and_jester(tmp_path):
     frames = out / "20bn-something-something-v1"
     for vid, n in (("101", 30), ("102", 12), ("201", 7)):
         touch_frames(frames / vid, n, "{:05d}.jpg")
-    res = prep.gen_label(
+    res = gen_label(
         "something",
         str(out),
         labels=str(ann / "labels.csv"),
@@ -179,7 +189,7 @@ def test_gen_label_something_v1_and_jester(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("101;Pushing something\n102 Dropping\n")
     with pytest.raises(ValueError, match="bad.csv:2"):
-        prep.gen_label(
+        gen_label(
             "jester",
             str(tmp_path / "j"),
             labels=str(ann / "labels.csv"),
@@ -225,7 +235,7 @@ def test_gen_label_something_v2(tmp_path):
     )
     for vid, n in (("5", 3), ("6", 4), ("7", 5)):
         touch_frames(tmp_path / "out" / "20bn-something-something-v2-frames" / vid, n, "{:06d}.jpg")
-    prep.gen_label(
+    gen_label(
         "somethingv2",
         str(tmp_path / "out"),
         labels=str(tmp_path / "labels.json"),
@@ -253,7 +263,7 @@ def test_gen_label_kinetics(tmp_path):
     touch_frames(images / "abc_000010_000020", 5)  # flat layout
     touch_frames(images / "abseiling" / "def_000000_000010", 6)  # class sub-folder
     touch_frames(images / "abseiling" / "xyz_000001_000011", 7)
-    res = prep.gen_label(
+    res = gen_label(
         "kinetics",
         str(tmp_path / "kinetics"),
         train=str(tmp_path / "train.csv"),
@@ -289,7 +299,7 @@ def test_gen_label_activitynet_multilabel(tmp_path):
     out = tmp_path / "actnet"
     for vid, n in (("aaa", 9), ("bbb", 8), ("ccc", 7), ("ddd", 6)):
         touch_frames(out / "frames" / f"v_{vid}", n, "image_{:05d}.jpg")
-    res = prep.gen_label("actnet", str(out), annotations=str(tmp_path / "an.json"), prefix="v_")
+    res = gen_label("actnet", str(out), annotations=str(tmp_path / "an.json"), prefix="v_")
     assert read(out / "classInd.txt") == ["Archery", "Ballet", "Cooking", "Diving", "Surfing"]
     assert read(out / "actnet_train_split.txt") == ["v_aaa,9,4,0", "v_bbb,8,0,1,2"]  # distinct, at most 3
     assert read(out / "actnet_val_split.txt") == ["v_ccc,7,1"]
@@ -312,7 +322,7 @@ def test_gen_label_ucf101_and_hmdb51(tmp_path):
     touch_frames(out / "jpg" / "v_Archery_g08_c01", 4)
     touch_frames(out / "jpg" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g09_c02", 5)
     touch_frames(out / "jpg" / "v_BabyCrawling_g01_c01", 6)
-    prep.gen_label(
+    gen_label(
         "ucf101",
         str(out),
         class_ind=str(tmp_path / "classInd.txt"),
@@ -334,7 +344,7 @@ def test_gen_label_ucf101_and_hmdb51(tmp_path):
     out = tmp_path / "HMDB51"
     for vid in ("w1", "w2", "w3", "c1"):
         touch_frames(out / "images" / vid, 3)
-    prep.gen_label("hmdb51", str(out), splits_dir=str(splits), split=2)
+    gen_label("hmdb51", str(out), splits_dir=str(splits), split=2)
     assert read(out / "labels" / "classInd.txt") == ["clap", "wave"]
     assert read(out / "splits" / "hmdb51_rgb_train_split_2.txt") == ["w1 3 1"]
     assert read(out / "splits" / "hmdb51_rgb_val_split_2.txt") == ["c1 3 0", "w2 3 1"]
@@ -376,9 +386,7 @@ def frames_root(tmp_path):
 def check(tmp_path, frames_root, rows, **kw):
     lst = tmp_path / "list.txt"
     lst.write_text("".join(r + "\n" for r in rows))
-    n, problems = prep.validate_list(
-        str(lst), str(frames_root), template="img_{:05d}.jpg", num_classes=3, **kw
-    )
+    n, problems = validate_list(str(lst), str(frames_root), template="img_{:05d}.jpg", num_classes=3, **kw)
     return n, [(p.kind, int(p.where.rsplit(":", 1)[1])) for p in problems], problems
 
 
