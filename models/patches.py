@@ -16,9 +16,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Region side range of the deformable patch, in input pixels (fixed by the method, not by the patch size).
+# Region side range of the deformable patch, in input pixels of a 224 frame (fixed by the method, not by the
+# patch size). Other frame sizes scale the range with the frame: [96 S / 224, S] (identical values at S = 224).
 MIN_REGION = 96
 MAX_REGION = 224
+
+
+def region_range(frame_size: int = MAX_REGION) -> tuple[float, float]:
+    """Returns the (smallest, largest) region side in pixels for frames of side `frame_size`."""
+    return MIN_REGION * frame_size / MAX_REGION, frame_size
 
 
 def _sample(images: torch.Tensor, theta: torch.Tensor, out_size: int) -> torch.Tensor:
@@ -40,16 +46,22 @@ def _theta(
 
 
 def deformable_theta(
-    actions: torch.Tensor, patch_size: int, image_size: int, input_patch_size: int | None = None
+    actions: torch.Tensor,
+    patch_size: int,
+    image_size: int,
+    input_patch_size: int | None = None,
+    frame_size: int = MAX_REGION,
 ) -> torch.Tensor:
     """Returns theta (M, 2, 3) of the deformable patch for ``actions`` (M, 4) = [y, x, scale_h, scale_w].
 
     ``image_size`` is the side of the sampled map and ``patch_size`` the output side in that map's units; for
     feature maps ``input_patch_size`` is the pixel patch side P that defines the scale (default: patch_size).
+    ``frame_size`` is the pixel side of the frames the policy looks at (224 in every published setting).
     """
     pin = patch_size if input_patch_size is None else input_patch_size
-    # scale relative to the pixel patch: region side in pixels = pin * scale = 96 + 128 * a_s
-    scale = actions[:, 2:4] * (MAX_REGION - MIN_REGION) / pin + MIN_REGION / pin
+    lo, hi = region_range(frame_size)
+    # scale relative to the pixel patch: region side in pixels = pin * scale = 96 + 128 * a_s (at 224)
+    scale = actions[:, 2:4] * (hi - lo) / pin + lo / pin
     side = patch_size * scale  # (M, 2): [h, w] in map units
     top_left = actions[:, :2] * (image_size - side)  # position relative to the free range: box stays inside
     return _theta(side[:, 0], side[:, 1], top_left[:, 0], top_left[:, 1], image_size)
@@ -61,6 +73,7 @@ def deformable_patch_grid(
     patch_size: int,
     image_size: int,
     input_patch_size: int | None = None,
+    frame_size: int = MAX_REGION,
 ) -> torch.Tensor:
     """Returns deformable crops (M, C, patch_size, patch_size) of ``images`` (M, C, S, S), S = image_size.
 
@@ -78,7 +91,7 @@ def deformable_patch_grid(
             f"expected images (M, C, S, S) and actions (M, 4), got {tuple(images.shape)} "
             f"and {tuple(actions.shape)}"
         )
-    theta = deformable_theta(actions, patch_size, image_size, input_patch_size)
+    theta = deformable_theta(actions, patch_size, image_size, input_patch_size, frame_size)
     return _sample(images, theta, patch_size)
 
 
@@ -88,6 +101,7 @@ def random_actions(
     *,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    frame_size: int = MAX_REGION,
 ) -> torch.Tensor:
     """Returns random deformable actions (m, 4): position ~ U(0, 1), scale fixed so the region is exactly P px.
 
@@ -95,7 +109,8 @@ def random_actions(
     output followed by assignment, so the RNG stream advances identically to the reference.
     """
     actions = torch.rand(m, 4, generator=generator, device=device)
-    actions[:, 2:] = (patch_size - MIN_REGION) / (MAX_REGION - MIN_REGION)
+    lo, hi = region_range(frame_size)
+    actions[:, 2:] = (patch_size - lo) / (hi - lo)
     return actions
 
 

@@ -252,13 +252,15 @@ def featmap_crop_logits(
     feat_patch: int,
     input_patch: int,
     aux_fc: Callable[[torch.Tensor], torch.Tensor],
+    frame_size: int = 224,
 ) -> torch.Tensor:
     """Returns spatial auxiliary logits (B, n_cls) from crops of the glance feature map.
 
     ``featmap`` (B, C, T, h, w) is detached here (only the policy learns from this loss); ``actions`` is (B, 4)
     (one crop for all T frames: TSM/X3D) or (B, 4, T) (one per frame: AN). The crop uses image_size = h,
     output side ``feat_patch`` and the pixel patch ``input_patch`` for the scale; crops are averaged over T
-    and the feat_patch^2 positions, then ``aux_fc`` (C -> n_cls) is applied.
+    and the feat_patch^2 positions, then ``aux_fc`` (C -> n_cls) is applied. ``frame_size``: the pixel side of
+    the frames the actions refer to (sets the region range, see models.patches.region_range).
     """
     b, c, t, h, w = featmap.shape
     frames = featmap.detach().permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
@@ -266,6 +268,6 @@ def featmap_crop_logits(
         per_frame = actions.unsqueeze(1).expand(b, t, 4)
     else:
         per_frame = actions.permute(0, 2, 1)
-    patches = deformable_patch_grid(frames, per_frame.reshape(b * t, 4), feat_patch, h, input_patch)
+    patches = deformable_patch_grid(frames, per_frame.reshape(b * t, 4), feat_patch, h, input_patch, frame_size)
     pooled = patches.reshape(b, t, c, feat_patch, feat_patch).mean(dim=(1, 3, 4))
     return aux_fc(pooled)

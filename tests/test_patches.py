@@ -155,3 +155,17 @@ def test_shape_errors():
         deformable_patch_grid(torch.zeros(2, 3, 8, 8), torch.zeros(3, 4), 4, 8)
     with pytest.raises(ValueError):
         fixed_patch_grid(torch.zeros(2, 3, 8, 8), torch.zeros(2, 4), 4, 8)
+
+
+def test_frame_size_scales_the_region_range_with_the_frame():
+    # At S = 112 the region side spans [48, 112] px: scale 1 covers the whole frame, scale 0 is 48 px,
+    # and a random action keeps a region of exactly P px.
+    from models.patches import deformable_theta, random_actions
+
+    full = deformable_theta(torch.tensor([[0.3, 0.7, 1.0, 1.0]]), 64, 112, frame_size=112)
+    assert torch.allclose(full, torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), atol=1e-6)
+    small = deformable_theta(torch.tensor([[0.0, 0.0, 0.0, 0.0]]), 64, 112, frame_size=112)
+    assert torch.allclose(small[0, :, :2], torch.eye(2) * 48 / 112, atol=1e-6)
+    rand = random_actions(5, 64, frame_size=112)
+    side = deformable_theta(rand, 64, 112, frame_size=112)[:, 0, 0] * 112
+    assert torch.allclose(side, torch.full((5,), 64.0), atol=1e-4)
