@@ -1,0 +1,155 @@
+"""Classification heads: FrameExit pooling classifier (AN), TSN wrapper (TSM and 2-D baselines), X3D per-frame heads.
+
+Module names reproduce the original state_dict keys: `classifier.global_mlp.layers.{0,1}`,
+`classifier.global_classifiers.{i}.1`, `<net>.base_model.*`, `<net>.new_fc`, `<net>.new_new_fc`,
+`global_CNN_head.{0,3}`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Linear + BatchNorm1d + ReLU (`layers.{0,1}` keys); maps (M, in_dim) -> (M, hidden)."""
+
+    def __init__(self, in_dim: int, hidden: int = 4096) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns (M, hidden) for x (M, in_dim)."""
+        return self.layers(x)
+
+
+class PoolingClassifier(nn.Module):
+    """FrameExit-style classifier: per-frame MLPs, running max over time, one linear head per step.
+
+    Steps 0..T_g-1 classify the running max of the glance embeddings; steps T_g..T_g+K-1 classify
+    [running max of the focus embeddings, final glance running max] (so every focus step also sees all glance
+    frames). Heads are not shared between steps.
+    """
+
+    def __init__(
+        self,
+        glance_dim: int,
+        focus_dim: int,
+        num_glance: int,
+        num_focus: int,
+        num_classes: int,
+        dropout: float,
+        hidden: int = 4096,
+    ) -> None:
+        super().__init__()
+        self.num_glance = num_glance
+        self.num_focus = num_focus
+        self.global_mlp = MLP(glance_dim, hidden)
+        self.local_mlp = MLP(focus_dim, hidden)
+        self.global_classifiers = nn.ModuleList(
+            nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, num_classes)) for _ in range(num_glance)
+        )
+        self.local_classifiers = nn.ModuleList(
+            nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes)) for _ in range(num_focus)
+        )
+
+    def forward(self, glance_feat: torch.Tensor, focus_feat: torch.Tensor) -> torch.Tensor:
+        """Returns step logits (B, T_g + k, C) for glance_feat (B, T_g, Dg) and focus_feat (B, k, Df), k <= K."""
+        b, t = glance_feat.shape[:2]
+        k = focus_feat.shape[1]
+        z1 = self.global_mlp(glance_feat.reshape(b * t, -1)).view(b, t, -1).cummax(dim=1)[0]
+        z2 = self.local_mlp(focus_feat.reshape(b * k, -1)).view(b, k, -1).cummax(dim=1)[0]
+        last_glance = z1[:, -1]
+        steps = [head(z1[:, i]) for i, head in enumerate(self.global_classifiers)]
+        steps += [self.local_classifiers[i](torch.cat([z2[:, i], last_glance], dim=1)) for i in range(k)]
+        return torch.stack(steps, dim=1)
+
+
+def _last_layer_name(base_model: nn.Module) -> str:
+    for name in ("fc", "classifier"):
+        if isinstance(getattr(base_model, name, None), nn.Linear):
+            return name
+    raise TypeError(f"{type(base_model).__name__} has no Linear `fc`/`classifier` to replace")
+
+
+class TSN(nn.Module):
+    """Temporal Segment Network wrapper around a 2-D backbone (keys `base_model.*`, `new_fc`, `new_new_fc`).
+
+    The backbone's last Linear is replaced by Dropout (so it has no keys). With `aux_head` (Uni-AdaFocus):
+    `new_fc` sees the detached pooled feature (the "final" logits train only the head) and `new_new_fc` the
+    attached one (the auxiliary logits train the backbone). Without it (plain TSN/TSM baseline) `new_fc`
+    is an ordinary head. Consensus = mean over the T segments. Heads init N(0, 0.001), bias 0.
+    """
+
+    def __init__(
+        self,
+        base_model: nn.Module,
+        num_classes: int,
+        dropout: float,
+        aux_head: bool = True,
+        partial_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.base_model = base_model
+        name = _last_layer_name(base_model)
+        feature_dim = getattr(base_model, name).in_features
+        setattr(base_model, name, nn.Dropout(p=dropout))
+        self.feature_dim = feature_dim
+        self.aux_head = aux_head
+        self.partial_bn = partial_bn
+        self._last_layer = name
+        self.new_fc = nn.Linear(feature_dim, num_classes)
+        heads = [self.new_fc]
+        if aux_head:
+            self.new_new_fc = nn.Linear(feature_dim, num_classes)
+            heads.append(self.new_new_fc)
+        for head in heads:
+            nn.init.normal_(head.weight, 0.0, 0.001)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, x: torch.Tensor, num_segments: int) -> dict[str, torch.Tensor]:
+        """Runs frames x (B*T, 3, H, W), T = num_segments; returns a dict of
+        `featmap` (B*T, D, h, w), `feat` (B*T, D) (pooled, after dropout), `final` (B, C) (new_fc, averaged),
+        and with aux_head also `reg` (B, C) (new_new_fc, averaged) and `reg_frames` (B, T, C).
+        """
+        featmap = self.base_model.features(x)
+        feat = getattr(self.base_model, self._last_layer)(featmap.mean((2, 3)))
+        out = {"featmap": featmap, "feat": feat}
+        if self.aux_head:
+            out["final"] = self.new_fc(feat.detach()).view(-1, num_segments, self.new_fc.out_features).mean(1)
+            reg_frames = self.new_new_fc(feat).view(-1, num_segments, self.new_new_fc.out_features)
+            out["reg_frames"] = reg_frames
+            out["reg"] = reg_frames.mean(1)
+        else:
+            out["final"] = self.new_fc(feat).view(-1, num_segments, self.new_fc.out_features).mean(1)
+        return out
+
+    def train(self, mode: bool = True) -> TSN:
+        """Sets train mode; with partial BN every BatchNorm2d after the first stays in eval mode and frozen."""
+        super().train(mode)
+        if self.partial_bn and mode:
+            bns = [m for m in self.base_model.modules() if isinstance(m, nn.BatchNorm2d)]
+            for m in bns[1:]:
+                m.eval()
+                m.weight.requires_grad_(False)
+                m.bias.requires_grad_(False)
+        return self
+
+
+def x3d_frame_head(in_dim: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """Returns the per-frame X3D head Linear(in, hidden, no bias) + ReLU + Dropout + Linear(hidden, C)
+    (keys `0.weight`, `3.weight`, `3.bias`), mapping (M, in_dim) -> (M, C)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden, bias=False),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+@torch.no_grad()
+def share_head_params(x3d_head: nn.Module, frame_head: nn.Sequential) -> None:
+    """Copies an X3D head's `lin_5` (1x1x1 conv, squeezed) and `projection` into a per-frame head (in place)."""
+    frame_head[0].weight.copy_(x3d_head.lin_5.weight.reshape(frame_head[0].weight.shape))
+    frame_head[3].weight.copy_(x3d_head.projection.weight)
+    frame_head[3].bias.copy_(x3d_head.projection.bias)

@@ -1,0 +1,84 @@
+"""GFLOPs accounting: the published figures (within 1%) and the official early-exit constants (within 0.1%)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models import ModelConfig
+from ops.flops import exit_gflops
+from scripts.flops import collect
+from scripts.flops import main as flops_main
+from tests.test_model_grads import TINY
+from tests.test_model_utils import load_fixture
+
+PAPER = {
+    "x3d:16+32@128": 8.8,
+    "x3d:16+0@128": 2.4,
+    "tsm:8+8@96": 8.8,
+    "tsm:8+12@96": 11.8,
+    "tsm:8+12@128": 18.8,
+    "tsm:8+16@128": 24.2,
+    "an:16+16@128": 27.2,
+    "tsm_r50:8@224": 32.7,
+}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return collect({*PAPER, "an:16+16@96", "an:16+0@128"})
+
+
+def test_totals_reproduce_the_papers(rows):
+    for key, paper in PAPER.items():
+        assert rows[key]["total"] == pytest.approx(paper, rel=0.01), key
+        assert rows[key]["paper"] == paper
+
+
+@pytest.mark.parametrize("patch", [96, 128])
+def test_an_exits_match_the_official_table(rows, patch):
+    official = load_fixture("gflops_constants.json")["an"]["get_flops"][f"P{patch}"]
+    exits = rows[f"an:16+16@{patch}"]["exits"]
+    assert len(exits) == 17 and exits == pytest.approx(official, rel=1e-3)
+    assert rows["an:16+0@128"]["total"] == pytest.approx(official[0], rel=1e-3)
+
+
+def test_tsm_and_x3d_components_match_the_official_constants(rows):
+    consts = load_fixture("gflops_constants.json")
+    tsm, c = rows["tsm:8+16@128"], consts["tsm"]["module_constants"]
+    assert (tsm["glance"] + tsm["glance_heads"]) / 8 == pytest.approx(
+        c["mobileNet_v2_gflops_per_frame"], rel=1e-3
+    )
+    assert tsm["per_focus_frame"] == pytest.approx(c["resnet_flops_per_frame"][1], rel=1e-3)
+    assert tsm["spatial_policy"] == pytest.approx(c["spatial_policy_gflops"], rel=1e-5)
+    assert tsm["temporal_policy"] == pytest.approx(c["temporal_policy_gflops"], rel=1e-4)
+    assert tsm["exits"] == pytest.approx(consts["tsm"]["get_flops"]["P128_K16"], rel=1e-3)
+    assert rows["tsm:8+8@96"]["exits"] == pytest.approx(consts["tsm"]["get_flops"]["P96_K8"], rel=1e-3)
+    x3d, c = rows["x3d:16+32@128"], consts["x3d"]["module_constants"]
+    assert x3d["glance"] == pytest.approx(c["X3D_S_16_160_160_gflops"], rel=1e-4)
+    assert x3d["focus"] == pytest.approx(c["X3D_L_32_128_128_gflops"], rel=1e-4)
+    assert x3d["spatial_policy"] == pytest.approx(c["spatial_policy_gflops"], rel=1e-5)
+    assert x3d["temporal_policy"] == pytest.approx(c["temporal_policy_gflops"], rel=1e-4)
+    assert x3d["exits"] == pytest.approx(consts["x3d"]["get_flops"]["default"], rel=1e-3)
+    assert x3d["not_in_total"]["glance_frame_heads"] == pytest.approx(16 * (432 * 2048 + 2048 * 400) / 1e9)
+
+
+def test_script_prints_table_then_json(capsys):
+    totals = flops_main(["--json", "--keys", "tsm:8+8@96"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:2] == ["model", "glance"] and lines[1].startswith("tsm:8+8@96")
+    assert json.loads(lines[-1]) == {"tsm:8+8@96": pytest.approx(totals["tsm:8+8@96"], abs=1e-6)}
+    with pytest.raises(SystemExit):
+        flops_main(["--keys", "tsm:8+9@96"])
+
+
+def test_exit_gflops_follows_the_model_size():
+    cfg = ModelConfig.for_preset("an", **TINY["an"])
+    exits = exit_gflops(cfg)
+    assert len(exits) == cfg.num_focus_segments + 1
+    steps = [b - a for a, b in zip(exits[1:], exits[2:])]
+    assert steps == pytest.approx([steps[0]] * len(steps))  # every focus frame costs the same
+    # exit 0 = glance only: T_g frames of the glance net + global MLP + per-step glance heads
+    glance_heads = cfg.num_glance_segments * (32 * 4096 + 4096 * 5) / 1e9
+    assert exits[0] > glance_heads and exits[1] - exits[0] > steps[0]  # exit 1 also pays for the policies
