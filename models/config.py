@@ -38,7 +38,7 @@ _PRESET_DEFAULTS: dict[str, dict] = {
         num_input_focus_segments=48,
         num_focus_segments=16,
         patch_size=128,
-        glance_size=224,
+        glance_size=None,
         dropout=0.2,
         fc_dropout=0.2,
         shift=False,
@@ -55,7 +55,7 @@ _PRESET_DEFAULTS: dict[str, dict] = {
         num_input_focus_segments=36,
         num_focus_segments=12,
         patch_size=128,
-        glance_size=224,
+        glance_size=None,
         dropout=0.5,
         fc_dropout=0.5,
         shift=True,
@@ -133,7 +133,7 @@ class ModelConfig:
     num_segments: int = 8  # frames of the plain baselines
     input_size: int = 224  # S: side of the frames given to the model
     patch_size: int = 128  # P
-    glance_size: int = 224  # glance resolution (X3D resizes 224 -> 160 inside the model)
+    glance_size: int | None = None  # glance resolution, resized in the model (None: input_size; X3D 160)
     stn_hidden_dim: int = 128
     temporal_hidden_dim: int = 64
     dropout: float = 0.5
@@ -181,8 +181,8 @@ class ModelConfig:
             self.shift = True
         elif self.model in ("tsn", "x3d") or self.preset in ("an", "x3d"):
             self.shift = False
-        if self.preset != "x3d" and self.model == "uniadafocus":
-            self.glance_size = self.input_size  # AN/TSM glance at full resolution (the flag is X3D-only)
+        if self.glance_size is None:
+            self.glance_size = self.input_size  # AN/TSM glance at the full frame (X3D presets 160)
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> ModelConfig:

@@ -22,7 +22,6 @@ ARCH_ALIASES = {'mbv2': 'mbv2', 'mobilenetv2': 'mbv2', 'mobilenet_v2': 'mbv2', '
                 'res50': 'resnet50', 'x3d_s': 'x3d_s', 'x3d_m': 'x3d_m', 'x3d_l': 'x3d_l'}
 STORE_TRUE = ('evaluate', 'lr_per_step', 'compile', 'multiprocessing_distributed')
 AN_ONLY = ('data_dir', 'fc_dropout', 'classifier_lr_ratio', 'hidden_dim')
-X3D_ONLY = ('glance_size',)
 UA_ONLY = ('glance_arch', 'num_glance_segments', 'num_input_focus_segments', 'num_focus_segments',
            'patch_size', 'glance_size', 'stn_hidden_dim', 'temporal_hidden_dim', 'norm_ratio', 'KL_ratio',
            'stn_lr_ratio', 'temporal_lr_ratio', 'temperature')
@@ -41,7 +40,7 @@ def preset_defaults(preset: str, dataset: str) -> dict:
              momentum=0.9, dropout=0.5, fc_dropout=0.2, batch_size=64, no_partialbn=True, shift=False,
              shift_div=8, shift_place='blockres', consensus_type='avg', global_lr_ratio=0.5, stn_lr_ratio=0.2,
              temporal_lr_ratio=0.2, classifier_lr_ratio=20.0, KL_ratio=0.0, temperature=1.0, norm_ratio=0.5,
-             hidden_dim=1024, stn_hidden_dim=128, temporal_hidden_dim=64, input_size=224, glance_size=224,
+             hidden_dim=1024, stn_hidden_dim=128, temporal_hidden_dim=64, input_size=224, glance_size=None,
              glance_arch='mbv2', focus_arch='resnet50', num_glance_segments=8, num_input_focus_segments=36,
              num_focus_segments=12, patch_size=128, pretrain='imagenet', amp='fp16', clip_gradient=20.0,
              world_size=-1, rank=-1, test_crops=1, num_clips=1, device='auto', resume='', root_log='log',
@@ -60,9 +59,12 @@ def preset_defaults(preset: str, dataset: str) -> dict:
     else:
         d.update(shift=True)
         d.update({'something': dict(weight_decay=1e-3), 'jester': dict(weight_decay=1e-3, norm_ratio=0.25),
-                  'synthetic': dict(workers=2, epochs=3, batch_size=8, lr=0.01, num_glance_segments=4,
-                                    num_input_focus_segments=12, num_focus_segments=4, patch_size=96,
-                                    pretrain='none', amp='none')}.get(dataset, {}))
+                  # The built-in demo: small networks trained from scratch in minutes on a CPU.
+                  'synthetic': dict(workers=2, epochs=12, batch_size=16, lr=0.02, num_glance_segments=8,
+                                    num_input_focus_segments=16, num_focus_segments=4, patch_size=128,
+                                    glance_size=112, focus_arch='resnet18', glance_width_mult=0.5,
+                                    glance_last_channel=256, focus_base_width=16, pretrain='none', amp='none',
+                                    eval_freq=3)}.get(dataset, {}))
     return d
 
 
@@ -116,10 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--num_input_focus_segments', type=int, help='N candidate frames (preset)')
     g.add_argument('--num_focus_segments', type=int, help='K selected focus frames, K <= N (preset)')
     g.add_argument('--patch_size', type=int, help='P focus patch side (preset)')
-    g.add_argument('--glance_size', type=int, help='glance input side (preset: 224 | x3d 160)')
+    g.add_argument('--glance_size', type=int, help='glance input side, resized in the model (default: --input_size; x3d 160)')
     g.add_argument('--dropout', '--do', type=float, help='dropout before the heads (preset)')
     g.add_argument('--fc_dropout', type=float, help='AN: dropout before the glance/focus fc (preset)')
     g.add_argument('--hidden_dim', type=int, help='AN: accepted for the README commands, no-op (MLP width is 4096)')
+    g.add_argument('--glance_width_mult', type=float, help='MobileNetV2 glance width multiplier (1.0)')
+    g.add_argument('--glance_last_channel', type=int, help='MobileNetV2 glance feature channels (1280)')
+    g.add_argument('--focus_base_width', type=int, help='ResNet focus base width (64)')
     g.add_argument('--stn_hidden_dim', type=int, help='spatial policy width (preset 128)')
     g.add_argument('--temporal_hidden_dim', type=int, help='temporal policy width (preset 64)')
     g.add_argument('--temperature', type=float, help='softmax temperature of the frame distribution (1.0)')
@@ -257,10 +262,6 @@ def _check_scope(args: argparse.Namespace, err) -> None:
             if key in explicit:
                 hint = ' (use --root_dataset)' if key == 'data_dir' else ''
                 err(f'--{key} is only used by the AN preset (actnet, fcvid, minik), not by {args.dataset}{hint}')
-    if args.preset != 'x3d':
-        for key in X3D_ONLY:
-            if key in explicit:
-                err(f'--{key} is only used by the X3D preset (kinetics): AN/TSM glance at the full --input_size')
     if args.preset == 'an' and args.shift:
         err('--shift: the AN preset has no temporal shift (TSM preset only)')
     if args.model != 'uniadafocus':
@@ -283,8 +284,8 @@ def _resolve_model(args: argparse.Namespace, err) -> None:
             if (getattr(args, key) in is_3d) != (args.preset == 'x3d'):
                 err(f'--{key} {getattr(args, key)}: the {args.preset} preset needs '
                     f'{"an X3D backbone" if args.preset == "x3d" else "a 2-D backbone (mbv2, resnet*)"}')
-        if args.preset != 'x3d':
-            args.glance_size = args.input_size  # AN/TSM glance at the full frame (only X3D resizes it)
+        if args.glance_size is None:
+            args.glance_size = args.input_size  # AN/TSM glance at the full frame unless asked (X3D: 160)
         # AN: N is also called --num_segments; TSM/X3D Uni-AdaFocus has no such field.
         args.num_segments = args.num_input_focus_segments if args.preset == 'an' else None
         # X3D's README passes --shift too; a shift only exists for 2-D backbones, so there it only names the run.

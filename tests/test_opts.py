@@ -120,7 +120,7 @@ def test_presets_fill_defaults_and_flags_override(monkeypatch):
     assert (a.num_segments, a.num_input_focus_segments) == (32, 32)  # either spelling of N
     a = parse_args(['synthetic', 'RGB', '--no_shift', '--partialbn', '--gd', '0', '--amp'])
     assert (a.shift, a.use_shift, a.no_partialbn, a.clip_gradient, a.amp) == (False, False, False, None, 'bf16')
-    assert a.pretrain == 'none' and a.store_name == 'TSM_synthetic_RGB_resnet50_avg_segment4_e3_none_cos'
+    assert a.pretrain == 'none' and a.store_name == 'TSM_synthetic_RGB_resnet18_avg_segment8_e12_none_cos'
     # positionals may come after flags (parse_intermixed_args)
     assert parse_args(['--lr', '0.1', 'jester', 'RGB']).lr == 0.1
     a = parse_args(['synthetic', 'RGB', '--input_size', '112', '--patch_size', '64'])
@@ -163,7 +163,7 @@ def test_baselines_and_store_name_override():
     (['something', 'RGB'], 'nview', '--resume CHECKPOINT is required by main_nViewEval.py'),
     (['something', 'RGB', '--model', 'tsn', '--patch_size', '96'], 'main', '--patch_size only applies'),
     (['something', 'RGB', '--model', 'x3d', '--arch', 'resnet50'], 'main', 'resnet50 does not fit --model x3d'),
-    (['something', 'RGB', '--glance_size', '160'], 'main', '--glance_size is only used by the X3D preset'),
+    (['something', 'RGB', '--glance_size', '256'], 'main', '--glance_size 256 exceeds --input_size 224'),
     (['--dataset', 'actnet', '--shift'], 'main', 'the AN preset has no temporal shift'),
     (['kinetics', 'RGB', '--focus_arch', 'resnet50'], 'main', 'the x3d preset needs an X3D backbone'),
     (['jester', 'RGB', '--glance_arch', 'x3d_s'], 'main', 'the tsm preset needs a 2-D backbone'),
@@ -192,3 +192,9 @@ def test_preset_table_agrees_with_dataset_config(tmp_path):
     for name, kw in [('kinetics', {}), ('something', {}), ('actnet', {'data_dir': str(tmp_path / 'an')})]:
         assert dc.get_dataset_config(name, root=str(tmp_path), **kw).preset == dataset_preset(name), name
     assert set(dc.DATASETS) == set(DATASETS)
+
+
+def test_glance_size_follows_input_size_unless_given():
+    assert parse_args(['something', 'RGB', '--input_size', '192']).glance_size == 192
+    assert parse_args(['something', 'RGB', '--glance_size', '112']).glance_size == 112
+    assert parse_args(['kinetics', 'RGB']).glance_size == 160

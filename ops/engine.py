@@ -1,0 +1,178 @@
+"""The loops every entry script shares: data loaders, one training epoch, and prediction over a split.
+
+The loops are generic: what differs between Uni-AdaFocus presets and baselines lives in the model's forward
+(a dict with at least `logits` (B, C) and `exit_logits` (B, E, C)) and in the criterion.
+Frames travel as uint8 from the loader to the device and are normalised there, once per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+
+from ops.dataset import VideoDataset, worker_init_fn
+from ops.dataset_config import DatasetConfig
+from ops.distributed import DistInfo, all_reduce_sum, split_batch, split_workers
+from ops.metrics import accuracy, gather_across_ranks, mean_average_precision
+from ops.optim import adjust_learning_rate, autocast_context, backward_step, freeze_partial_bn
+from ops.runlog import RunLogger
+from ops.transforms import normalize
+
+
+def build_dataset(args: argparse.Namespace, config: DatasetConfig, split: str, *, train: bool | None = None,
+                  test_crops: int = 1, num_clips: int = 1) -> VideoDataset:
+    """Returns the split's VideoDataset laid out for the model (glance + candidates, or AN candidates)."""
+    if args.model == 'uniadafocus':
+        glance, candidates = args.num_glance_segments, args.num_input_focus_segments
+    else:  # baselines: one set of frames, no glance
+        glance, candidates = 0, args.num_segments
+    list_file = {'train': args.train_list, 'val': args.val_list}[split]
+    return VideoDataset(config, split, train=train, num_glance=glance, num_candidates=candidates,
+                        input_size=args.input_size, test_crops=test_crops, num_clips=num_clips,
+                        list_file=list_file, preset='an' if args.model != 'uniadafocus' else None,
+                        video_root=getattr(args, 'video_root', None),
+                        on_bad_video=getattr(args, 'on_bad_video', None) or 'error')
+
+
+def build_loader(dataset: VideoDataset, args: argparse.Namespace, info: DistInfo, *, shuffle: bool,
+                 drop_last: bool = False) -> DataLoader:
+    """Returns a DataLoader with the per-process batch (global batch / world size) and worker share.
+
+    A `torch.Generator` owned by the loader drives shuffling and worker seeds; `seed_epoch` reseeds it so that
+    a run resumed at epoch e draws exactly what an uninterrupted run drew there."""
+    batch = split_batch(args.batch_size, info.world_size)
+    workers = split_workers(args.workers, info.local_world_size)
+    generator = torch.Generator()
+    if info.distributed:
+        sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=shuffle,
+                                     seed=args.seed or 0, drop_last=drop_last)
+    else:
+        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    cuda = info.device.type == 'cuda'
+    return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=drop_last,
+                      pin_memory=cuda, persistent_workers=cuda and workers > 0,
+                      worker_init_fn=worker_init_fn, generator=generator,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def seed_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
+    """Makes the loader's randomness (order, crops, frame sampling) a function of (seed, epoch) only."""
+    loader.generator.manual_seed(seed * 1000 + epoch)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    if loader.num_workers == 0:  # in-process loading: the dataset's own generator
+        loader.dataset.seed(seed * 1000 + epoch)
+
+
+def to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, [V,] T, 3, H, W) on the host -> normalised float32 on `device` (views folded into the batch)."""
+    x = frames.to(device, non_blocking=True)
+    if x.dim() == 6:
+        x = x.flatten(0, 1)
+    return normalize(x)
+
+
+def set_train_mode(model: nn.Module, partial_bn: bool) -> None:
+    """model.train(), then TSN partial BN (every BatchNorm but the first, per backbone) when asked."""
+    model.train()
+    if partial_bn:
+        for backbone in backbones(model):
+            freeze_partial_bn(backbone)
+
+
+def backbones(model: nn.Module) -> list[nn.Module]:
+    """Returns the CNN backbones of a model (Uni-AdaFocus: glance and focus; baselines: the one network)."""
+    named = dict(model.named_children())
+    return [named[k] for k in ('global_CNN', 'local_CNN', 'base_model', 'net') if k in named]
+
+
+def train_one_epoch(model: nn.Module, criterion, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    args: argparse.Namespace, info: DistInfo, epoch: int, logger: RunLogger,
+                    scaler=None) -> dict[str, float]:
+    """Runs one epoch; returns the epoch means of the loss, its parts and top-1/top-5 (policy branch), over ranks."""
+    set_train_mode(model, not args.no_partialbn)
+    sums: dict[str, float] = {}
+    seen = 0
+    bar = logger.progress(loader, desc=f'train {epoch}', leave=False)
+    for step, (frames, target, _) in enumerate(bar):
+        if args.lr_per_step:
+            adjust_learning_rate(optimizer, epoch, args, step, len(loader))
+        x = to_input(frames, info.device)
+        target = target.to(info.device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_context(info.device, args.amp):
+            outputs = model(x)
+            loss, parts = criterion(outputs, target)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f'epoch {epoch}: loss is {loss.item()} (parts {parts}); lower --lr or check the data')
+        backward_step(loss, optimizer, model, args.clip_gradient, scaler)
+        n = target.shape[0]
+        top1, top5 = accuracy(outputs['logits'].detach().float(), target, (1, 5))
+        for key, value in {'loss': loss.item(), **parts, 'top1': top1, 'top5': top5}.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * n
+        seen += n
+        if hasattr(bar, 'set_postfix'):
+            bar.set_postfix(loss=f'{sums["loss"] / seen:.3f}', top1=f'{sums["top1"] / seen:.1f}')
+    keys = sorted(sums)
+    totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64), info)
+    return {k: float(v / totals[-1]) for k, v in zip(keys, totals[:-1])}
+
+
+@dataclass
+class Predictions:
+    """Per-video results of a split, in dataset order: logits (n, C) and exit_logits (n, E, C), averaged over
+    views; target (n,) or (n, 3); index (n,) positions in the list file."""
+
+    logits: torch.Tensor
+    exit_logits: torch.Tensor
+    target: torch.Tensor
+    index: torch.Tensor
+    seconds: float
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, args: argparse.Namespace, info: DistInfo,
+            logger: RunLogger, desc: str = 'val') -> Predictions:
+    """Runs the model in eval mode over a loader; views of a video are averaged (raw logits, as the originals)."""
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {'logits': [], 'exit_logits': [], 'target': [], 'index': []}
+    start = time.perf_counter()
+    for frames, target, index in logger.progress(loader, desc=desc, leave=False):
+        views = frames.shape[1] if frames.dim() == 6 else 1
+        with autocast_context(info.device, args.amp):
+            out = model(to_input(frames, info.device))
+        b = frames.shape[0]
+        parts['logits'].append(out['logits'].float().view(b, views, -1).mean(1))
+        exits = out['exit_logits'].float()
+        parts['exit_logits'].append(exits.view(b, views, *exits.shape[1:]).mean(1))
+        parts['target'].append(target.to(info.device))
+        parts['index'].append(torch.as_tensor(index, device=info.device))
+    seconds = time.perf_counter() - start
+    n = len(loader.dataset)
+    merged = {k: gather_across_ranks(torch.cat(v), info.world_size if info.distributed else 1, n).cpu()
+              for k, v in parts.items()}
+    return Predictions(seconds=seconds, **merged)
+
+
+def summarize(pred: Predictions, multi_label: bool) -> dict[str, float]:
+    """Returns top-1/top-5 of the final logits, the glance-exit top-1, and mAP for multi-label data."""
+    top1, top5 = accuracy(pred.logits, pred.target, (1, 5))
+    metrics = {'top1': top1, 'top5': top5}
+    if pred.exit_logits.shape[1] > 1:
+        metrics['glance_top1'] = accuracy(pred.exit_logits[:, 0], pred.target, (1,))[0]
+    if multi_label:
+        metrics['mAP'] = mean_average_precision(pred.logits, pred.target)
+    return metrics
+
+
+def save_scores(path: str, pred: Predictions, ids: list[str]) -> None:
+    """Writes per-video arrays: logits (videos x classes), labels, ids (list-file paths), exit_logits."""
+    np.savez(path, logits=pred.logits.numpy(), labels=pred.target.numpy(), ids=np.asarray(ids),
+             exit_logits=pred.exit_logits.numpy())

@@ -1,0 +1,144 @@
+"""main.py: training with periodic validation, or validation only (`--evaluate`), on one or many processes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+
+import torch
+from torch import nn
+
+from models import ModelConfig, build_criterion, build_model, load_pretrained
+from ops import distributed as D
+from ops.checkpoint import load_checkpoint, restore_rng, save_checkpoint, tune_from
+from ops.dataset_config import DatasetConfig, get_dataset_config
+from ops.engine import (
+    build_dataset,
+    build_loader,
+    predict,
+    save_scores,
+    seed_epoch,
+    summarize,
+    train_one_epoch,
+)
+from ops.optim import adjust_learning_rate, build_optimizer, make_grad_scaler
+from ops.runlog import RunLogger
+
+
+def dataset_config(args: argparse.Namespace) -> DatasetConfig:
+    """Returns the dataset's config; the built-in synthetic dataset is generated on first use."""
+    if args.dataset == 'synthetic':
+        from ops.synthetic import ensure_synthetic
+
+        root = _root(args)
+        if not os.path.isfile(os.path.join(root, 'synthetic', 'params.json')):  # a finished dataset, any size
+            ensure_synthetic(root, progress=True)
+    return get_dataset_config(args.dataset, args.root_dataset, args.data_dir)
+
+
+def _root(args: argparse.Namespace) -> str:
+    from ops.dataset_config import resolve_root
+
+    return resolve_root(args.root_dataset)
+
+
+def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> tuple[nn.Module, ModelConfig]:
+    """Returns the model on the device (pretrained backbones unless resuming/evaluating) and its config."""
+    cfg = ModelConfig.from_args(args, num_classes=config.num_classes)
+    model = build_model(cfg)
+    if not (args.resume or args.evaluate):
+        load_pretrained(model, cfg)
+    if args.tune_from:
+        tune_from(args.tune_from, model, verbose=info.is_main)
+    return model.to(info.device), cfg
+
+
+def metric_name(config: DatasetConfig) -> str:
+    """The metric a run is judged by: mAP on multi-label data (ActivityNet, FCVID), else top-1."""
+    return 'mAP' if config.multi_label else 'top1'
+
+
+def main_worker(args: argparse.Namespace) -> dict | None:
+    """One process of main.py; returns the last validation metrics on the main process."""
+    info = D.init(args)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    D.seed_everything(seed, info.rank)
+    logger = RunLogger(args.log_dir, enabled=info.is_main)
+    try:
+        return _run(args, info, seed, logger)
+    finally:
+        logger.close()
+        D.cleanup(info)
+
+
+def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogger) -> dict | None:
+    config = dataset_config(args)
+    model, cfg = build(args, info, config)
+    logger.write_args(args)
+    criterion = build_criterion(cfg)
+    optimizer = build_optimizer(model.param_groups(), args)
+    scaler = make_grad_scaler(info.device, args.amp)
+    start_epoch, best = 0, None
+    if args.resume:
+        ckpt = load_checkpoint(args.resume, model, None if args.evaluate else optimizer,
+                               None if args.evaluate else scaler)
+        start_epoch, best = ckpt['epoch'], ckpt['best_metric']
+        seed = ckpt.get('seed', seed) if args.seed is None else seed  # replay the interrupted run's data order
+        if not args.evaluate and not restore_rng(ckpt):
+            logger.info(f'{args.resume}: no RNG state saved; the resumed run will not replay the original draws')
+        logger.info(f'=> loaded {args.resume} (epoch {start_epoch}, best {best})')
+    if args.start_epoch is not None:
+        start_epoch = args.start_epoch
+    val_set = build_dataset(args, config, 'val')
+    val_loader = build_loader(val_set, args, info, shuffle=False)
+    name = metric_name(config)
+    if args.evaluate:
+        pred = predict(model, val_loader, args, info, logger)
+        metrics = summarize(pred, config.multi_label)
+        logger.info('Testing: ' + ' '.join(f'{k} {v:.3f}' for k, v in metrics.items()))
+        logger.log_metrics(start_epoch, 'test', metrics)
+        if args.save_scores and info.is_main:
+            save_scores(args.save_scores, pred, [val_set.records[i].path for i in pred.index.tolist()])
+        return metrics if info.is_main else None
+
+    train_set = build_dataset(args, config, 'train')
+    train_loader = build_loader(train_set, args, info, shuffle=True, drop_last=True)
+    if len(train_loader) == 0:
+        raise ValueError(f'{config.train_list}: {len(train_set)} videos give no full batch of '
+                         f'{args.batch_size // info.world_size} per process; lower --batch-size')
+    train_model = D.wrap_ddp(model, info, find_unused_parameters=cfg.model == 'uniadafocus')
+    if args.compile:
+        train_model = torch.compile(train_model)
+    metrics = None
+    for epoch in range(start_epoch, args.epochs):
+        seed_epoch(train_loader, epoch, seed)
+        train_set.reset_counters()
+        lr = adjust_learning_rate(optimizer, epoch, args)  # per iteration too with --lr_per_step (engine)
+        t0 = time.perf_counter()
+        stats = train_one_epoch(train_model, criterion, train_loader, optimizer, args, info, epoch, logger, scaler)
+        stats['epoch_s'] = time.perf_counter() - t0
+        if train_set.missing_frames:
+            stats['missing_frames'] = train_set.missing_frames
+        logger.log_metrics(epoch, 'train', stats, lr)
+        logger.info(f'Epoch {epoch}: lr {lr:.5f} ' + ' '.join(f'{k} {v:.3f}' for k, v in stats.items()))
+        is_best = False
+        if (epoch + 1) % args.eval_freq == 0 or epoch == args.epochs - 1:
+            pred = predict(model, val_loader, args, info, logger)
+            metrics = summarize(pred, config.multi_label)
+            is_best = best is None or metrics[name] > best
+            best = metrics[name] if is_best else best
+            metrics[f'{name}_best'] = best
+            logger.log_metrics(epoch, 'test', metrics)
+            logger.info(f'Epoch {epoch} test: ' + ' '.join(f'{k} {v:.3f}' for k, v in metrics.items()))
+        if info.is_main:
+            save_checkpoint(args.run_dir, model, epoch=epoch + 1, best_metric=best, is_best=is_best,
+                            optimizer=optimizer, scaler=scaler, args=args, extra={'model_config': cfg.to_dict(), 'seed': seed})
+        D.barrier(info)
+    return metrics if info.is_main else None
+
+
+def run(args: argparse.Namespace) -> dict | None:
+    """Entry of main.py: launches the processes the flags ask for and runs training / evaluation in each."""
+    return D.launch(main_worker, args)
