@@ -50,7 +50,8 @@ class LoadResult(NamedTuple):
 
 
 def pretrained_path(name: str, root: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
-    """Returns the conventional local path of backbone `name`'s pretrained file (under `root`, default the repo root).
+    """Returns the conventional local path of backbone `name`'s pretrained file under `root` (default: the
+    environment variable ADAFOCUS_WEIGHTS, else the repo root), e.g. `<root>/archs/X3D_ckpt/x3d_s.pyth`.
 
     Raises WeightsError saying where to download the file and where to put it when it is missing.
     """
@@ -59,7 +60,9 @@ def pretrained_path(name: str, root: str | os.PathLike | None = None, must_exist
             f"no pretrained weights known for {name!r}; known: {', '.join(sorted(PRETRAINED))}"
         )
     rel, source = PRETRAINED[name]
-    path = Path(root) if root is not None else _REPO_ROOT
+    if root is None:
+        root = os.environ.get("ADAFOCUS_WEIGHTS") or _REPO_ROOT
+    path = Path(root)
     path = path / rel
     if must_exist and not path.is_file():
         raise WeightsError(
