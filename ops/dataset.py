@@ -1,0 +1,414 @@
+"""List files, temporal samplers and the video dataset (TSM format: frame folders or raw videos).
+
+Frame numbers are 1-based everywhere (the number in the frame file name). Per preset, one item is:
+- 'an': the N candidate frames (the model takes the glance subset candidates[g::3] itself);
+- 'tsm' / 'x3d': T_g glance frames then N candidate frames, sampled independently (as the original).
+Every distinct frame number of an item is decoded once (glance and candidate sets overlap).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
+
+from ops.dataset_config import DatasetConfig, require_path
+from ops.transforms import (
+    TEST_CROPS,
+    GroupScale,
+    crop_resize,
+    flip_inplace,
+    multiscale_crop_box,
+    resize_to_slots,
+    view_boxes,
+)
+from ops.video_io import FrameFolder, FrameReadError, read_frames
+
+log = logging.getLogger(__name__)
+MAX_LABELS = 3
+_COUNTER_ROWS = 65  # row 0: main process, rows 1..64: DataLoader workers (id % 64)
+_MISSING, _BAD = 0, 1
+
+
+class ListFileError(ValueError):
+    """A malformed list file row; the message starts with '<file>:<line>: '."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    path: str
+    num_frames: int
+    labels: tuple[int, ...]
+
+
+def _parse_row(fields: list[str], separator: str, multi_label: bool) -> tuple[str, str, list[str]]:
+    if multi_label:
+        if not 3 <= len(fields) <= 2 + MAX_LABELS:
+            raise ValueError(f"expected 'path num_frames label [label2 label3]', got {len(fields)} fields")
+        return fields[0], fields[1], fields[2:]
+    if len(fields) == 3:
+        return fields[0], fields[1], fields[2:]
+    if len(fields) > 3 and separator == " ":  # minik rule: a path containing spaces
+        return " ".join(fields[:-2]), fields[-2], fields[-1:]
+    raise ValueError(f"expected 'path num_frames label', got {len(fields)} fields")
+
+
+def read_list_file(list_path: str, separator: str, num_classes: int, multi_label: bool) -> list[VideoRecord]:
+    """Return the VideoRecords of a list file (rows `path num_frames label [label2 label3]`).
+
+    Blank lines are skipped.
+
+    Raises ListFileError('<file>:<line>: ...') for malformed rows, non-integer fields, labels outside
+    [0, num_classes) and num_frames < 1. Multi-label rows keep their distinct labels sorted (as the original).
+    """
+    records = []
+    with open(list_path) as f:
+        for lineno, line in enumerate(f, 1):
+            text = line.strip()
+            if not text:
+                continue
+            fields = text.split() if separator == " " else [x.strip() for x in text.split(separator)]
+            try:
+                path, frames_s, label_s = _parse_row(fields, separator, multi_label)
+                try:
+                    num_frames, labels = int(frames_s), sorted({int(x) for x in label_s})
+                except ValueError:
+                    raise ValueError(f"num_frames and labels must be integers in {text!r}") from None
+                if num_frames < 1:
+                    raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+                bad = [x for x in labels if not 0 <= x < num_classes]
+                if bad:
+                    raise ValueError(f"label {bad[0]} outside [0, {num_classes})")
+                if not path:
+                    raise ValueError("empty video path")
+            except ValueError as e:
+                raise ListFileError(f"{list_path}:{lineno}: {e}") from None
+            records.append(VideoRecord(path, num_frames, tuple(labels)))
+    if not records:
+        raise ListFileError(f"{list_path}:0: list file has no rows")
+    return records
+
+
+def sample_train(num_frames: int, T: int, rng: np.random.Generator) -> np.ndarray:
+    """Return (T,) int64 1-based frame numbers floor((i + U_i) / T * num_frames) + 1, U = rng.random(T)."""
+    return (np.floor((rng.random(T) + np.arange(T)) / T * num_frames) + 1).astype(np.int64)
+
+
+def sample_eval(num_frames: int, T: int, clip: int = 0, num_clips: int = 1) -> np.ndarray:
+    """Return (T,) int64 1-based centres floor((i + o) / T * num_frames) + 1, o = (clip + 0.5) / num_clips."""
+    if not 0 <= clip < num_clips:
+        raise ValueError(f"clip {clip} outside [0, {num_clips})")
+    return (np.floor((np.arange(T) + (clip + 0.5) / num_clips) / T * num_frames) + 1).astype(np.int64)
+
+
+def collate(
+    batch: list[tuple[torch.Tensor, torch.Tensor, int]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return (frames (B, [V,] T, 3, H, W) uint8, targets (B,) or (B, 3), indices (B,)).
+
+    Items fetched by VideoDataset.__getitems__ already lie side by side in one buffer (shared memory in a
+    worker): the batch is that buffer, no copy. Other items are stacked (default_collate in a worker).
+    """
+    first = batch[0][0]
+    store = first.untyped_storage()
+    if store.nbytes() == len(batch) * first.nbytes and all(
+        item[0].untyped_storage().data_ptr() == store.data_ptr()
+        and item[0].is_contiguous()
+        and item[0].storage_offset() == j * first.numel()
+        for j, item in enumerate(batch)
+    ):
+        frames = torch.empty(0, dtype=first.dtype).set_(store, 0, (len(batch), *first.shape))
+    elif get_worker_info() is not None:
+        frames = default_collate([item[0] for item in batch])
+    else:
+        frames = torch.from_numpy(np.stack([item[0].numpy() for item in batch]))
+    targets = torch.stack([item[1] for item in batch])
+    return frames, targets, torch.tensor([item[2] for item in batch], dtype=torch.int64)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    workers: int = 0,
+    sampler=None,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Return a DataLoader with this module's collate and worker_init_fn (persistent workers if any)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        worker_init_fn=worker_init_fn if workers > 0 else None,
+        persistent_workers=workers > 0,
+    )
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader worker init hook; deliberately does not call cv2.setNumThreads.
+
+    In a forked worker, cv2.setNumThreads deadlocks when the parent had used OpenCV's thread pool and PyAV
+    (reproduced here); OpenCV's own parallel ops in the worker are fine, and the loader's hot ops (imread,
+    resize of 224 px crops, split, flip) run single-threaded anyway.
+    """
+
+
+class VideoDataset(Dataset):
+    """TSM-format video dataset; item = (frames uint8 (T, 3, H, W) or (V, T, 3, H, W), target, index).
+
+    Training (`train`, default: split == 'train'): random segment sampling, one multi-scale crop and one
+    flip (if config.flip) for the whole item. Evaluation: segment centres; V = num_clips * test_crops views,
+    clip-major (view v = clip * test_crops + crop; crop order as ops.transforms.view_boxes).
+    Random draws per item, in order: glance sampler, candidate sampler, crop size, crop offset, flip (only
+    if config.flip), label permutation (multi-label). The generator is seeded from torch.initial_seed(), so
+    it differs per DataLoader worker and epoch and follows torch.manual_seed; `seed(n)` fixes it.
+    Resizing: cv2 INTER_LINEAR, or resize_backend='pil' for the original's PIL bilinear (see ops.transforms).
+    Raw videos: with `video_root`, `<video_root>/<path><video_ext>` is read instead of the frame folder.
+    A missing frame is replaced by the nearest existing one (counted in `missing_frames`, warned once per
+    video and process). An unreadable video raises (on_bad_video='error') or is replaced by another item
+    (on_bad_video='skip': the next index in eval, a random one in training), counted in `bad_videos`.
+    Counters live in shared memory, so the main process sees the workers' counts (`reset_counters()`).
+    Batches: DataLoader calls `__getitems__`, which loads the items into one buffer (shared memory in a
+    worker); `collate` hands that buffer on without copying (default_collate also works, with one copy).
+    """
+
+    def __init__(
+        self,
+        config: DatasetConfig,
+        split: str = "train",
+        *,
+        train: bool | None = None,
+        num_glance: int = 8,
+        num_candidates: int = 36,
+        input_size: int = 224,
+        scale_size: int | None = None,
+        test_crops: int = 1,
+        num_clips: int = 1,
+        list_file: str | None = None,
+        preset: str | None = None,
+        video_root: str | None = None,
+        video_ext: str = ".mp4",
+        on_bad_video: str = "error",
+        max_retries: int = 10,
+        resize_backend: str = "cv2",
+    ) -> None:
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        if test_crops not in TEST_CROPS:
+            raise ValueError(f"test_crops must be one of {TEST_CROPS}, got {test_crops}")
+        if num_clips < 1 or on_bad_video not in ("error", "skip"):
+            raise ValueError("need num_clips >= 1 and on_bad_video in ('error', 'skip')")
+        self.config, self.train = config, (split == "train") if train is None else train
+        self.preset = preset or config.preset
+        self.num_glance = 0 if self.preset == "an" else num_glance
+        self.num_candidates = num_candidates
+        if self.num_glance + self.num_candidates < 1:
+            raise ValueError("need at least one frame per item (num_glance + num_candidates >= 1)")
+        self.input_size, self.scale_size = input_size, scale_size or input_size * 256 // 224
+        self.test_crops, self.num_clips = (1, 1) if self.train else (test_crops, num_clips)
+        self.video_root, self.video_ext = video_root, video_ext
+        self.on_bad_video, self.max_retries = on_bad_video, max_retries
+        if resize_backend not in ("cv2", "pil"):
+            raise ValueError(f"resize_backend must be 'cv2' or 'pil', got {resize_backend!r}")
+        self.resize_backend = resize_backend
+        self.list_file = list_file or (config.train_list if split == "train" else config.val_list)
+        require_path(self.list_file, config.name, "lists", "list file")
+        if video_root is None:
+            require_path(config.frames_root, config.name, "frames", "frame folder root")
+        else:
+            require_path(video_root, config.name, "frames", "video folder")
+        self.records = read_list_file(
+            self.list_file, config.separator, config.num_classes, config.multi_label
+        )
+        self._counts = torch.zeros((_COUNTER_ROWS, 2), dtype=torch.int64).share_memory_()
+        self._warned: set[str] = set()
+        self._rng, self._rng_key = None, None
+        self._scratch = np.empty(0, dtype=np.uint8)  # decode buffer reused across items (per process)
+        self._pool: list[np.ndarray] = []  # batch buffers for reuse (main process)
+
+    # -- bookkeeping ----------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def frames_per_view(self) -> int:
+        return self.num_glance + self.num_candidates
+
+    @property
+    def num_views(self) -> int:
+        return self.num_clips * self.test_crops
+
+    @property
+    def missing_frames(self) -> int:
+        """Frames replaced by a neighbour since the last reset_counters(), summed over all workers."""
+        return int(self._counts[:, _MISSING].sum())
+
+    @property
+    def bad_videos(self) -> int:
+        """Items skipped because their video/folder was unreadable (on_bad_video='skip')."""
+        return int(self._counts[:, _BAD].sum())
+
+    def reset_counters(self) -> None:
+        self._counts.zero_()
+
+    def _count(self, kind: int, n: int = 1) -> None:
+        info = get_worker_info()
+        self._counts[0 if info is None else 1 + info.id % (_COUNTER_ROWS - 1), kind] += n
+
+    def _warn_once(self, key: str, msg: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(msg)
+
+    def seed(self, seed: int) -> None:
+        """Use np.random.default_rng(seed) in this process (tests, benchmarks)."""
+        self._rng, self._rng_key = np.random.default_rng(seed), torch.initial_seed()
+
+    def rng(self) -> np.random.Generator:
+        key = torch.initial_seed()  # differs per worker and per epoch (non-persistent workers)
+        if self._rng is None or key != self._rng_key:
+            self._rng, self._rng_key = np.random.default_rng(key), key
+        return self._rng
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        """Shape of an item's frames: (T, 3, S, S), or (V, T, 3, S, S) for V > 1 views."""
+        view = (self.frames_per_view, 3, self.input_size, self.input_size)
+        return view if self.num_views == 1 else (self.num_views, *view)
+
+    def _batch_buffer(self, n: int) -> torch.Tensor:
+        """Return uint8 (n, *item_shape) to load a batch into.
+
+        In a DataLoader worker: shared memory, so the batch reaches the main process without a copy. In the
+        main process: a recycled buffer that no tensor references any more (fresh multi-MB memory costs
+        about 4 us per 4 KB page fault on a VM, a fifth of the decoding time of an X3D clip).
+        """
+        shape = (n, *self.item_shape)
+        new_shared = getattr(torch.UntypedStorage, "_new_shared", None)
+        if get_worker_info() is not None and new_shared is not None:
+            return torch.empty(0, dtype=torch.uint8).set_(new_shared(int(np.prod(shape))), 0, shape)
+        for arr in self._pool:
+            if arr.shape == shape and sys.getrefcount(arr) == 3:  # only the pool, `arr` and the call hold it
+                return torch.from_numpy(arr)
+        arr = np.empty(shape, dtype=np.uint8)
+        self._pool = [arr, *self._pool[:1]]
+        return torch.from_numpy(arr)
+
+    def _alloc(self, shape: tuple[int, ...]) -> np.ndarray:
+        size = int(np.prod(shape))
+        if self._scratch.size < size:
+            self._scratch = np.empty(size, dtype=np.uint8)
+        return self._scratch[:size].reshape(shape)
+
+    def source(self, record: VideoRecord) -> FrameFolder | str:
+        """Return the frame folder or video file of a record."""
+        if self.video_root is not None:
+            return os.path.join(self.video_root, record.path + self.video_ext)
+        return FrameFolder(
+            os.path.join(self.config.frames_root, record.path), self.config.image_tmpl, record.num_frames
+        )
+
+    # -- sampling -------------------------------------------------------------------------------------------
+    def frame_numbers(self, record: VideoRecord, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Return (num_clips, T) 1-based frame numbers: glance, then candidates (preset 'an': candidates)."""
+        n, parts = record.num_frames, (self.num_glance, self.num_candidates)
+        if self.train:
+            rng = rng or self.rng()
+            return np.concatenate([sample_train(n, t, rng) for t in parts if t > 0])[None]
+        return np.stack(
+            [
+                np.concatenate([sample_eval(n, t, c, self.num_clips) for t in parts if t > 0])
+                for c in range(self.num_clips)
+            ]
+        )
+
+    def target(self, record: VideoRecord, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Return an int64 scalar, or (3,) padded with -1 if multi-label (labels permuted in training)."""
+        if not self.config.multi_label:
+            return torch.tensor(record.labels[0], dtype=torch.int64)
+        labels = np.asarray(record.labels, dtype=np.int64)
+        if self.train and len(labels) > 1:
+            labels = (rng or self.rng()).permutation(labels)
+        return torch.tensor(
+            np.pad(labels, (0, MAX_LABELS - len(labels)), constant_values=-1), dtype=torch.int64
+        )
+
+    # -- loading --------------------------------------------------------------------------------------------
+    def load(self, index: int, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (frames, target) of one item, frames written into `out` if given (item_shape, uint8).
+
+        Raises FrameReadError for an unreadable video."""
+        record = self.records[index]
+        rng = self.rng() if self.train else None
+        numbers = self.frame_numbers(record, rng)
+        unique, inverse = np.unique(numbers, return_inverse=True)
+        inverse = inverse.reshape(numbers.shape)
+        subs: list[tuple[int, int]] = []
+        source = self.source(record)
+        frames = read_frames(source, unique, subs, self._alloc)  # (U, H, W, 3): each distinct frame once
+        if subs:
+            self._count(_MISSING, sum(int((numbers == w).sum()) for w, _ in subs))
+            name = source.folder if isinstance(source, FrameFolder) else source
+            self._warn_once(
+                name,
+                f"{name}: {len(subs)} missing frame(s) replaced by the nearest one, "
+                f"e.g. {subs[0][0]} -> {subs[0][1]}",
+            )
+        S = self.input_size
+        frames_t = torch.empty(self.item_shape, dtype=torch.uint8) if out is None else out
+        out = frames_t.numpy().reshape(self.num_views, numbers.shape[1], 3, S, S)  # a view
+        if self.train:
+            box = multiscale_crop_box(frames.shape[2], frames.shape[1], S, rng)
+            resize_to_slots(crop_resize(frames, box), inverse[0], out[0], self.resize_backend)
+            if self.config.flip and rng.random() < 0.5:
+                flip_inplace(out[0])
+        else:
+            scaled = GroupScale(self.scale_size, self.resize_backend)(frames)  # no-op if the short side fits
+            boxes = view_boxes(scaled.shape[2], scaled.shape[1], S, self.test_crops)
+            for c in range(self.num_clips):
+                for k, (box, flipped) in enumerate(boxes):
+                    view = resize_to_slots(crop_resize(scaled, box), inverse[c], out[c * self.test_crops + k])
+                    if flipped:
+                        flip_inplace(view)
+        return frames_t, self.target(record, rng)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Return (frames uint8 (T, 3, H, W) or (V, T, 3, H, W), target, index of the item loaded)."""
+        return self._get(index, None)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """Batch fetch used by DataLoader: the items are loaded side by side into one buffer (see collate)."""
+        batch = self._batch_buffer(len(indices))
+        return [self._get(i, batch[j]) for j, i in enumerate(indices)]
+
+    def _get(self, index: int, out: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        for _ in range(self.max_retries + 1):
+            try:
+                frames, target = self.load(index, out)
+                return frames, target, index
+            except FrameReadError as e:
+                if self.on_bad_video == "error":
+                    raise
+                self._count(_BAD)
+                self._warn_once(f"bad:{index}", f"skipping unreadable item {index}: {e}")
+                last = e
+                index = int(self.rng().integers(len(self))) if self.train else (index + 1) % len(self)
+        raise FrameReadError(f"{self.max_retries + 1} unreadable items in a row, the last: {last}")
+
+    def __getstate__(self) -> dict:
+        # Sent to DataLoader workers: the counters tensor is shared memory; scratch/rng are per process.
+        state = dict(self.__dict__)
+        state.update(_scratch=np.empty(0, dtype=np.uint8), _pool=[], _rng=None, _rng_key=None, _warned=set())
+        return state
