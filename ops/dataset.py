@@ -140,8 +140,13 @@ def make_loader(
     sampler=None,
     drop_last: bool = False,
     pin_memory: bool = False,
+    generator: torch.Generator | None = None,
+    timeout: float = 0,
 ) -> DataLoader:
-    """Return a DataLoader with this module's collate and worker_init_fn (persistent workers if any)."""
+    """Return a DataLoader with this module's zero-copy collate (persistent workers if any).
+
+    No worker_init_fn: cv2.setNumThreads in a forked worker deadlocks once the parent has used OpenCV's
+    thread pool and PyAV; the loader's hot ops (imread, resize, flip) run single-threaded anyway."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -151,18 +156,11 @@ def make_loader(
         collate_fn=collate,
         pin_memory=pin_memory,
         drop_last=drop_last,
-        worker_init_fn=worker_init_fn if workers > 0 else None,
         persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=generator,
+        timeout=timeout,
     )
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader worker init hook; deliberately does not call cv2.setNumThreads.
-
-    In a forked worker, cv2.setNumThreads deadlocks when the parent had used OpenCV's thread pool and PyAV
-    (reproduced here); OpenCV's own parallel ops in the worker are fine, and the loader's hot ops (imread,
-    resize of 224 px crops, split, flip) run single-threaded anyway.
-    """
 
 
 class VideoDataset(Dataset):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-from ops.dataset import VideoDataset, worker_init_fn
+from ops.dataset import VideoDataset, make_loader
 from ops.dataset_config import DatasetConfig
 from ops.distributed import DistInfo, all_reduce_sum, split_batch, split_workers
 from ops.metrics import accuracy, gather_across_ranks, mean_average_precision
@@ -55,20 +55,18 @@ def build_loader(dataset: VideoDataset, args: argparse.Namespace, info: DistInfo
                                      seed=args.seed or 0, drop_last=drop_last)
     else:
         sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    cuda = info.device.type == 'cuda'
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=drop_last,
-                      pin_memory=cuda, persistent_workers=cuda and workers > 0,
-                      worker_init_fn=worker_init_fn, generator=generator,
-                      prefetch_factor=4 if workers > 0 else None)
+    return make_loader(dataset, batch, sampler=sampler, workers=workers, drop_last=drop_last,
+                       pin_memory=info.device.type == 'cuda', generator=generator)
 
 
-def seed_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
-    """Makes the loader's randomness (order, crops, frame sampling) a function of (seed, epoch) only."""
-    loader.generator.manual_seed(seed * 1000 + epoch)
+def seed_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
+    """Makes the loader's randomness (order, crops, frame sampling) a function of (seed, epoch, rank) only."""
+    key = (seed * 1000 + epoch) * 1000 + rank  # ranks draw different augmentations
+    loader.generator.manual_seed(key)
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
     if loader.num_workers == 0:  # in-process loading: the dataset's own generator
-        loader.dataset.seed(seed * 1000 + epoch)
+        loader.dataset.seed(key)
 
 
 def to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:

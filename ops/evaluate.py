@@ -37,13 +37,14 @@ def nview_worker(args: argparse.Namespace) -> dict | None:
         pred = predict(model, build_loader(val_set, args, info, shuffle=False), args, info, logger)
         views = args.test_crops * args.num_clips
         metrics = summarize(pred, config.multi_label)
-        gflops = exit_gflops(cfg)[-1]
-        metrics.update(views=views, gflops_per_view=gflops, gflops=gflops * views)
+        exits = exit_gflops(cfg)
+        gflops = exits[-1]
+        metrics.update(views=views, gflops_per_view=gflops, gflops=gflops * views, gflops_glance=exits[0] * views)
         logger.info(f'{args.resume}: {len(val_set)} videos x {views} views ({args.test_crops} crops x '
                     f'{args.num_clips} clips): ' + ' '.join(f'{k} {v:.3f}' for k, v in metrics.items())
                     + f' ({gflops:.2f} GFLOPs x {views} views)')
         if info.is_main:
-            with open(os.path.join(args.log_dir, f'log_eval_{views}views.json'), 'w') as f:
+            with open(os.path.join(args.log_dir, f'log_eval_{views}views_{args.policy}.json'), 'w') as f:
                 json.dump(metrics, f, indent=1)
             if args.save_scores:
                 save_scores(args.save_scores, pred, [val_set.records[i].path for i in pred.index.tolist()])

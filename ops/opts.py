@@ -44,7 +44,7 @@ def preset_defaults(preset: str, dataset: str) -> dict:
              glance_arch='mbv2', focus_arch='resnet50', num_glance_segments=8, num_input_focus_segments=36,
              num_focus_segments=12, patch_size=128, pretrain='imagenet', amp='fp16', clip_gradient=20.0,
              world_size=-1, rank=-1, test_crops=1, num_clips=1, device='auto', resume='', root_log='log',
-             criteria=['confidence', 'entropy'], weight_decay=5e-4, lr=0.02)
+             criteria=['confidence', 'entropy'], weight_decay=5e-4, lr=0.02, policy='learned')
     if preset == 'an':
         d.update(dropout=0.2, clip_gradient=None, num_glance_segments=16, num_input_focus_segments=48,
                  num_focus_segments=16, norm_ratio=1.0)
@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='first epoch (default: the checkpoint\'s epoch when resuming, else 0)')
     g.add_argument('-e', '--evaluate', action='store_true', help='validate only')
     g.add_argument('--save_scores', help='write the per-video logits of the evaluation to FILE')
+    g.add_argument('--policy', choices=('learned', 'random'),
+                   help='evaluation only: random = the same model with random patches and uniform frames (learned)')
     g.add_argument('--criteria', nargs='+', choices=('confidence', 'max_softmax', 'entropy'),
                    help='test_early_exit.py: exit criteria (confidence entropy)')
 
@@ -273,6 +275,10 @@ def _check_scope(args: argparse.Namespace, err) -> None:
     elif args.preset != 'an' and 'num_segments' in explicit:
         err('--num_segments is not used by Uni-AdaFocus in the TSM/X3D form: use --num_glance_segments, '
             '--num_input_focus_segments and --num_focus_segments')
+    if args.policy not in (None, 'learned') and (args.model != 'uniadafocus' or not (args.evaluate or
+                                                                                 args.script != 'main')):
+        err('--policy random only applies to evaluating (--evaluate, main_nViewEval.py, test_early_exit.py) '
+            'a Uni-AdaFocus model')
     if args.script != 'early_exit' and 'criteria' in explicit:
         err('--criteria is only used by test_early_exit.py')
 

@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         train_model = torch.compile(train_model)
     metrics = None
     for epoch in range(start_epoch, args.epochs):
-        seed_epoch(train_loader, epoch, seed)
+        seed_epoch(train_loader, epoch, seed, info.rank)
         train_set.reset_counters()
         lr = adjust_learning_rate(optimizer, epoch, args)  # per iteration too with --lr_per_step (engine)
         t0 = time.perf_counter()

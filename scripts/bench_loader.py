@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.num_glance = g if args.num_glance is None else args.num_glance
     args.num_candidates = n if args.num_candidates is None else args.num_candidates
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)  # one core per process, as in DataLoader workers (ops.dataset.worker_init_fn)
+    cv2.setNumThreads(1)  # one core for this single-process measurement
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or tmp
         t0 = time.perf_counter()

@@ -330,11 +330,9 @@ def test_batches_built_in_place_and_recycled(official, tmp_path):
 
 def test_worker_start_after_opencv_and_pyav_in_parent(official, tmp_path):
     # Regression: cv2.setNumThreads in a forked worker deadlocked after the parent had used OpenCV's
-    # thread pool and PyAV; worker_init_fn must stay safe there.
+    # thread pool and PyAV; the loaders must not set up workers that way.
     import av
-    from torch.utils.data import DataLoader
 
-    from ops.dataset import worker_init_fn
     from ops.video_io import read_frames
 
     cv2.GaussianBlur(np.zeros((1000, 1000, 3), np.uint8), (0, 0), 3)  # starts OpenCV's pool
@@ -346,5 +344,5 @@ def test_worker_start_after_opencv_and_pyav_in_parent(official, tmp_path):
     read_frames(str(tmp_path / "v.mkv"), [1])
     root, _ = official
     ds = VideoDataset(get_dataset_config("somethingv2", root=root), "val", num_glance=1, num_candidates=1)
-    loader = DataLoader(ds, batch_size=1, num_workers=1, worker_init_fn=worker_init_fn, timeout=60)
+    loader = make_loader(ds, 1, workers=1, timeout=60)
     assert [int(b[2]) for b in loader] == [0]
