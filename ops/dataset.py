@@ -1,4 +1,4 @@
-"""List files, temporal samplers and the video dataset (TSM format: frame folders or raw videos).
+"""The video dataset (TSM format: frame folders or raw videos) and its zero-copy loader.
 
 Frame numbers are 1-based everywhere (the number in the frame file name). Per preset, one item is:
 - 'an': the N candidate frames (the model takes the glance subset candidates[g::3] itself);
@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from ops.dataset_config import DatasetConfig, require_path
+from ops.lists import MAX_LABELS, VideoRecord, read_list_file, sample_eval, sample_train
 from ops.transforms import (
     TEST_CROPS,
     GroupScale,
@@ -30,80 +30,8 @@ from ops.transforms import (
 from ops.video_io import FrameFolder, FrameReadError, read_frames
 
 log = logging.getLogger(__name__)
-MAX_LABELS = 3
 _COUNTER_ROWS = 65  # row 0: main process, rows 1..64: DataLoader workers (id % 64)
 _MISSING, _BAD = 0, 1
-
-
-class ListFileError(ValueError):
-    """A malformed list file row; the message starts with '<file>:<line>: '."""
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    path: str
-    num_frames: int
-    labels: tuple[int, ...]
-
-
-def _parse_row(fields: list[str], separator: str, multi_label: bool) -> tuple[str, str, list[str]]:
-    if multi_label:
-        if not 3 <= len(fields) <= 2 + MAX_LABELS:
-            raise ValueError(f"expected 'path num_frames label [label2 label3]', got {len(fields)} fields")
-        return fields[0], fields[1], fields[2:]
-    if len(fields) == 3:
-        return fields[0], fields[1], fields[2:]
-    if len(fields) > 3 and separator == " ":  # minik rule: a path containing spaces
-        return " ".join(fields[:-2]), fields[-2], fields[-1:]
-    raise ValueError(f"expected 'path num_frames label', got {len(fields)} fields")
-
-
-def read_list_file(list_path: str, separator: str, num_classes: int, multi_label: bool) -> list[VideoRecord]:
-    """Return the VideoRecords of a list file (rows `path num_frames label [label2 label3]`).
-
-    Blank lines are skipped.
-
-    Raises ListFileError('<file>:<line>: ...') for malformed rows, non-integer fields, labels outside
-    [0, num_classes) and num_frames < 1. Multi-label rows keep their distinct labels sorted (as the original).
-    """
-    records = []
-    with open(list_path) as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            fields = text.split() if separator == " " else [x.strip() for x in text.split(separator)]
-            try:
-                path, frames_s, label_s = _parse_row(fields, separator, multi_label)
-                try:
-                    num_frames, labels = int(frames_s), sorted({int(x) for x in label_s})
-                except ValueError:
-                    raise ValueError(f"num_frames and labels must be integers in {text!r}") from None
-                if num_frames < 1:
-                    raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-                bad = [x for x in labels if not 0 <= x < num_classes]
-                if bad:
-                    raise ValueError(f"label {bad[0]} outside [0, {num_classes})")
-                if not path:
-                    raise ValueError("empty video path")
-            except ValueError as e:
-                raise ListFileError(f"{list_path}:{lineno}: {e}") from None
-            records.append(VideoRecord(path, num_frames, tuple(labels)))
-    if not records:
-        raise ListFileError(f"{list_path}:0: list file has no rows")
-    return records
-
-
-def sample_train(num_frames: int, T: int, rng: np.random.Generator) -> np.ndarray:
-    """Return (T,) int64 1-based frame numbers floor((i + U_i) / T * num_frames) + 1, U = rng.random(T)."""
-    return (np.floor((rng.random(T) + np.arange(T)) / T * num_frames) + 1).astype(np.int64)
-
-
-def sample_eval(num_frames: int, T: int, clip: int = 0, num_clips: int = 1) -> np.ndarray:
-    """Return (T,) int64 1-based centres floor((i + o) / T * num_frames) + 1, o = (clip + 0.5) / num_clips."""
-    if not 0 <= clip < num_clips:
-        raise ValueError(f"clip {clip} outside [0, {num_clips})")
-    return (np.floor((np.arange(T) + (clip + 0.5) / num_clips) / T * num_frames) + 1).astype(np.int64)
 
 
 def collate(

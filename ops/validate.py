@@ -9,38 +9,9 @@ import os
 from dataclasses import dataclass
 
 from ops.extract import frame_name, frame_numbers, pool_map
+from ops.lists import parse_list_row
 
 PROBLEM_KINDS = ("malformed", "label", "missing_folder", "frame_count", "bad_image")
-
-
-def parse_list_line(text: str, separator: str, multi_label: bool) -> tuple[str, int, list[int]]:
-    """Returns (path, num_frames, labels) of one list row; raises ValueError with the reason.
-
-    Same rules as ops.dataset.read_list_file: 3 fields, or 3..5 for multi-label, or >3 space-separated
-    fields where the path holds spaces (minik); integers; num_frames >= 1. Kept local because validation
-    must report every bad line while read_list_file stops at the first, and ops.dataset has no public
-    per-line parser to call instead (its private _parse_row covers only the field count, and importing
-    ops.dataset would load torch into this light tool).
-    """
-    fields = text.split() if separator == " " else [x.strip() for x in text.split(separator)]
-    if multi_label and 3 <= len(fields) <= 5:
-        path, n, labels = fields[0], fields[1], fields[2:]
-    elif not multi_label and len(fields) == 3:
-        path, n, labels = fields[0], fields[1], fields[2:]
-    elif not multi_label and len(fields) > 3 and separator == " ":
-        path, n, labels = " ".join(fields[:-2]), fields[-2], fields[-1:]
-    else:
-        want = "path num_frames label [label2 label3]" if multi_label else "path num_frames label"
-        raise ValueError(f"expected '{want}' ({separator!r} separated), got {len(fields)} fields")
-    try:
-        num_frames, label_ints = int(n), [int(x) for x in labels]
-    except ValueError:
-        raise ValueError(f"num_frames and labels must be integers in {text!r}") from None
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if not path:
-        raise ValueError("empty video path")
-    return path, num_frames, label_ints
 
 
 @dataclass(frozen=True)
@@ -123,7 +94,7 @@ def validate_list(
         rows += 1
         where = f"{list_path}:{lineno}"
         try:
-            path, n, labels = parse_list_line(text, separator, multi_label)
+            path, n, labels = parse_list_row(text, separator, multi_label)
         except ValueError as e:
             problems.append(Problem("malformed", where, str(e)))
             continue

@@ -11,17 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from ops.dataset import (
-    ListFileError,
-    VideoDataset,
-    VideoRecord,
-    collate,
-    make_loader,
-    read_list_file,
-    sample_eval,
-    sample_train,
-)
+from ops.dataset import VideoDataset, collate, make_loader
 from ops.dataset_config import DatasetNotFoundError, get_dataset_config
+from ops.lists import ListFileError, VideoRecord, read_list_file, sample_eval, sample_train
 from ops.transforms import crop_resize, multiscale_crop_box, normalize
 from ops.video_io import FrameReadError
 

@@ -19,7 +19,8 @@ from ops.extract import (
     template_regex,
 )
 from ops.labels import count_frames, gen_label
-from ops.validate import parse_list_line, validate_list
+from ops.lists import parse_list_row
+from ops.validate import validate_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,10 +79,10 @@ def test_templates_and_counting(tmp_path):
     assert count_frames(str(tmp_path), "img_{:05d}.jpg") == 4
 
 
-def test_parse_list_line_matches_dataset_reader(tmp_path):
-    assert parse_list_line("a/b 12 3", " ", False) == ("a/b", 12, [3])
-    assert parse_list_line("my video 12 3", " ", False) == ("my video", 12, [3])  # minik rule
-    assert parse_list_line("v_x,40,5,7", ",", True) == ("v_x", 40, [5, 7])
+def test_parse_list_row_matches_dataset_reader(tmp_path):
+    assert parse_list_row("a/b 12 3", " ", False) == ("a/b", 12, [3])
+    assert parse_list_row("my video 12 3", " ", False) == ("my video", 12, [3])  # minik rule
+    assert parse_list_row("v_x,40,5,7", ",", True) == ("v_x", 40, [5, 7])
     for bad, sep, multi in (
         ("a 12", " ", False),
         ("a x 3", " ", False),
@@ -90,13 +91,13 @@ def test_parse_list_line_matches_dataset_reader(tmp_path):
         ("a,5,1,2", ",", False),
     ):
         with pytest.raises(ValueError):
-            parse_list_line(bad, sep, multi)
+            parse_list_row(bad, sep, multi)
     dataset = pytest.importorskip("ops.dataset")
     good = tmp_path / "good.txt"
     good.write_text("a 12 3\nmy video 5 0\n\n")
     records = dataset.read_list_file(str(good), " ", 4, False)
     assert [(r.path, r.num_frames, list(r.labels)) for r in records] == [
-        parse_list_line(line, " ", False) for line in ("a 12 3", "my video 5 0")
+        parse_list_row(line, " ", False) for line in ("a 12 3", "my video 5 0")
     ]
 
 
