@@ -37,8 +37,7 @@ def build_dataset(args: argparse.Namespace, config: DatasetConfig, split: str, *
     return VideoDataset(config, split, train=train, num_glance=glance, num_candidates=candidates,
                         input_size=args.input_size, test_crops=test_crops, num_clips=num_clips,
                         list_file=list_file, preset='an' if args.model != 'uniadafocus' else None,
-                        video_root=getattr(args, 'video_root', None),
-                        on_bad_video=getattr(args, 'on_bad_video', None) or 'error')
+                        video_root=args.video_root, on_bad_video=args.on_bad_video)
 
 
 def build_loader(dataset: VideoDataset, args: argparse.Namespace, info: DistInfo, *, shuffle: bool,

@@ -44,7 +44,7 @@ def preset_defaults(preset: str, dataset: str) -> dict:
              glance_arch='mbv2', focus_arch='resnet50', num_glance_segments=8, num_input_focus_segments=36,
              num_focus_segments=12, patch_size=128, pretrain='imagenet', amp='fp16', clip_gradient=20.0,
              world_size=-1, rank=-1, test_crops=1, num_clips=1, device='auto', resume='', root_log='log',
-             criteria=['confidence', 'entropy'], weight_decay=5e-4, lr=0.02, policy='learned')
+             criteria=['confidence', 'entropy'], weight_decay=5e-4, lr=0.02, policy='learned', on_bad_video='error')
     if preset == 'an':
         d.update(dropout=0.2, clip_gradient=None, num_glance_segments=16, num_input_focus_segments=48,
                  num_focus_segments=16, norm_ratio=1.0)
@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--root_dataset', help='root of all datasets (default: env ADAFOCUS_DATA)')
     g.add_argument('--train_list', help='override the dataset config\'s train list file')
     g.add_argument('--val_list', help='override the dataset config\'s val list file')
+    g.add_argument('--video_root', help='read raw videos <video_root>/<list path>.mp4 instead of frame folders')
+    g.add_argument('--on_bad_video', choices=('error', 'skip'),
+                   help='an unreadable video: stop with its name (error, default) or skip it and count it')
     g.add_argument('-j', '--workers', type=int, help='DataLoader workers, split over local processes (preset)')
     g.add_argument('--input_size', type=int, help='frame crop side S (default 224)')
     g.add_argument('--test_crops', type=int, choices=(1, 3, 5, 10), help='spatial views at eval (default 1)')

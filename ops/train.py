@@ -119,8 +119,9 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         t0 = time.perf_counter()
         stats = train_one_epoch(train_model, criterion, train_loader, optimizer, args, info, epoch, logger, scaler)
         stats['epoch_s'] = time.perf_counter() - t0
-        if train_set.missing_frames:
-            stats['missing_frames'] = train_set.missing_frames
+        for counter in ('missing_frames', 'bad_videos'):  # counted replacements / skips of this epoch
+            if getattr(train_set, counter):
+                stats[counter] = getattr(train_set, counter)
         logger.log_metrics(epoch, 'train', stats, lr)
         logger.info(f'Epoch {epoch}: lr {lr:.5f} ' + ' '.join(f'{k} {v:.3f}' for k, v in stats.items()))
         is_best = False
