@@ -53,16 +53,27 @@ class PoolingClassifier(nn.Module):
             nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes)) for _ in range(num_focus)
         )
 
+    def glance_part(self, glance_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the glance step logits (B, T_g, C) and the final glance running max (B, hidden) for
+        glance_feat (B, T_g, Dg); the latter is what every focus step sees."""
+        b, t = glance_feat.shape[:2]
+        z1 = self.global_mlp(glance_feat.reshape(b * t, -1)).view(b, t, -1).cummax(dim=1)[0]
+        steps = [head(z1[:, i]) for i, head in enumerate(self.global_classifiers)]
+        return torch.stack(steps, dim=1), z1[:, -1]
+
+    def focus_part(self, last_glance: torch.Tensor, focus_feat: torch.Tensor) -> torch.Tensor:
+        """Returns the focus step logits (B, k, C) for the final glance running max (B, hidden) and
+        focus_feat (B, k, Df), k <= K (step j sees the first j+1 focus frames only)."""
+        b, k = focus_feat.shape[:2]
+        z2 = self.local_mlp(focus_feat.reshape(b * k, -1)).view(b, k, -1).cummax(dim=1)[0]
+        steps = [self.local_classifiers[i](torch.cat([z2[:, i], last_glance], dim=1)) for i in range(k)]
+        return torch.stack(steps, dim=1)
+
     def forward(self, glance_feat: torch.Tensor, focus_feat: torch.Tensor) -> torch.Tensor:
         """Returns step logits (B, T_g + k, C) for glance_feat (B, T_g, Dg) and focus_feat (B, k, Df), k <= K."""
-        b, t = glance_feat.shape[:2]
-        k = focus_feat.shape[1]
-        z1 = self.global_mlp(glance_feat.reshape(b * t, -1)).view(b, t, -1).cummax(dim=1)[0]
-        z2 = self.local_mlp(focus_feat.reshape(b * k, -1)).view(b, k, -1).cummax(dim=1)[0]
-        last_glance = z1[:, -1]
-        steps = [head(z1[:, i]) for i, head in enumerate(self.global_classifiers)]
-        steps += [self.local_classifiers[i](torch.cat([z2[:, i], last_glance], dim=1)) for i in range(k)]
-        return torch.stack(steps, dim=1)
+        # Same dropout (RNG) order as one pass over all steps: glance heads first, then focus heads.
+        glance_steps, last_glance = self.glance_part(glance_feat)
+        return torch.cat([glance_steps, self.focus_part(last_glance, focus_feat)], dim=1)
 
 
 def _last_layer_name(base_model: nn.Module) -> str:

@@ -9,6 +9,8 @@ One class serves the three presets; what differs is chosen at construction:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +37,8 @@ class UniAdaFocus(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.preset = p = cfg.preset
+        # 'learned', or 'random' for the evaluation control: uniform frames and random patches, same cost
+        self.policy = "learned"
         tg, k, c = cfg.num_glance_segments, cfg.num_focus_segments, cfg.num_classes
         if p == "an":
             self.global_CNN = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch))
@@ -116,6 +120,9 @@ class UniAdaFocus(nn.Module):
         frame_logits (B, T_g, C) and, for TSM/X3D, final (B, C) and avg (B, C)."""
         b, t = frames.shape[:2]
         flat = frames.flatten(0, 1)
+        size = self.cfg.glance_size  # X3D: 224 -> 160 as the original; AN/TSM: = input_size unless asked otherwise
+        if flat.shape[-1] != size:
+            flat = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False)
         if self.preset == "an":
             fm = self.global_CNN.features(flat)
             feat = fm.mean((2, 3))
@@ -134,9 +141,6 @@ class UniAdaFocus(nn.Module):
                 "final": out["final"],
                 "avg": out["reg"],
             }
-        size = self.cfg.glance_size
-        if flat.shape[-1] != size:
-            flat = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False)
         fm, final, feat = self._x3d(self.global_CNN, flat.view(b, t, *flat.shape[1:]))
         logits = self.global_CNN_head(feat)
         return {"featmap": fm, "feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
@@ -165,7 +169,7 @@ class UniAdaFocus(nn.Module):
         logits = self.local_CNN_head(feat)
         return {"feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
 
-    # ---- forward ------------------------------------------------------------------------------------------
+    # ---- forward ----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """Runs frames x (B, T, 3, S, S) (normalised float); returns a dict (shapes for B videos, C classes):
 
@@ -178,68 +182,102 @@ class UniAdaFocus(nn.Module):
         `focus_avg_logits` (B, C). For the loss: `fused_branches`, `focus_branches` (one tensor per branch:
         policy, and in training random patches) and `glance_aux`.
         """
+        return self.focus_stage(self.glance_stage(x))
+
+    def glance_stage(self, x: torch.Tensor, prepare: Callable | None = None) -> dict:
+        """First half of `forward`: the glance net on the T_g glance frames of x (B, T, 3, S, S). Returns the
+        state `focus_stage` continues from; its `glance_logits` (B, C) are exit 0 (in eval for 'an').
+
+        `prepare` (e.g. uint8 -> normalised float) is applied only to frames that are used: the glance frames
+        here, the K selected frames in `focus_stage`; x may then be the raw uint8 frames.
+        """
+        glance_frames, candidates, glance_pos = self._split(x)
+        g = self._glance(glance_frames if prepare is None else prepare(glance_frames))
+        state = {"g": g, "candidates": candidates, "glance_pos": glance_pos, "prepare": prepare}
+        if self.preset != "an":
+            state["glance_logits"] = g["avg"]
+        elif not self.training:  # eval BN: the glance half of the classifier can be shared by every exit
+            state["glance_steps"], state["glance_last"] = self.classifier.glance_part(g["feat"])
+            state["glance_logits"] = state["glance_steps"][:, -1]
+        return state
+
+    def focus_stage(
+        self, state: dict, rows: torch.Tensor | None = None, aux: bool = True
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Second half of `forward` (policies, frame selection, patches, focus net, fusion) for the videos
+        `rows` (LongTensor (B',), default all) of a `glance_stage` state; returns `forward`'s dict for them.
+        `aux=False` (deployment) skips the training-only `temporal_logits` / `spatial_logits`.
+        """
+        if rows is not None:
+            state = select_rows(state, rows)
         cfg = self.cfg
         an = self.preset == "an"
-        b = x.shape[0]
-        glance_frames, candidates, glance_pos = self._split(x)
-        g = self._glance(glance_frames)
+        g, candidates = state["g"], state["candidates"]
+        b, device = candidates.shape[0], candidates.device
         # The policies run in float32 even under autocast (as the original TSM training did): their outputs
         # decide discrete frame indices and crop boxes.
-        with torch.autocast(x.device.type, enabled=False):
+        with torch.autocast(device.type, enabled=False):
             fm, feat, frame_logits = g["featmap"].float(), g["feat"].float(), g["frame_logits"].float()
             # One policy call serves both uses: the crop takes the detached action, the feature-map aux loss
             # and the norm loss the attached one (the original called it twice with identical results).
             policy_actions = self.spatial_policy(fm.detach())  # (B, 4, T_g) 'an' / (B, 4)
             w, w_t = self.temporal_policy(feat if an else feat.detach())
-            mc_input = frame_logits if an else frame_logits.detach()
-            temporal_logits = mc_temporal_logits(mc_input, w, self.mc_levels, cfg.mc_samples)
-            aux = self.aux_fc if hasattr(self, "aux_fc") else self.aux_head
-            spatial_logits = featmap_crop_logits(fm, policy_actions, self.feat_patch, cfg.patch_size, aux)
+            out = {"weights": w, "weights_T": w_t}
+            if aux:
+                mc_input = frame_logits if an else frame_logits.detach()
+                out["temporal_logits"] = mc_temporal_logits(mc_input, w, self.mc_levels, cfg.mc_samples)
+                head = self.aux_fc if hasattr(self, "aux_fc") else self.aux_head
+                out["spatial_logits"] = featmap_crop_logits(
+                    fm, policy_actions, self.feat_patch, cfg.patch_size, head, cfg.input_size
+                )
 
         k = cfg.num_focus_segments
+        control = self.policy == "random" and not self.training
+        if control:  # evaluation control: uniform frames instead of the temporal policy's choice
+            w_t = torch.full_like(w_t, 1.0 / w_t.shape[1])
         idx = sample_indices(w_t.detach(), cfg.num_input_focus_segments, k, train=self.training)
         focus_frames = _take(candidates, idx)  # (B, K, 3, S, S)
+        if state["prepare"] is not None:
+            focus_frames = state["prepare"](focus_frames)
         if an:
             crop = _take(interpolate_actions(policy_actions, cfg.num_input_focus_segments), idx)  # (B, K, 4)
         else:
             crop = policy_actions  # (B, 4): the same box for all K frames
+        if control:  # ... and random P x P patches instead of the spatial policy's (reproducible draws)
+            gen = torch.Generator().manual_seed(0)
+            crop = random_actions(crop[..., 0].numel(), cfg.patch_size, generator=gen, frame_size=cfg.input_size)
+            crop = crop.to(device).view(*policy_actions.shape[:1], *([k] if an else []), 4)
         branch_actions = [crop.detach()]
         if self.training:  # random-patch branch (diversity augmentation)
             branch_actions.append(
-                random_actions(crop[..., 0].numel(), cfg.patch_size, device=x.device)
+                random_actions(crop[..., 0].numel(), cfg.patch_size, device=device, frame_size=cfg.input_size)
                 .view_as(crop)
                 .to(crop.dtype)
             )
         nb = len(branch_actions)
         per_frame = [a if a.dim() == 3 else a.unsqueeze(1).expand(b, k, 4) for a in branch_actions]
-        frames = focus_frames.flatten(0, 1).repeat(nb, 1, 1, 1)
-        with torch.autocast(x.device.type, enabled=False):
+        frames = focus_frames.flatten(0, 1)
+        frames = frames.repeat(nb, 1, 1, 1) if nb > 1 else frames
+        with torch.autocast(device.type, enabled=False):
+            actions = torch.cat(per_frame).reshape(-1, 4).float()
             patches = deformable_patch_grid(
-                frames,
-                torch.cat(per_frame).reshape(-1, 4).float(),
-                cfg.patch_size,
-                frames.shape[-1],
-                cfg.patch_size,
+                frames, actions, cfg.patch_size, frames.shape[-1], cfg.patch_size, cfg.input_size
             )
         f = self._focus(patches, nb * b)
 
-        out = {
-            "glance_frame_logits": g["frame_logits"],
-            "temporal_logits": temporal_logits,
-            "spatial_logits": spatial_logits,
-            "weights": w,
-            "weights_T": w_t,
-            "focus_indices": idx,
-            "actions": branch_actions[0],
-        }
+        out.update(glance_frame_logits=g["frame_logits"], focus_indices=idx, actions=branch_actions[0])
         out["policy_actions"] = policy_actions.transpose(1, 2) if an else policy_actions
         if an:
-            steps = [self.classifier(g["feat"], f["feat"][i * b : (i + 1) * b]) for i in range(nb)]
+            if "glance_steps" in state and not self.training:
+                local = [self.classifier.focus_part(state["glance_last"], fi) for fi in f["feat"].split(b)]
+                steps = [torch.cat([state["glance_steps"], z], dim=1) for z in local]
+            else:  # training: one full classifier pass per branch (BN statistics as the original)
+                steps = [self.classifier(g["feat"], fi) for fi in f["feat"].split(b)]
             out.update(
                 step_logits=steps[0],
                 logits=steps[0][:, -1],
                 exit_logits=steps[0][:, -(k + 1) :],
-                glance_indices=glance_pos,
+                glance_indices=state["glance_pos"],
                 fused_branches=steps,
                 glance_aux=g["frame_logits"],
             )
@@ -281,6 +319,19 @@ class UniAdaFocus(nn.Module):
             if params:
                 groups.append({"params": params, "lr_mult": mult, "decay_mult": 1.0, "name": name})
         return groups
+
+
+def select_rows(state: dict, rows: torch.Tensor) -> dict:
+    """Returns a `glance_stage` state restricted to the videos `rows` (B',) (every tensor indexed on dim 0)."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out[key] = select_rows(value, rows)
+        elif isinstance(value, torch.Tensor):
+            out[key] = value.index_select(0, rows.to(value.device))
+        else:
+            out[key] = value
+    return out
 
 
 def _take(frames: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

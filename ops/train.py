@@ -52,6 +52,8 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
         load_pretrained(model, cfg)
     if args.tune_from:
         tune_from(args.tune_from, model, verbose=info.is_main)
+    if args.policy != 'learned':  # evaluation control (opts allows it only when evaluating Uni-AdaFocus)
+        model.policy = args.policy
     return model.to(info.device), cfg
 
 

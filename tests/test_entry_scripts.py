@@ -155,3 +155,21 @@ def test_scripts_run_from_the_command_line_and_reject_bad_flags(data_root, tmp_p
     good = subprocess.run(cmd[:-2], cwd=ROOT, capture_output=True, text=True)
     assert good.returncode == 0, good.stderr[-2000:]
     assert 'Epoch 0 test: top1' in good.stdout
+
+
+def test_random_policy_control_uses_uniform_frames_and_random_patches(trained, data_root, tmp_path):
+    from models import ModelConfig, build_model
+
+    ckpt = os.path.join(trained.run_dir, 'ckpt.best.pth.tar')
+    learned, control = (str(tmp_path / f'{p}.npz') for p in ('learned', 'random'))
+    run(_args(data_root, str(tmp_path), '--evaluate', '--resume', ckpt, '--save_scores', learned))
+    run(_args(data_root, str(tmp_path), '--evaluate', '--resume', ckpt, '--save_scores', control, '--policy', 'random'))
+    a, b = np.load(learned), np.load(control)
+    np.testing.assert_array_equal(a['exit_logits'][:, 0], b['exit_logits'][:, 0])  # same glance
+    assert not np.allclose(a['logits'], b['logits'])  # other frames / patches for the focus net
+    model = build_model(ModelConfig.from_args(trained, num_classes=3)).eval()
+    model.policy = 'random'
+    out = model(torch.randn(2, 12, 3, 64, 64))
+    assert out['focus_indices'].tolist() == [[2, 6], [2, 6]]  # mid-quantiles of a uniform distribution over N=8
+    side = out['actions'][:, 2:] * (64 - 64 * 96 / 224) + 64 * 96 / 224
+    assert torch.allclose(side, torch.full_like(side, 32.0))  # random patches of exactly P = 32 px
