@@ -4,11 +4,8 @@ official outputs (fixture weight contract), and weight loading."""
 from __future__ import annotations
 
 import json
-import math
-import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -27,6 +24,7 @@ from archs.mobilenet_v2 import MobileNetV2
 from archs.resnet import resnet18, resnet50
 from archs.temporal_shift import TemporalShift
 from archs.x3d import X3D, round_width, x3d_s
+from tests.official import contract_tensor, fixture_frame  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "official"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
@@ -47,25 +45,9 @@ def _keys(module: torch.nn.Module, drop: tuple[str, ...] = ()) -> list[tuple[str
     return [(k, tuple(v.shape)) for k, v in module.state_dict().items() if not k.startswith(drop)]
 
 
-def _contract_value(key: str, shape: list[int]) -> torch.Tensor:
-    """The fixture weight contract (tests/fixtures/official/README.md, section 3)."""
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("num_batches_tracked"):
-        return torch.zeros(shape, dtype=torch.int64)
-    if key.endswith("running_var"):
-        return 1.0 + 0.1 * torch.rand(shape, generator=g)
-    if key.endswith("running_mean"):
-        return 0.05 * torch.randn(shape, generator=g)
-    if key.endswith(".weight") and len(shape) >= 2:
-        return torch.randn(shape, generator=g) * (1.0 / math.prod(shape[1:]) ** 0.5)
-    if key.endswith(".weight"):
-        return 1.0 + 0.05 * torch.randn(shape, generator=g)
-    return 0.02 * torch.randn(shape, generator=g)
-
-
 def _contract(name: str, prefix: str) -> dict[str, torch.Tensor]:
     return {
-        e["key"][len(prefix) :]: _contract_value(e["key"], e["shape"])
+        e["key"][len(prefix) :]: contract_tensor(e["key"], e["shape"])
         for e in _entries(name)
         if e["key"].startswith(prefix)
     }
@@ -73,9 +55,7 @@ def _contract(name: str, prefix: str) -> dict[str, torch.Tensor]:
 
 def _frame(v: int, t: int) -> torch.Tensor:
     """Fixture frame (README section 2), centre crop 224 of the 320x256 frame, normalised: (3, 224, 224)."""
-    img = np.random.default_rng(1000 * v + t).integers(0, 256, (256, 320, 3), dtype=np.uint8)
-    img = cv2.blur(img, (5, 5))[16:240, 48:272]
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+    x = torch.from_numpy(np.ascontiguousarray(fixture_frame(v, t)[16:240, 48:272])).permute(2, 0, 1)
     return (x.float() / 255 - MEAN) / STD
 
 
@@ -89,7 +69,7 @@ def _video(name: str) -> dict:
 def test_contract_generator_matches_fixture_checksums():
     picked = [x for x in _entries("an") if x["key"].startswith("global_CNN.features.0.")][:5]
     for e in picked + _entries("x3d")[-3:]:
-        v = _contract_value(e["key"], e["shape"])
+        v = contract_tensor(e["key"], e["shape"])
         assert float(v.double().sum()) == pytest.approx(e["sum"], abs=1e-6)
 
 

@@ -16,22 +16,17 @@ from ops.dataset_config import DatasetNotFoundError, get_dataset_config
 from ops.lists import ListFileError, VideoRecord, read_list_file, sample_eval, sample_train
 from ops.transforms import crop_resize, multiscale_crop_box, normalize
 from ops.video_io import FrameReadError
+from tests.official import fixture_frame
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures", "official")
 PRESET_T = {"x3d": (16, 96), "tsm": (8, 36), "an": (0, 48)}  # (T_g, N) of the fixture runs
-
-
-def official_frame(v: int, t: int) -> np.ndarray:
-    """Frame t (1-based) of video v of the fixture dataset (fixtures README section 2), (256, 320, 3) RGB."""
-    img = np.random.default_rng(1000 * v + t).integers(0, 256, (256, 320, 3), dtype=np.uint8)
-    return cv2.blur(img, (5, 5))
 
 
 @pytest.fixture(scope="module")
 def official(tmp_path_factory):
     """vid0 (40 frames, label 0) in the somethingv2 and actnet layouts of the fixture runs."""
     root = tmp_path_factory.mktemp("data")
-    frames = np.stack([official_frame(0, t) for t in range(1, 41)])
+    frames = np.stack([fixture_frame(0, t) for t in range(1, 41)])
     sth = root / "something-something-v2"
     an = root / "actnet"
     for d, tmpl in (

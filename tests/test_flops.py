@@ -10,8 +10,8 @@ from models import ModelConfig
 from ops.flops import exit_gflops
 from scripts.flops import collect
 from scripts.flops import main as flops_main
+from tests.official import load_fixture
 from tests.test_model_grads import TINY
-from tests.test_model_utils import load_fixture
 
 PAPER = {
     "x3d:16+32@128": 8.8,

@@ -9,8 +9,8 @@ import torch
 from archs import WeightsError, create_backbone
 from models import ModelConfig, build_criterion, build_model, load_pretrained
 from ops.opts import parse_args
+from tests.official import load_fixture
 from tests.test_model_grads import TINY, tiny_input
-from tests.test_model_utils import load_fixture
 
 CLASSES = {"an": 200, "tsm": 174, "x3d": 400}
 

@@ -11,7 +11,7 @@ import torch
 
 from models import ModelConfig, build_model
 from models.policies import quantile_positions
-from tests.test_model_utils import contract_state_dict, fixture_clip, load_fixture
+from tests.official import contract_state_dict, fixture_clip, load_fixture
 
 ATOL, RTOL = 1e-5, 1e-4
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from models import ModelConfig, build_criterion, build_model
 from models.losses import repeated_ce
-from tests.test_model_utils import contract_state_dict
+from tests.official import contract_state_dict
 
 TINY_X3D = dict(width_factor=1.0, dim_c1=4, dim_c5=16, bottleneck_factor=1.0)
 TINY = {
