@@ -1,0 +1,205 @@
+"""Building blocks of scripts/bench.py: the preset / dense-baseline pairs, a dense MobileNetV2 + ResNet-50
+reference for the 'an' preset, interleaved timers, and the timed inference / training-step callables.
+
+Every inference callable starts from uint8 frames (B, T, 3, H, W), as the loader delivers them, and includes
+the normalisation (ops.transforms.normalize), so the timings are end to end from decoded frames.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archs import create_backbone
+from models import ModelConfig, build_criterion, build_model
+from ops.flops import count_macs, exit_gflops
+from ops.inference import deploy_model, normalize_frames, predict_with_exit
+from ops.transforms import normalize
+
+# Optimisations scripts/bench.py can switch on one by one (the "before" run uses none of them).
+OPTIMISATIONS = (
+    "inference_mode",
+    "lean",
+    "lazy_norm",
+    "inplace_norm",
+    "fold_bn",
+    "channels_last",
+    "channels_last_3d",
+)
+
+
+class DenseGlanceFocus(nn.Module):
+    """Dense reference of the 'an' preset: MobileNetV2 and ResNet-50 both on all T full frames; pooled
+    features concatenated, one linear classifier, mean over frames. forward(x (B, T, 3, H, W)) returns
+    {'logits' (B, C), 'exit_logits' (B, 1, C)}."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.glance = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch))
+        self.focus = create_backbone(cfg.focus_arch, **cfg.backbone_kwargs(cfg.focus_arch))
+        self.fc = nn.Linear(self.glance.feature_dim + self.focus.feature_dim, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        b, t = x.shape[:2]
+        flat = x.flatten(0, 1)
+        feat = torch.cat([self.glance.features(flat).mean((2, 3)), self.focus.features(flat).mean((2, 3))], 1)
+        logits = self.fc(feat).view(b, t, -1).mean(1)
+        return {"logits": logits, "exit_logits": logits.unsqueeze(1)}
+
+    def gflops(self) -> float:
+        """Returns GFLOPs per video (conv + linear MACs of both nets and the classifier on T frames)."""
+        s, t = self.cfg.input_size, self.cfg.num_segments
+        frame = torch.zeros(1, 3, s, s)
+        macs = sum(count_macs(net, frame, fn=lambda m, z: m.features(z)) for net in (self.glance, self.focus))
+        return t * (macs + self.fc.in_features * self.fc.out_features) / 1e9
+
+
+@dataclass
+class Pair:
+    """A Uni-AdaFocus preset and its dense baseline (model configs, frames each takes per video)."""
+
+    name: str
+    title: str
+    preset: ModelConfig
+    baseline: ModelConfig
+    preset_frames: int
+    baseline_frames: int
+
+
+def default_pairs() -> dict[str, Pair]:
+    """Returns the three pairs of the README tables: TSM 8+12@96 vs TSM-R50 8f@224, X3D 16+32@128 vs X3D-L
+    16x312^2, AN 16+16@128 vs MobileNetV2 + ResNet-50 on 16 full frames."""
+    tsm = ModelConfig.for_preset(
+        "tsm",
+        num_classes=174,
+        num_input_focus_segments=36,
+        num_focus_segments=12,
+        patch_size=96,
+        pretrain="none",
+    )
+    x3d = ModelConfig.for_preset("x3d", num_classes=400, pretrain="none")
+    an = ModelConfig.for_preset("an", num_classes=200, pretrain="none")
+    return {
+        "tsm": Pair(
+            "tsm",
+            "UA-TSM 8+12 @96 vs TSM-R50 8f @224",
+            tsm,
+            ModelConfig.for_preset("tsm", model="tsm", num_classes=174, num_segments=8, pretrain="none"),
+            8 + 36,
+            8,
+        ),
+        "x3d": Pair(
+            "x3d",
+            "UA-X3D 16+32 @128 vs X3D-L 16x312^2",
+            x3d,
+            ModelConfig.for_preset(
+                "x3d",
+                model="x3d",
+                focus_arch="x3d_l",
+                num_classes=400,
+                num_segments=16,
+                input_size=312,
+                pretrain="none",
+            ),
+            16 + 96,
+            16,
+        ),
+        "an": Pair(
+            "an",
+            "UA-AN 16+16 @128 vs MobileNetV2+ResNet-50 16f @224",
+            an,
+            ModelConfig.for_preset("an", num_classes=200, num_segments=16, pretrain="none"),
+            48,
+            16,
+        ),
+    }
+
+
+def build_pair(pair: Pair) -> tuple[nn.Module, nn.Module]:
+    """Returns (preset model, baseline model), randomly initialised, eval mode."""
+    base = DenseGlanceFocus(pair.baseline) if pair.name == "an" else build_model(pair.baseline)
+    return build_model(pair.preset).eval(), base.eval()
+
+
+def pair_gflops(preset: nn.Module, baseline: nn.Module) -> dict[str, object]:
+    """Returns {'preset_exits': [GFLOPs per exit], 'preset': full, 'baseline': GFLOPs} per video."""
+    exits = exit_gflops(preset)
+    base = baseline.gflops() if isinstance(baseline, DenseGlanceFocus) else exit_gflops(baseline)[-1]
+    return {"preset_exits": exits, "preset": exits[-1], "baseline": base}
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
+    """Returns the median seconds of each callable; runs are interleaved (a, b, a, b, ...) so that a change
+    of machine load hits every callable alike. `warmup` untimed rounds first."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def prepare_models(preset: nn.Module, baseline: nn.Module, opts: set[str]) -> tuple[nn.Module, nn.Module]:
+    """Returns deploy copies (BN folded / channels-last as `opts` asks) or the models themselves."""
+    kw = dict(
+        fold_bn="fold_bn" in opts,
+        channels_last="channels_last" in opts,
+        channels_last_3d="channels_last_3d" in opts,
+    )
+    if not any(kw.values()):
+        return preset, baseline
+    return deploy_model(preset, **kw), deploy_model(baseline, **kw)
+
+
+def inference_fn(model: nn.Module, frames: torch.Tensor, opts: set[str], uniadafocus: bool) -> Callable:
+    """Returns a callable running one inference of `model` on uint8 `frames` (no early exit): the standard
+    eval forward, or with 'lean' the deployment path (predict_with_exit, always under inference_mode)."""
+    grad_off = torch.inference_mode if "inference_mode" in opts else torch.no_grad
+    norm = normalize_frames if "inplace_norm" in opts else normalize
+    if uniadafocus and "lean" in opts:
+        never = [1e8] * (num_exits(model) - 1) + [-1e8]
+        if "lazy_norm" in opts:
+            return lambda: predict_with_exit(model, frames, never, prepare=norm)
+        return lambda: predict_with_exit(model, norm(frames), never)
+
+    def standard() -> torch.Tensor:
+        with grad_off():
+            return model(norm(frames))["logits"]
+
+    return standard
+
+
+def num_exits(model: nn.Module) -> int:
+    """Returns the number of exits of a Uni-AdaFocus model (K + 1 for 'an', 2 otherwise)."""
+    cfg = model.cfg
+    return cfg.num_focus_segments + 1 if cfg.preset == "an" else 2
+
+
+def train_step_fn(model: nn.Module, frames: torch.Tensor, num_classes: int, uniadafocus: bool) -> Callable:
+    """Returns a callable doing one SGD step (forward, loss, backward, update) of `model` in train mode on
+    uint8 `frames` with random labels."""
+    model.train()
+    target = torch.randint(0, num_classes, (frames.shape[0],))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+    criterion = build_criterion(model.cfg) if uniadafocus else None
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(normalize(frames))
+        loss = criterion(out, target)[0] if criterion else F.cross_entropy(out["logits"], target)
+        loss.backward()
+        optimizer.step()
+
+    return step
