@@ -2,18 +2,20 @@
 
 Each clip shows a cluttered, slowly panning background with moving textured tiles. Exactly one
 tile (the *glyph*, a 16x16 px pattern inside a 2 px white frame) carries the class, and it is on
-screen only during a random window of 30-50% of the frames. The glyph is a row-wise alternating
-stripe pattern of 2 px cells: every row alternates on/off with period 4 px, and the class is the
-sequence of phase changes between consecutive rows (a 7-bit Hamming(7,4) codeword, so any two
-classes differ in >= 3 rows). Any 4 px window inside such a pattern holds exactly half "on" pixels,
-so after a 4x area downsampling (glance resolution) the glyph is a nearly flat blob of its mean
-colour (only its left/right edges leak a little, see glyph_mask), framed in white: the glance can
-find *where* and *when*, the class is readable only inside a full-resolution focus patch.
-Measured (tests/test_synthetic.py, 4 classes, 1-nearest-neighbour on grey pixels): full-resolution
-glyph crop 100%, 4x-downsampled glyph box 46%, 4x-downsampled whole frame 4% (chance 25%).
+screen only during a random window of 30-50% of the frames. The class is a (pattern, hue) pair:
+the glyph's two colours are a light and a dark shade of one of four hues (red, green, blue,
+yellow), drawn as one of three 1-px patterns (horizontal stripes, vertical stripes, checkerboard).
+Every 2x2 window of each pattern is half light, half dark, so at glance resolution (half the
+frame side or less) the glyph is a flat blob of its mean colour framed in white: the glance can
+find *where* and *when* and read the hue, but only a full-resolution focus patch reads the pattern.
+With the default 8 classes (2 patterns x 4 hues) the glance alone can reach ~50%; the rest needs
+the focus network looking at the right place at the right time. Distractor tiles use the same
+hues (random 2-px noise, coloured frame), so hue alone does not say where the glyph is.
+Measured (tests/test_synthetic.py, 1-nearest-neighbour on colour pixels): full-resolution glyph
+crop 100%, 2x-downsampled glyph box ~hue only, 2x-downsampled whole frame near chance.
 
-A horizontal flip complements every row phase (the tile is 8 cells wide) and keeps the phase
-changes, so the class is flip-invariant: horizontal-flip augmentation is allowed.
+A horizontal flip keeps every pattern (it only swaps the phase of the vertical stripes), so the
+class is flip-invariant: horizontal-flip augmentation is allowed.
 
 Layout under `<root>/synthetic/`: `frames/<video>/img_{:05d}.jpg` (1-based), `train_videofolder.txt`,
 `val_videofolder.txt` (`path num_frames label`), `category.txt`, `annotations.json` (per video: label,
@@ -33,26 +35,30 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-SYNTH_VERSION = 1  # bump whenever rendering changes, so old folders get regenerated
-# Hamming(7,4) codewords, sorted: index order == alphabetical category order
-# fmt: off
-CODEWORDS = (
-    "0000000", "0001111", "0010110", "0011001", "0100101", "0101010", "0110011", "0111100",
-    "1000011", "1001100", "1010101", "1011010", "1100110", "1101001", "1110000", "1111111",
-)
-# fmt: on
-CELL = 2  # glyph cell side in px
-GLYPH = 8 * CELL  # glyph pattern side (16 px)
+SYNTH_VERSION = 4  # bump whenever rendering changes, so old folders get regenerated
+PATTERNS = ("checker", "hstripe", "vstripe")  # 1-px patterns: readable only at full resolution
+HUES = {  # light shade (RGB) of each hue; the dark shade is DARK times it
+    "blue": (90, 140, 255),
+    "green": (90, 230, 90),
+    "red": (250, 90, 80),
+    "yellow": (245, 225, 70),
+}
+DARK = 0.35
+# Class index order == alphabetical order of the names "<pattern>_<hue>": the first 4k classes hold
+# k patterns x all 4 hues, so with 8 classes each hue comes in 2 patterns.
+CLASSES = tuple(f"{p}_{h}" for p in PATTERNS for h in sorted(HUES))
+GLYPH = 16  # glyph pattern side in px
+CELL = 1  # pattern cell side in px (stripes of period 2 * CELL)
 BORDER = 2  # white frame around the glyph
 TEMPLATE = "img_{:05d}.jpg"
 FLIP_ALLOWED = True
 
 DEFAULTS = dict(
     num_classes=8,
-    videos_per_class_train=25,
-    videos_per_class_val=8,
-    min_frames=24,
-    max_frames=40,
+    videos_per_class_train=40,
+    videos_per_class_val=12,
+    min_frames=16,
+    max_frames=32,
     height=128,
     width=160,
     num_distractors=5,
@@ -66,25 +72,25 @@ DEFAULTS = dict(
 
 
 def class_names(num_classes: int) -> list[str]:
-    """Returns the category names (`glyph_<codeword>`), index order = alphabetical order."""
-    if not 1 <= num_classes <= len(CODEWORDS):
-        raise ValueError(f"num_classes must be in 1..{len(CODEWORDS)}, got {num_classes}")
-    return [f"glyph_{c}" for c in CODEWORDS[:num_classes]]
+    """Returns the category names (`<pattern>_<hue>`), index order = alphabetical order."""
+    if not 1 <= num_classes <= len(CLASSES):
+        raise ValueError(f"num_classes must be in 1..{len(CLASSES)}, got {num_classes}")
+    return list(CLASSES[:num_classes])
 
 
-def glyph_mask(label: int, polarity: int) -> np.ndarray:
-    """Returns the (16, 16) float32 pattern of class `label` in [0, 1] (0 = dark, 1 = light colour);
-    polarity (0/1) is the phase of row 0."""
-    code = CODEWORDS[label]
-    phases = np.cumsum([polarity] + [int(b) for b in code]) % 2  # (8,) phase of each cell row
-    cells = (np.arange(8)[None, :] + phases[:, None]) % 2  # (8 rows, 8 cols)
-    mask = np.kron(cells, np.ones((CELL, CELL))).astype(np.float32)
-    # A hard left/right edge of the stripes leaks the row phases into a 4x downsampled frame (the
-    # truncated wave is no longer zero-mean in a 4 px window); a 4 px contrast ramp cuts that leak
-    # from 0.5 to 0.2 of the contrast (worst case over classes and offsets).
-    ramp = np.float32([0.2, 0.4, 0.6, 0.8])
-    weight = np.concatenate([ramp, np.ones(GLYPH - 8, np.float32), ramp[::-1]])
-    return 0.5 + (mask - 0.5) * weight[None, :]
+def glyph_mask(label: int, phase: int) -> np.ndarray:
+    """Returns the (16, 16) float32 pattern of class `label` in {0, 1} (0 = dark, 1 = light shade);
+    `phase` (0/1) shifts the pattern by one pixel."""
+    i, j = np.indices((GLYPH, GLYPH)) // CELL
+    pattern = CLASSES[label].split("_")[0]
+    cells = {"checker": i + j, "hstripe": i, "vstripe": j}[pattern] + phase
+    return (cells % 2).astype(np.float32)
+
+
+def glyph_colours(label: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Returns the (light, dark) uint8 RGB shades of the class's hue, jittered per video."""
+    light = np.float32(HUES[CLASSES[label].split("_")[1]]) + rng.uniform(-12, 12, 3)
+    return np.clip(light, 0, 255).astype(np.uint8), np.clip(light * DARK, 0, 255).astype(np.uint8)
 
 
 def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -172,14 +178,13 @@ def render_video(
     gy, gx = _track(rng, n, (cy0, cx0, cy0 + crop - side, cx0 + crop - side), (0.7, 2.0))
     length = max(1, int(round(rng.uniform(*window) * n)))
     start = int(rng.integers(0, n - length + 1))
-    glyph = _tile(glyph_mask(label, int(rng.integers(0, 2))), *_two_colours(rng), np.uint8([255, 255, 255]))
+    glyph = _tile(glyph_mask(label, int(rng.integers(0, 2))), *glyph_colours(label, rng), np.uint8([255, 255, 255]))
     distractors = []
-    for _ in range(num_distractors):  # same size and colours, noise pattern, non-white frame
-        s = int(rng.integers(GLYPH - 4, GLYPH + 5) // CELL * CELL)
-        cells = rng.random((s // CELL,) * 2) < 0.5
-        mask = np.kron(cells, np.ones((CELL, CELL), bool))
+    for _ in range(num_distractors):  # same size and hues as glyphs, 2-px noise pattern, non-white frame
+        s = int(rng.integers(GLYPH - 4, GLYPH + 5) // 2 * 2)
+        mask = np.kron(rng.random((s // 2,) * 2) < 0.5, np.ones((2, 2), bool))
         border = rng.integers(60, 200, size=3).astype(np.uint8)
-        tile = _tile(mask, *_two_colours(rng), border)
+        tile = _tile(mask, *glyph_colours(int(rng.integers(len(CLASSES))), rng), border)
         path = _track(rng, n, (-4, -4, h - s, w - s), (0.5, 2.5))
         distractors.append((tile, path))
     frames = np.empty((n, h, w, 3), np.uint8)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ops import synthetic
-from ops.synthetic import CODEWORDS, class_names, ensure_synthetic, generate, glyph_mask
+from ops.synthetic import class_names, ensure_synthetic, generate, glyph_mask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(num_classes=3, videos_per_class_train=2, videos_per_class_val=1, min_frames=10, max_frames=12)
@@ -23,26 +23,26 @@ def tiny(tmp_path_factory):
     return root, generate(root, **TINY)
 
 
-def test_codewords_are_distinct_hamming_code():
-    dist = [sum(a != b for a, b in zip(x, y)) for i, x in enumerate(CODEWORDS) for y in CODEWORDS[i + 1 :]]
-    assert len(CODEWORDS) == 16 and min(dist) == 3
-    assert class_names(3) == ["glyph_0000000", "glyph_0001111", "glyph_0010110"]
-    assert class_names(16) == sorted(class_names(16))  # index order is alphabetical
+def test_class_names_pattern_major_alphabetical():
+    assert class_names(3) == ["checker_blue", "checker_green", "checker_red"]
+    assert class_names(12) == sorted(class_names(12))  # index order is alphabetical
+    # the default 8 classes: 2 patterns x all 4 hues, so the hue alone leaves 2 candidates
+    assert sorted({c.split("_")[1] for c in class_names(8)}) == sorted(synthetic.HUES)
     with pytest.raises(ValueError):
-        class_names(17)
+        class_names(13)
 
 
 def test_glyph_flip_invariant_and_flat_at_glance_resolution():
-    for label in range(16):
+    masks = [glyph_mask(label, phase) for label in range(12) for phase in (0, 1)]
+    for label in range(12):
         a, b = glyph_mask(label, 0), glyph_mask(label, 1)
-        # a horizontal flip complements every row phase: the same class with the other polarity
-        np.testing.assert_array_equal(a[:, ::-1], b)
-        # inside the full-contrast columns every 4 px horizontal window is half on, half off
-        windows = np.lib.stride_tricks.sliding_window_view(a[:, 4:12], 4, axis=1).mean(-1)
+        # a horizontal flip gives the same class (at most the other phase)
+        assert any(np.array_equal(a[:, ::-1], m) for m in (a, b))
+        # every 2x2 window (any offset) is half light: a 2x area downsampling leaves a flat blob
+        windows = np.lib.stride_tricks.sliding_window_view(a, (2, 2)).mean((-1, -2))
         np.testing.assert_allclose(windows, 0.5)
-    # classes differ at full resolution, in >= 3 of the 7 row boundaries
-    flat = np.array([glyph_mask(k, 0).ravel() for k in range(16)])
-    assert len({row.tobytes() for row in flat}) == 16
+    # the three patterns differ at full resolution (hue is drawn in colour, not in the mask)
+    assert len({m.tobytes() for m in masks}) == 3 * 2
 
 
 def test_layout_lists_and_annotations(tiny):
@@ -105,45 +105,48 @@ def test_refuses_foreign_folder(tmp_path):
     assert (tmp_path / "synthetic" / "mine.txt").exists()
 
 
-def test_class_readable_in_focus_patch_not_at_glance_resolution(tmp_path):
-    """1-nearest-neighbour (|cosine| of normalised grey pixels) from val to train frames of the window."""
+def test_pattern_readable_in_focus_patch_hue_at_glance_resolution(tmp_path):
+    """1-nearest-neighbour (|cosine| of normalised grey pixels) from val to train frames of the window, on the
+    pattern (2 per hue); and the hue from the mean colour of the glyph box at half resolution."""
     folder = ensure_synthetic(
         str(tmp_path),
-        num_classes=4,
-        videos_per_class_train=6,
-        videos_per_class_val=3,
+        num_classes=8,
+        videos_per_class_train=3,
+        videos_per_class_val=2,
         min_frames=16,
         max_frames=20,
         seed=0,
     )
     ann = json.load(open(os.path.join(folder, "annotations.json")))
-    feats = {}
+    hues = np.float32([synthetic.HUES[h] for h in sorted(synthetic.HUES)]) * (1 + synthetic.DARK) / 2
+    feats, hue_hits = {}, []
     for name, a in ann.items():
         start, end = a["window"]
+        pattern, hue = divmod(a["label"], 4)
         for t in range(start, end):
-            img = cv2.imread(
-                os.path.join(folder, "frames", name, f"img_{t + 1:05d}.jpg"), cv2.IMREAD_GRAYSCALE
-            )
-            small = cv2.resize(img.astype(np.float32), (40, 32), interpolation=cv2.INTER_AREA)  # 4x down
+            img = cv2.imread(os.path.join(folder, "frames", name, f"img_{t + 1:05d}.jpg"))[..., ::-1]
+            small = cv2.resize(img.astype(np.float32), (80, 64), interpolation=cv2.INTER_AREA)  # 2x down
+            grey, small_grey = img.astype(np.float32).mean(-1), small.mean(-1)
             x, y, w, h = a["boxes"][t]
+            if x % 2 or y % 2:  # keep the 2x2 grid aligned with the box: the flatness is exact there
+                continue
             views = {
-                "focus": img[y + 2 : y + h - 2, x + 2 : x + w - 2].astype(np.float32),  # 16x16 glyph
-                "glance_box": small[y // 4 : y // 4 + 5, x // 4 : x // 4 + 5],
-                "glance_frame": small,
+                "focus": grey[y + 2 : y + h - 2, x + 2 : x + w - 2],  # the 16x16 glyph
+                "glance": small_grey[y // 2 + 1 : y // 2 + 9, x // 2 + 1 : x // 2 + 9],
             }
             for key, v in views.items():
-                if key == "glance_box" and v.shape != (5, 5):  # box on the frame edge
-                    continue
                 f = v.ravel() - v.mean()
-                feats.setdefault((key, a["split"]), []).append((f / (np.linalg.norm(f) + 1e-6), a["label"]))
+                feats.setdefault((key, a["split"]), []).append((f / (np.linalg.norm(f) + 1e-6), pattern))
+            mean_colour = small[y // 2 + 2 : y // 2 + 8, x // 2 + 2 : x // 2 + 8].reshape(-1, 3).mean(0)
+            hue_hits.append(int(np.abs(hues - mean_colour).sum(1).argmin() == hue))
     acc = {}
-    for key in ("focus", "glance_box", "glance_frame"):
+    for key in ("focus", "glance"):
         xt, yt = map(np.array, zip(*feats[(key, "train")]))
         xv, yv = map(np.array, zip(*feats[(key, "val")]))
         acc[key] = float((yt[np.abs(xv @ xt.T).argmax(1)] == yv).mean())
-    assert acc["focus"] == 1.0  # chance is 0.25
-    assert acc["glance_frame"] <= 0.3  # the downsampled frame gives nothing beyond chance
-    assert acc["glance_box"] <= 0.6  # even knowing the box, 4x down leaks little (edges only)
+    assert acc["focus"] == 1.0  # the pattern at full resolution (chance 0.5)
+    assert acc["glance"] <= 0.7  # at half resolution the pattern is (nearly) gone
+    assert np.mean(hue_hits) >= 0.9  # ... but the hue is still there
 
 
 def test_videos_match_frames(tmp_path):
