@@ -2,7 +2,11 @@
 and compare (a) the learned policies, (b) the same model with random patches and uniform frames, (c) the glance
 network alone. The last line printed is one JSON object with the figures.
 
-    python scripts/demo.py [--root_dataset DIR] [--root_log DIR] [--epochs N] [--seed S]
+    python scripts/demo.py [--root_dataset DIR] [--root_log DIR] [--epochs N] [--seed S] [--pretrain_steps G F]
+
+The glance and focus backbones are first pretrained on clips where the glyph is visible (ops/frame_pretrain.py,
+the stand-in for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with
+--tune_from; the policies start from random.
 """
 
 from __future__ import annotations
@@ -15,9 +19,26 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import torch  # noqa: E402
+
+from models import ModelConfig, build_model  # noqa: E402
+from ops.checkpoint import save_checkpoint  # noqa: E402
 from ops.evaluate import run_early_exit, run_nview  # noqa: E402
+from ops.frame_pretrain import pretrain_backbones  # noqa: E402
 from ops.opts import parse_args  # noqa: E402
-from ops.train import run  # noqa: E402
+from ops.train import dataset_config, run  # noqa: E402
+
+
+def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
+    """Pretrains the glance and focus backbones on single clips (ops.frame_pretrain) and saves the model as
+    `<root_log>/pretrained.pth.tar` for --tune_from; returns its path and the training report."""
+    config = dataset_config(args)  # generates the dataset on first use
+    torch.manual_seed(args.seed)
+    model = build_model(ModelConfig.from_args(args, num_classes=config.num_classes))
+    report = pretrain_backbones(model, os.path.dirname(config.train_list), glance_steps=steps[0],
+                                focus_steps=steps[1], seed=args.seed)
+    path = save_checkpoint(args.root_log, model, epoch=0, args=args, filename='pretrained.pth.tar')
+    return path, report
 
 
 def main() -> dict:
@@ -26,11 +47,19 @@ def main() -> dict:
     p.add_argument('--root_log', default='runs/demo')
     p.add_argument('--epochs', type=int, help='training epochs (default: the synthetic preset)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--pretrain_steps', type=int, nargs=2, default=(400, 600), metavar=('GLANCE', 'FOCUS'),
+                   help='backbone pretraining steps (stand-in for ImageNet weights); 0 0 starts from scratch')
     opts = p.parse_args()
     start = time.perf_counter()
     common = ['synthetic', 'RGB', '--root_dataset', opts.root_dataset, '--root_log', opts.root_log,
               '--seed', str(opts.seed)] + (['--epochs', str(opts.epochs)] if opts.epochs else [])
     train_args = parse_args(common)
+    extra = []
+    if any(opts.pretrain_steps):
+        path, report = pretrain(train_args, opts.pretrain_steps)
+        print(f"pretrained backbones: {json.dumps(report)}")
+        extra = ['--tune_from', path]
+    train_args = parse_args(common + extra)
     run(train_args)
     ckpt = os.path.join(train_args.run_dir, 'ckpt.pth.tar')
     learned = run_nview(parse_args(common + ['--resume', ckpt], script='nview'))

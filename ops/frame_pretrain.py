@@ -1,0 +1,174 @@
+"""Backbone pretraining on the synthetic dataset: the demo's stand-in for ImageNet weights.
+
+Uni-AdaFocus never starts from scratch: its glance and focus networks begin from ImageNet (or Kinetics)
+weights and only the policies start from random. ImageNet weights cannot be used offline on the synthetic
+glyphs, so the demo first trains the two backbones briefly as plain clip classifiers on the frames where the
+glyph is visible (`annotations.json`):
+
+* glance net (TSN, T_g frames at glance resolution): whole frames, the video's label;
+* focus net (TSN, K patches): glyph-centred deformable patches cut by the model's own patch sampler, with
+  random position and size jitter (the glyph always inside).
+
+Policies, the feature-crop aux head and everything else stay untouched, so in the main training they still
+have to learn where and when to look; evaluation with random patches (`--policy random`) runs the same
+pretrained networks. The result is saved as a checkpoint for `main.py --tune_from`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.patches import deformable_patch_grid, region_range
+from ops.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+def load_visible_frames(folder: str, split: str, input_size: int) -> list[dict]:
+    """Returns, per video of `split`, {'frames': (V, S, S, 3) uint8 RGB, 'boxes': (V, 4) float [x, y, w, h],
+    'label'} for its V frames with the glyph on screen, geometry of the evaluation view: short side scaled
+    to S * 256 / 224, centre crop S (the glyph stays inside it by construction)."""
+    with open(os.path.join(folder, "annotations.json")) as f:
+        annotations = json.load(f)
+    scale_size = input_size * 256 // 224
+    videos = []
+    for name, a in sorted(annotations.items()):
+        if a["split"] != split:
+            continue
+        start, end = a["window"]
+        frames, boxes = [], []
+        for t in range(start, end):
+            img = cv2.imread(os.path.join(folder, "frames", name, f"img_{t + 1:05d}.jpg"))
+            if img is None:
+                raise OSError(f"cannot read frame {t + 1} of {name} in {folder}")
+            h, w = img.shape[:2]
+            zoom = scale_size / min(h, w)
+            img = cv2.resize(img, (round(w * zoom), round(h * zoom)), interpolation=cv2.INTER_LINEAR)
+            y0, x0 = (img.shape[0] - input_size) // 2, (img.shape[1] - input_size) // 2
+            frames.append(img[y0 : y0 + input_size, x0 : x0 + input_size, ::-1])
+            x, y, bw, bh = a["boxes"][t]
+            boxes.append([x * zoom - x0, y * zoom - y0, bw * zoom, bh * zoom])
+        videos.append({"frames": np.stack(frames), "boxes": np.float32(boxes), "label": a["label"]})
+    return videos
+
+
+def _clips(videos: list[dict], batch: int, length: int, rng: np.random.Generator):
+    """Returns (frames (batch, length, S, S, 3) uint8, boxes (batch, length, 4), labels (batch,)): `length`
+    sorted frames (with repeats when the window is short) from random videos, each clip flipped with p=0.5."""
+    frames, boxes, labels = [], [], []
+    for i in rng.integers(len(videos), size=batch):
+        v = videos[i]
+        t = np.sort(rng.integers(len(v["frames"]), size=length))
+        f, b = v["frames"][t], v["boxes"][t].copy()
+        if rng.random() < 0.5:
+            f = f[:, :, ::-1]
+            b[:, 0] = f.shape[2] - b[:, 0] - b[:, 2]
+        frames.append(f)
+        boxes.append(b)
+        labels.append(v["label"])
+    return np.stack(frames), np.stack(boxes), torch.tensor(labels)
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(..., S, S, 3) uint8 -> normalised float (..., 3, S, S)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255).movedim(-1, -3)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def glyph_actions(boxes: torch.Tensor, input_size: int, patch_size: int, rng: torch.Generator) -> torch.Tensor:
+    """Returns deformable actions (M, 4) whose regions contain the boxes (M, 4) [x, y, w, h] (pixels of the
+    S-frame): region side uniform in [smallest, P] (at least the box; never shrunk, so fine patterns survive),
+    position uniform among the placements that keep the whole box inside the region and the region inside
+    the frame."""
+    lo, hi = region_range(input_size)
+    m = boxes.shape[0]
+    side = torch.maximum(lo + (patch_size - lo) * torch.rand(m, generator=rng), boxes[:, 2:].max(1).values)
+    side = side.clamp(max=hi)
+    actions = torch.empty(m, 4)
+    actions[:, 2:] = ((side - lo) / (hi - lo)).unsqueeze(1)
+    for dim, (pos, extent) in enumerate(((boxes[:, 1], boxes[:, 3]), (boxes[:, 0], boxes[:, 2]))):
+        first = (pos + extent - side).clamp(min=0)  # smallest top-left that still holds the box
+        last = pos.clamp(max=input_size - side)  # largest top-left inside the frame that still holds it
+        top = first + (last - first).clamp(min=0) * torch.rand(m, generator=rng)
+        actions[:, dim] = (top / (input_size - side)).clamp(0, 1)
+    return actions
+
+
+def class_map_loss(
+    featmap: torch.Tensor, head: torch.nn.Module, boxes: np.ndarray, labels: torch.Tensor, input_size: int
+) -> torch.Tensor:
+    """Makes the glance feature map a class map, as ImageNet features are on real objects: `head` (the
+    spatial aux classifier) applied to every cell of featmap (M, D, h, w) must give the video's label in the
+    cell holding the glyph centre (boxes (B, T, 4), M = B*T) and a uniform distribution in the other cells."""
+    m, _, h, w = featmap.shape
+    logp = head(featmap.flatten(2).transpose(1, 2)).log_softmax(-1)  # (M, h*w, C)
+    centre = torch.from_numpy(boxes.reshape(m, 4)[:, :2] + boxes.reshape(m, 4)[:, 2:] / 2)
+    col = (centre[:, 0] * w / input_size).long().clamp(0, w - 1)
+    row = (centre[:, 1] * h / input_size).long().clamp(0, h - 1)
+    own = row * w + col
+    rows = torch.arange(m)
+    target = labels.repeat_interleave(m // labels.numel())
+    on = -logp[rows, own, target].mean()
+    off = torch.ones(m, h * w, dtype=torch.bool)
+    off[rows, own] = False
+    return on - logp[off].mean()
+
+
+def pretrain_backbones(
+    model: torch.nn.Module,
+    folder: str,
+    *,
+    glance_steps: int = 400,
+    focus_steps: int = 600,
+    batch: int = 16,
+    lr: float = 2e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Trains `model.global_CNN` (whole frames) and `model.local_CNN` (glyph patches) of a TSM-preset
+    Uni-AdaFocus in place: Adam, cosine learning rate to zero (so BatchNorm statistics settle); returns the
+    final training accuracies and losses."""
+    cfg = model.cfg
+    if cfg.preset != "tsm":
+        raise ValueError(f"frame pretraining is written for the TSM preset (the synthetic data), not {cfg.preset!r}")
+    videos = load_visible_frames(folder, "train", cfg.input_size)
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model.train()
+    report = {}
+    for name, net, length, steps in (
+        ("glance", model.global_CNN, cfg.num_glance_segments, glance_steps),
+        ("focus", model.local_CNN, cfg.num_focus_segments, focus_steps),
+    ):
+        params = list(net.parameters()) + (list(model.aux_fc.parameters()) if name == "glance" else [])
+        opt = torch.optim.Adam([p for p in params if p.requires_grad], lr=lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        hits, seen = [], []
+        bar = tqdm(range(steps), desc=f"pretrain {name}", unit="step", leave=False, disable=not progress)
+        for _ in bar:
+            frames, boxes, labels = _clips(videos, batch, length, rng)
+            x = _to_tensor(frames).flatten(0, 1)
+            if name == "glance":
+                x = F.interpolate(x, size=(cfg.glance_size,) * 2, mode="bilinear", align_corners=False)
+            else:
+                actions = glyph_actions(torch.from_numpy(boxes).flatten(0, 1), cfg.input_size, cfg.patch_size, gen)
+                x = deformable_patch_grid(x, actions, cfg.patch_size, cfg.input_size, cfg.patch_size, cfg.input_size)
+            out = net(x, length)
+            loss = F.cross_entropy(out["reg"], labels) + F.cross_entropy(out["final"], labels)
+            if name == "glance":
+                loss = loss + class_map_loss(out["featmap"], model.aux_fc, boxes, labels, cfg.input_size)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            hits.append((out["reg"].argmax(1) == labels).float().mean().item())
+            seen.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(seen[-20:]):.3f}", acc=f"{np.mean(hits[-20:]):.2f}")
+        report[name] = {"train_acc": float(np.mean(hits[-20:])), "loss": float(np.mean(seen[-20:]))}
+    return report

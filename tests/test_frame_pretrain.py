@@ -1,0 +1,65 @@
+"""Backbone pretraining for the demo: glyph-centred patch actions, the class-map loss, and that only the
+backbones (and the spatial aux head) change while the policies stay untouched."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from models import ModelConfig, build_model
+from models.patches import deformable_theta, region_range
+from ops.frame_pretrain import class_map_loss, glyph_actions, load_visible_frames, pretrain_backbones
+from ops.synthetic import ensure_synthetic
+
+
+def test_glyph_actions_hold_the_box_inside_the_frame():
+    s, p = 128, 64
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(500, 2, generator=gen) * (s - 20)
+    boxes = torch.cat([xy, torch.full((500, 2), 20.0)], 1)  # [x, y, w, h]
+    theta = deformable_theta(glyph_actions(boxes, s, p, gen), p, s, p, s)
+    side_w, side_h = theta[:, 0, 0] * s, theta[:, 1, 1] * s
+    left = (theta[:, 0, 2] + 1) * s / 2 - side_w / 2
+    top = (theta[:, 1, 2] + 1) * s / 2 - side_h / 2
+    lo, _ = region_range(s)
+    eps = 1e-3
+    assert bool(((side_w >= lo - eps) & (side_w <= p + eps)).all())  # never shrunk below 1:1
+    assert bool((left >= -eps).all() and (left + side_w <= s + eps).all())  # inside the frame
+    assert bool((left <= boxes[:, 0] + eps).all() and (left + side_w >= boxes[:, 0] + 20 - eps).all())
+    assert bool((top <= boxes[:, 1] + eps).all() and (top + side_h >= boxes[:, 1] + 20 - eps).all())
+    assert float(left.std()) > 5  # positions vary: the glyph is not always at the patch centre
+
+
+def test_class_map_loss_value():
+    c = 4
+    head = torch.nn.Linear(c, c, bias=False)
+    torch.nn.init.eye_(head.weight)
+    fm = torch.zeros(2, c, 2, 2)  # M = 2 frames (one video), 2x2 map, features = logits
+    fm[0, 1, 0, 1] = 5.0  # frame 0: class 1 evidence in cell (row 0, col 1)
+    fm[1, 1, 1, 0] = 5.0  # frame 1: in cell (row 1, col 0)
+    boxes = np.float32([[[70, 10, 20, 20], [10, 70, 20, 20]]])  # centres (80, 20) and (20, 80) in a 128 frame
+    loss = class_map_loss(fm, head, boxes, torch.tensor([1]), 128).detach()
+    on = -torch.log_softmax(torch.tensor([0.0, 5.0, 0.0, 0.0]), 0)[1]
+    assert float(loss) == pytest.approx(float(on) + math.log(c), abs=1e-5)  # other cells uniform: log C
+    wrong = class_map_loss(fm, head, boxes[:, ::-1].copy(), torch.tensor([1]), 128).detach()  # other cells
+    assert float(wrong) > float(loss) + 1
+
+
+def test_pretraining_moves_backbones_only(tmp_path):
+    root = str(tmp_path)
+    folder = ensure_synthetic(root, num_classes=2, videos_per_class_train=2, videos_per_class_val=1,
+                              min_frames=10, max_frames=12, height=64, width=80, num_clutter=3, num_distractors=1)
+    videos = load_visible_frames(folder, "train", 64)
+    assert len(videos) == 4 and videos[0]["frames"].shape[1:] == (64, 64, 3)
+    cfg = ModelConfig.for_preset("tsm", num_classes=2, input_size=64, glance_size=64, patch_size=32,
+                                 num_glance_segments=2, num_input_focus_segments=4, num_focus_segments=2,
+                                 glance_arch="resnet18", focus_arch="resnet18", focus_base_width=8,
+                                 stn_hidden_dim=8, temporal_hidden_dim=8)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = pretrain_backbones(model, folder, glance_steps=2, focus_steps=2, batch=2, progress=False)
+    assert set(report) == {"glance", "focus"}
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"global_CNN", "local_CNN", "aux_fc"}
