@@ -34,6 +34,15 @@ def _sample(images: torch.Tensor, theta: torch.Tensor, out_size: int) -> torch.T
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def _check_shapes(images: torch.Tensor, actions: torch.Tensor, action_dim: int) -> None:
+    """Raises ValueError unless images is (M, C, S, S) and actions (M, action_dim)."""
+    if images.dim() != 4 or actions.dim() != 2 or actions.shape != (images.shape[0], action_dim):
+        raise ValueError(
+            f"expected images (M, C, S, S) and actions (M, {action_dim}), got {tuple(images.shape)} "
+            f"and {tuple(actions.shape)}"
+        )
+
+
 def _theta(
     side_h: torch.Tensor, side_w: torch.Tensor, top: torch.Tensor, left: torch.Tensor, image_size: int
 ) -> torch.Tensor:
@@ -81,16 +90,7 @@ def deformable_patch_grid(
     stacked along channels to crop them identically). Differentiable w.r.t. ``actions`` and ``images``;
     callers detach the action where the method stops the gradient.
     """
-    if (
-        images.dim() != 4
-        or actions.dim() != 2
-        or actions.shape[1] != 4
-        or actions.shape[0] != images.shape[0]
-    ):
-        raise ValueError(
-            f"expected images (M, C, S, S) and actions (M, 4), got {tuple(images.shape)} "
-            f"and {tuple(actions.shape)}"
-        )
+    _check_shapes(images, actions, 4)
     theta = deformable_theta(actions, patch_size, image_size, input_patch_size, frame_size)
     return _sample(images, theta, patch_size)
 
@@ -128,14 +128,5 @@ def fixed_patch_grid(
 
     ``actions`` (M, 2) in [0, 1] = [y, x]. V2 does not detach the action here (end-to-end gradient).
     """
-    if (
-        images.dim() != 4
-        or actions.dim() != 2
-        or actions.shape[1] != 2
-        or actions.shape[0] != images.shape[0]
-    ):
-        raise ValueError(
-            f"expected images (M, C, S, S) and actions (M, 2), got {tuple(images.shape)} "
-            f"and {tuple(actions.shape)}"
-        )
+    _check_shapes(images, actions, 2)
     return _sample(images, fixed_theta(actions, patch_size, image_size), patch_size)

@@ -19,20 +19,21 @@ from __future__ import annotations
 import json
 import os
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.patches import deformable_patch_grid, region_range
-from ops.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ops.synthetic import TEMPLATE
+from ops.transforms import center_crop_box, eval_views, normalize, scaled_size
+from ops.video_io import FrameFolder, read_frames
 
 
 def load_visible_frames(folder: str, split: str, input_size: int) -> list[dict]:
     """Returns, per video of `split`, {'frames': (V, S, S, 3) uint8 RGB, 'boxes': (V, 4) float [x, y, w, h],
-    'label'} for its V frames with the glyph on screen, geometry of the evaluation view: short side scaled
-    to S * 256 / 224, centre crop S (the glyph stays inside it by construction)."""
+    'label'} for its V frames with the glyph on screen, in the evaluation view's geometry (ops.transforms
+    eval_views: short side scaled to S * 256 / 224, centre crop S; the glyph stays inside it by construction)."""
     with open(os.path.join(folder, "annotations.json")) as f:
         annotations = json.load(f)
     scale_size = input_size * 256 // 224
@@ -41,19 +42,14 @@ def load_visible_frames(folder: str, split: str, input_size: int) -> list[dict]:
         if a["split"] != split:
             continue
         start, end = a["window"]
-        frames, boxes = [], []
-        for t in range(start, end):
-            img = cv2.imread(os.path.join(folder, "frames", name, f"img_{t + 1:05d}.jpg"))
-            if img is None:
-                raise OSError(f"cannot read frame {t + 1} of {name} in {folder}")
-            h, w = img.shape[:2]
-            zoom = scale_size / min(h, w)
-            img = cv2.resize(img, (round(w * zoom), round(h * zoom)), interpolation=cv2.INTER_LINEAR)
-            y0, x0 = (img.shape[0] - input_size) // 2, (img.shape[1] - input_size) // 2
-            frames.append(img[y0 : y0 + input_size, x0 : x0 + input_size, ::-1])
-            x, y, bw, bh = a["boxes"][t]
-            boxes.append([x * zoom - x0, y * zoom - y0, bw * zoom, bh * zoom])
-        videos.append({"frames": np.stack(frames), "boxes": np.float32(boxes), "label": a["label"]})
+        source = FrameFolder(os.path.join(folder, "frames", name), TEMPLATE, a["num_frames"])
+        frames = read_frames(source, np.arange(start, end) + 1)
+        w, h = scaled_size(frames.shape[2], frames.shape[1], scale_size)
+        crop = center_crop_box(w, h, input_size)
+        zoom = np.float32([w / frames.shape[2], h / frames.shape[1]] * 2)
+        boxes = np.float32(a["boxes"][start:end]) * zoom - np.float32([crop.x, crop.y, 0, 0])
+        videos.append({"frames": eval_views(frames, input_size, scale_size, 1)[0], "boxes": boxes,
+                       "label": a["label"]})
     return videos
 
 
@@ -72,13 +68,6 @@ def _clips(videos: list[dict], batch: int, length: int, rng: np.random.Generator
         boxes.append(b)
         labels.append(v["label"])
     return np.stack(frames), np.stack(boxes), torch.tensor(labels)
-
-
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(..., S, S, 3) uint8 -> normalised float (..., 3, S, S)."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255).movedim(-1, -3)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
 
 
 def glyph_actions(boxes: torch.Tensor, input_size: int, patch_size: int, rng: torch.Generator) -> torch.Tensor:
@@ -153,7 +142,7 @@ def pretrain_backbones(
         bar = tqdm(range(steps), desc=f"pretrain {name}", unit="step", leave=False, disable=not progress)
         for _ in bar:
             frames, boxes, labels = _clips(videos, batch, length, rng)
-            x = _to_tensor(frames).flatten(0, 1)
+            x = normalize(torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)).flatten(0, 1)
             if name == "glance":
                 x = F.interpolate(x, size=(cfg.glance_size,) * 2, mode="bilinear", align_corners=False)
             else:

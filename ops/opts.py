@@ -65,8 +65,7 @@ def preset_defaults(preset: str, dataset: str) -> dict:
                   'synthetic': dict(workers=2, epochs=15, batch_size=16, lr=0.02, num_glance_segments=8,
                                     num_input_focus_segments=16, num_focus_segments=4, input_size=128,
                                     patch_size=64, glance_size=80, glance_arch='resnet18', focus_arch='resnet18',
-                                    focus_base_width=16, norm_ratio=0.0,
-                                    pretrain='none', amp='none',
+                                    focus_base_width=16, norm_ratio=0.0, pretrain='none', amp='none',
                                     eval_freq=3)}.get(dataset, {}))
     return d
 
