@@ -349,3 +349,17 @@ def ensure_synthetic(root: str, progress: bool = False, **kw) -> str:
     if not is_current(folder, **kw):
         generate(root, progress=progress, **kw)
     return folder
+
+
+def ensure_current(root: str, progress: bool = False) -> str:
+    """Returns `<root>/synthetic` for training: generated with the defaults when missing, regenerated with
+    its own parameters (any size) when an older version of this module made it."""
+    folder = os.path.join(root, "synthetic")
+    params = _read_params(folder)
+    if params is None:
+        generate(root, progress=progress)
+    elif params.get("version") != SYNTH_VERSION:
+        kw = {k: v for k, v in params.items() if k in DEFAULTS}
+        print(f"{folder} was made by synthetic data version {params.get('version')}: regenerating (version {SYNTH_VERSION})")
+        generate(root, progress=progress, **kw)
+    return folder

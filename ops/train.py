@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import time
 
@@ -30,11 +29,9 @@ from ops.runlog import RunLogger
 def dataset_config(args: argparse.Namespace) -> DatasetConfig:
     """Returns the dataset's config; the built-in synthetic dataset is generated on first use."""
     if args.dataset == 'synthetic':
-        from ops.synthetic import ensure_synthetic
+        from ops.synthetic import ensure_current
 
-        root = _root(args)
-        if not os.path.isfile(os.path.join(root, 'synthetic', 'params.json')):  # a finished dataset, any size
-            ensure_synthetic(root, progress=True)
+        ensure_current(_root(args), progress=True)  # any size; regenerated if an older generator made it
     return get_dataset_config(args.dataset, args.root_dataset, args.data_dir)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ops import synthetic
-from ops.synthetic import class_names, ensure_synthetic, generate, glyph_mask
+from ops.synthetic import class_names, ensure_current, ensure_synthetic, generate, glyph_mask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(num_classes=3, videos_per_class_train=2, videos_per_class_val=1, min_frames=10, max_frames=12)
@@ -206,3 +206,15 @@ def test_cli(tmp_path):
     assert "4 videos, 16 frames" in out
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert "up to date" in out
+
+
+def test_ensure_current_regenerates_older_versions_keeping_the_size(tmp_path):
+    root = str(tmp_path)
+    folder = ensure_synthetic(root, **TINY)
+    path = os.path.join(folder, "params.json")
+    params = json.load(open(path))
+    stamp = os.stat(path).st_mtime_ns
+    assert ensure_current(root) == folder and os.stat(path).st_mtime_ns == stamp  # current: kept as it is
+    json.dump({**params, "version": 1}, open(path, "w"))  # as if an older generator had made it
+    ensure_current(root)
+    assert json.load(open(path)) == params  # regenerated at this version, same (tiny) size
