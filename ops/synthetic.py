@@ -352,14 +352,14 @@ def ensure_synthetic(root: str, progress: bool = False, **kw) -> str:
 
 
 def ensure_current(root: str, progress: bool = False) -> str:
-    """Returns `<root>/synthetic` for training: generated with the defaults when missing, regenerated with
-    its own parameters (any size) when an older version of this module made it."""
+    """Returns `<root>/synthetic` for training: a dataset of this version is used as it is (any size); a
+    missing one, or one made by an older version of this module (whose sizes were tuned for its rendering),
+    is generated with the current defaults."""
     folder = os.path.join(root, "synthetic")
     params = _read_params(folder)
-    if params is None:
+    if params is not None and params.get("version") != SYNTH_VERSION:
+        print(f"{folder} was made by synthetic data version {params.get('version')}: regenerating (version "
+              f"{SYNTH_VERSION}, default parameters)")
+    if params is None or params.get("version") != SYNTH_VERSION:
         generate(root, progress=progress)
-    elif params.get("version") != SYNTH_VERSION:
-        kw = {k: v for k, v in params.items() if k in DEFAULTS}
-        print(f"{folder} was made by synthetic data version {params.get('version')}: regenerating (version {SYNTH_VERSION})")
-        generate(root, progress=progress, **kw)
     return folder

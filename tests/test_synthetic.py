@@ -208,13 +208,13 @@ def test_cli(tmp_path):
     assert "up to date" in out
 
 
-def test_ensure_current_regenerates_older_versions_keeping_the_size(tmp_path):
+def test_ensure_current_keeps_this_version_regenerates_older_ones(tmp_path):
     root = str(tmp_path)
     folder = ensure_synthetic(root, **TINY)
     path = os.path.join(folder, "params.json")
     params = json.load(open(path))
     stamp = os.stat(path).st_mtime_ns
-    assert ensure_current(root) == folder and os.stat(path).st_mtime_ns == stamp  # current: kept as it is
+    assert ensure_current(root) == folder and os.stat(path).st_mtime_ns == stamp  # this version, any size: kept
     json.dump({**params, "version": 1}, open(path, "w"))  # as if an older generator had made it
     ensure_current(root)
-    assert json.load(open(path)) == params  # regenerated at this version, same (tiny) size
+    assert json.load(open(path)) == synthetic._params({})  # regenerated: this version, default parameters
