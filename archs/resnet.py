@@ -14,13 +14,19 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        d = dilation
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, d, dilation=d, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, d, dilation=d, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
 
@@ -36,12 +42,18 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
+        d = dilation
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, d, dilation=d, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
@@ -58,10 +70,12 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ImageNet ResNet; `features(x (N, 3, H, W)) -> (N, 8 * base_width * expansion, H/32, W/32)`.
+    """ImageNet ResNet; `features(x (N, 3, H, W)) -> (N, 8 * base_width * expansion, H/os, W/os)`.
 
     `base_width` (64 in the real nets) scales every stage; smaller values give tiny test/demo models with the
-    same key names.
+    same key names. `output_stride` os (32, 16 or 8) replaces the stride of layer4 (16) or layer3 and layer4 (8)
+    by dilation, as torchvision's `replace_stride_with_dilation` (the first block of such a stage keeps the
+    previous dilation): a finer feature map with the same weights and keys.
     """
 
     def __init__(
@@ -70,17 +84,21 @@ class ResNet(nn.Module):
         layers: tuple[int, int, int, int],
         num_classes: int = 1000,
         base_width: int = 64,
+        output_stride: int = 32,
     ) -> None:
         super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         self.inplanes = base_width
+        self.dilation = 1
         self.conv1 = nn.Conv2d(3, base_width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(base_width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = self._make_layer(block, base_width, layers[0], 1)
         self.layer2 = self._make_layer(block, base_width * 2, layers[1], 2)
-        self.layer3 = self._make_layer(block, base_width * 4, layers[2], 2)
-        self.layer4 = self._make_layer(block, base_width * 8, layers[3], 2)
+        self.layer3 = self._make_layer(block, base_width * 4, layers[2], 2, dilate=output_stride == 8)
+        self.layer4 = self._make_layer(block, base_width * 8, layers[3], 2, dilate=output_stride < 32)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.feature_dim = base_width * 8 * block.expansion
         self.fc = nn.Linear(self.feature_dim, num_classes)
@@ -93,17 +111,26 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def _make_layer(
-        self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int, stride: int
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        planes: int,
+        blocks: int,
+        stride: int,
+        dilate: bool = False,
     ) -> nn.Sequential:
+        previous = self.dilation
+        if dilate:
+            self.dilation *= stride
+            stride = 1
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        layers = [block(self.inplanes, planes, stride, downsample)]
+        layers = [block(self.inplanes, planes, stride, downsample, previous)]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        layers += [block(self.inplanes, planes, dilation=self.dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,16 +147,16 @@ class ResNet(nn.Module):
         return self.fc(self.featvec(x))
 
 
-def resnet18(num_classes: int = 1000, base_width: int = 64) -> ResNet:
+def resnet18(num_classes: int = 1000, base_width: int = 64, output_stride: int = 32) -> ResNet:
     """Returns a randomly initialised ResNet-18 (torchvision keys)."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, base_width)
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, base_width, output_stride)
 
 
-def resnet34(num_classes: int = 1000, base_width: int = 64) -> ResNet:
+def resnet34(num_classes: int = 1000, base_width: int = 64, output_stride: int = 32) -> ResNet:
     """Returns a randomly initialised ResNet-34 (torchvision keys)."""
-    return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, base_width)
+    return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, base_width, output_stride)
 
 
-def resnet50(num_classes: int = 1000, base_width: int = 64) -> ResNet:
+def resnet50(num_classes: int = 1000, base_width: int = 64, output_stride: int = 32) -> ResNet:
     """Returns a randomly initialised ResNet-50 (torchvision keys)."""
-    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, base_width)
+    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, base_width, output_stride)

@@ -134,6 +134,7 @@ class ModelConfig:
     input_size: int = 224  # S: side of the frames given to the model
     patch_size: int = 128  # P
     glance_size: int | None = None  # glance resolution, resized in the model (None: input_size; X3D 160)
+    glance_output_stride: int = 32  # ResNet glance only: 16 / 8 dilate the last stages (finer policy map)
     stn_hidden_dim: int = 128
     temporal_hidden_dim: int = 64
     dropout: float = 0.5
@@ -176,6 +177,10 @@ class ModelConfig:
                 )
             if self.patch_size > self.input_size:
                 raise ValueError(f"patch_size {self.patch_size} exceeds input_size {self.input_size}")
+            if self.glance_output_stride != 32 and not self.glance_arch.startswith("resnet"):
+                raise ValueError(
+                    f"glance_output_stride {self.glance_output_stride} needs a ResNet glance, not {self.glance_arch}"
+                )
         # Temporal shift exists only in TSN-wrapped 2-D nets: the TSM preset / TSM baseline.
         if self.model == "tsm":
             self.shift = True
@@ -220,12 +225,14 @@ class ModelConfig:
             )
         return cls(preset=preset, model=model, **values)
 
-    def backbone_kwargs(self, arch: str) -> dict:
-        """Returns the width options for building backbone `arch` (tiny test/demo models; defaults = published)."""
+    def backbone_kwargs(self, arch: str, glance: bool = False) -> dict:
+        """Returns the width options for building backbone `arch` (tiny test/demo models; defaults = published);
+        `glance`: the glance net's build (adds a ResNet's `output_stride`)."""
         if arch == "mobilenetv2":
             return dict(width_mult=self.glance_width_mult, last_channel=self.glance_last_channel)
         if arch.startswith("resnet"):
-            return dict(base_width=self.focus_base_width)
+            stride = dict(output_stride=self.glance_output_stride) if glance else {}
+            return dict(base_width=self.focus_base_width, **stride)
         return dict(self.x3d_overrides)
 
     def to_dict(self) -> dict:

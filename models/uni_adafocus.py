@@ -41,7 +41,7 @@ class UniAdaFocus(nn.Module):
         self.policy = "learned"
         tg, k, c = cfg.num_glance_segments, cfg.num_focus_segments, cfg.num_classes
         if p == "an":
-            self.global_CNN = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch))
+            self.global_CNN = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch, glance=True))
             dg = self.global_CNN.classifier.in_features
             self.global_CNN_fc = nn.Sequential(nn.Dropout(cfg.fc_dropout), nn.Linear(dg, c))
             self.aux_fc = nn.Linear(dg, c)
@@ -53,7 +53,7 @@ class UniAdaFocus(nn.Module):
             for unused in (self.global_CNN.classifier, self.local_CNN.fc):
                 unused.requires_grad_(False)
         elif p == "tsm":
-            self.global_CNN = self._tsn(cfg.glance_arch, tg)
+            self.global_CNN = self._tsn(cfg.glance_arch, tg, glance=True)
             self.local_CNN = self._tsn(cfg.focus_arch, k)
             dg = self.global_CNN.feature_dim
             self.aux_fc = nn.Linear(dg, c)
@@ -69,7 +69,7 @@ class UniAdaFocus(nn.Module):
             self.local_CNN_head = x3d_frame_head(dl, hidden, c, cfg.dropout)
             self.aux_head = nn.Sequential(nn.Linear(dg, c))
             self.share_head_params()
-        self.map_size = -(-cfg.glance_size // 32)  # stride-32 nets with padding: ceil(S / 32)
+        self.map_size = -(-cfg.glance_size // cfg.glance_output_stride)  # padded convs: ceil(S / output stride)
         self.spatial_policy = SpatialPolicy(dg, cfg.stn_hidden_dim, tg, self.map_size, per_frame=p == "an")
         self.temporal_policy = TemporalPolicy(dg, cfg.temporal_hidden_dim, tg, cfg.temperature)
         if p == "an":
@@ -81,10 +81,10 @@ class UniAdaFocus(nn.Module):
         # Monte-Carlo drop levels: T_g // 3 (AN, TSM), round(T_g / 3) (X3D).
         self.mc_levels = max(1, round(tg / 3) if p == "x3d" else tg // 3)
 
-    def _tsn(self, arch: str, segments: int) -> TSN:
+    def _tsn(self, arch: str, segments: int, glance: bool = False) -> TSN:
         cfg = self.cfg
         base = create_backbone(
-            arch, shift=cfg.shift, n_segment=segments, shift_div=cfg.shift_div, **cfg.backbone_kwargs(arch)
+            arch, shift=cfg.shift, n_segment=segments, shift_div=cfg.shift_div, **cfg.backbone_kwargs(arch, glance)
         )
         return TSN(base, cfg.num_classes, cfg.dropout, aux_head=True, partial_bn=cfg.partial_bn)
 

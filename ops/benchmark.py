@@ -42,7 +42,7 @@ class DenseGlanceFocus(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.glance = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch))
+        self.glance = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch, glance=True))
         self.focus = create_backbone(cfg.focus_arch, **cfg.backbone_kwargs(cfg.focus_arch))
         self.fc = nn.Linear(self.glance.feature_dim + self.focus.feature_dim, cfg.num_classes)
 

@@ -23,7 +23,7 @@ ARCH_ALIASES = {'mbv2': 'mbv2', 'mobilenetv2': 'mbv2', 'mobilenet_v2': 'mbv2', '
 STORE_TRUE = ('evaluate', 'lr_per_step', 'compile', 'multiprocessing_distributed')
 AN_ONLY = ('data_dir', 'fc_dropout', 'classifier_lr_ratio', 'hidden_dim')
 UA_ONLY = ('glance_arch', 'num_glance_segments', 'num_input_focus_segments', 'num_focus_segments',
-           'patch_size', 'glance_size', 'stn_hidden_dim', 'temporal_hidden_dim', 'norm_ratio', 'KL_ratio',
+           'patch_size', 'glance_size', 'glance_output_stride', 'stn_hidden_dim', 'temporal_hidden_dim', 'norm_ratio', 'KL_ratio',
            'stn_lr_ratio', 'temporal_lr_ratio', 'temperature')
 
 
@@ -62,11 +62,11 @@ def preset_defaults(preset: str, dataset: str) -> dict:
                   # The built-in demo: small ResNet-18 (width 16) glance and focus nets (faster than MobileNetV2
                   # to train on a CPU), native 128 px frames, the pattern readable only at 1:1, hence no norm loss
                   # (it pulls the region to the whole frame).
-                  'synthetic': dict(workers=2, epochs=15, batch_size=16, lr=0.02, num_glance_segments=8,
+                  'synthetic': dict(workers=2, epochs=5, batch_size=16, lr=0.02, num_glance_segments=8,
                                     num_input_focus_segments=16, num_focus_segments=4, input_size=128,
                                     patch_size=64, glance_size=80, glance_arch='resnet18', focus_arch='resnet18',
-                                    focus_base_width=16, norm_ratio=0.0, pretrain='none', amp='none',
-                                    eval_freq=3)}.get(dataset, {}))
+                                    focus_base_width=16, glance_output_stride=16, norm_ratio=0.0, pretrain='none', amp='none',
+                                    eval_freq=1)}.get(dataset, {}))
     return d
 
 
@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--glance_width_mult', type=float, help='MobileNetV2 glance width multiplier (1.0)')
     g.add_argument('--glance_last_channel', type=int, help='MobileNetV2 glance feature channels (1280)')
     g.add_argument('--focus_base_width', type=int, help='ResNet focus base width (64)')
+    g.add_argument('--glance_output_stride', type=int, choices=(8, 16, 32),
+                   help='ResNet glance: output stride by dilation; a finer feature map for the policies (32)')
     g.add_argument('--stn_hidden_dim', type=int, help='spatial policy width (preset 128)')
     g.add_argument('--temporal_hidden_dim', type=int, help='temporal policy width (preset 64)')
     g.add_argument('--temperature', type=float, help='softmax temperature of the frame distribution (1.0)')
@@ -297,6 +299,9 @@ def _resolve_model(args: argparse.Namespace, err) -> None:
                     f'{"an X3D backbone" if args.preset == "x3d" else "a 2-D backbone (mbv2, resnet*)"}')
         if args.glance_size is None:
             args.glance_size = args.input_size  # AN/TSM glance at the full frame unless asked (X3D: 160)
+        if args.glance_output_stride not in (None, 32) and not args.glance_arch.startswith('resnet'):
+            err(f'--glance_output_stride {args.glance_output_stride}: only a ResNet glance (--glance_arch resnet*) '
+                f'has a dilated form, not {args.glance_arch}')
         # AN: N is also called --num_segments; TSM/X3D Uni-AdaFocus has no such field.
         args.num_segments = args.num_input_focus_segments if args.preset == 'an' else None
         # X3D's README passes --shift too; a shift only exists for 2-D backbones, so there it only names the run.

@@ -133,6 +133,26 @@ def test_output_shapes():
         assert xl.featmap(torch.randn(1, 3, 2, 128, 128)).shape == (1, 432, 2, 4, 4)
 
 
+@pytest.mark.parametrize("output_stride, side, dilations", [(16, 5, [1, 1, 1, 2]), (8, 10, [1, 1, 2, 4])])
+def test_resnet_output_stride_dilates_the_last_stages(output_stride, side, dilations):
+    plain = resnet18(base_width=8).eval()
+    fine = resnet18(base_width=8, output_stride=output_stride).eval()
+    fine.load_state_dict(plain.state_dict())  # same keys and shapes: ImageNet files load unchanged
+    x = torch.randn(2, 3, 80, 80)
+    with torch.no_grad():
+        assert plain.features(x).shape == (2, 64, 3, 3)
+        assert fine.features(x).shape == (2, 64, side, side)
+        # the stages before the first dilated one are untouched
+        stem = lambda m: m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))  # noqa: E731
+        assert torch.equal(stem(plain), stem(fine))
+    # torchvision's rule: a dilated stage's first block keeps the previous dilation, the others take the new one
+    assert [layer[1].conv1.dilation[0] for layer in (fine.layer1, fine.layer2, fine.layer3, fine.layer4)] == dilations
+    assert fine.layer4[0].conv1.stride == (1, 1)
+    assert fine.layer3[0].conv1.stride == ((1, 1) if output_stride == 8 else (2, 2))
+    with pytest.raises(ValueError, match="output_stride"):
+        resnet18(output_stride=4)
+
+
 def test_x3d_head_is_raw_logits_of_mean_pooled_map():
     torch.manual_seed(0)
     m = create_backbone("x3d_s", depth_factor=0.34, dim_c1=4, dim_c5=32, num_classes=6).eval()

@@ -130,11 +130,24 @@ def test_config_from_command_line():
     assert ModelConfig(**an.to_dict()) == an
 
 
+def test_dilated_glance_gives_the_policies_a_finer_map():
+    cfg = ModelConfig.for_preset("tsm", **dict(TINY["tsm"], glance_arch="resnet18", glance_size=80,
+                                                 patch_size=64, glance_output_stride=16))
+    model = build_model(cfg).eval()
+    assert (model.map_size, model.feat_patch) == (5, 2)  # ceil(80 / 16); P * h // S = 64 * 5 // 128
+    assert model.spatial_policy.encoder[-2].kernel_size == (cfg.num_glance_segments, 5, 5)
+    with torch.no_grad():
+        out = model(tiny_input(cfg))
+    assert out["logits"].shape == (2, cfg.num_classes) and out["policy_actions"].shape == (2, 4)
+
+
 def test_invalid_config_and_input_are_rejected():
     with pytest.raises(ValueError, match="num_focus_segments"):
         ModelConfig.for_preset("tsm", num_focus_segments=40)
     with pytest.raises(ValueError, match="unknown backbone"):
         ModelConfig.for_preset("tsm", focus_arch="vgg16")
+    with pytest.raises(ValueError, match="needs a ResNet glance"):
+        ModelConfig.for_preset("tsm", glance_output_stride=16)  # the preset's glance is MobileNetV2
     model = build_model(ModelConfig.for_preset("tsm", **TINY["tsm"]))
     with pytest.raises(ValueError, match=r"expected frames \(B, 14, 3, S, S\)"):
         model(torch.zeros(1, 8, 3, 128, 128))

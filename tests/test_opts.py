@@ -120,7 +120,10 @@ def test_presets_fill_defaults_and_flags_override(monkeypatch):
     assert (a.num_segments, a.num_input_focus_segments) == (32, 32)  # either spelling of N
     a = parse_args(['synthetic', 'RGB', '--no_shift', '--partialbn', '--gd', '0', '--amp'])
     assert (a.shift, a.use_shift, a.no_partialbn, a.clip_gradient, a.amp) == (False, False, False, None, 'bf16')
-    assert a.pretrain == 'none' and a.store_name == 'TSM_synthetic_RGB_resnet18_avg_segment8_e15_none_cos'
+    assert a.pretrain == 'none' and a.store_name == 'TSM_synthetic_RGB_resnet18_avg_segment8_e5_none_cos'
+    assert (a.glance_arch, a.glance_size, a.glance_output_stride) == ('resnet18', 80, 16)
+    with pytest.raises(SystemExit):  # only a ResNet glance has a dilated form
+        parse_args(['synthetic', 'RGB', '--glance_arch', 'mbv2', '--glance_output_stride', '16'])
     # positionals may come after flags (parse_intermixed_args)
     assert parse_args(['--lr', '0.1', 'jester', 'RGB']).lr == 0.1
     a = parse_args(['something', 'RGB', '--input_size', '112', '--patch_size', '64'])  # glance follows S
