@@ -87,14 +87,14 @@ def uniadafocus_breakdown(model: nn.Module) -> dict:
     `spatial_policy`, `temporal_policy`, `focus`, `focus_heads` (totals over the frames), `per_focus_frame`,
     `exits` (list: cost of each exit, k = 0..E-1), `total` (= last exit) and `not_in_total`."""
     cfg: ModelConfig = model.cfg
-    tg, k, s, p = cfg.num_glance_segments, cfg.num_focus_segments, cfg.input_size, cfg.patch_size
+    tg, k, g, p = cfg.num_glance_segments, cfg.num_focus_segments, cfg.glance_size, cfg.patch_size
     dg = model.spatial_policy.encoder[0].in_channels
     h = model.map_size
     out: dict = {"not_in_total": {}}
     spatial = count_macs(model.spatial_policy, torch.zeros(1, dg, tg, h, h))
     temporal = count_macs(model.temporal_policy, torch.zeros(1, tg, dg))
     if cfg.preset == "an":
-        glance = tg * _frame_macs(model.global_CNN, s)
+        glance = tg * _frame_macs(model.global_CNN, g)
         focus_unit = _frame_macs(model.local_CNN, p)
         cls = model.classifier
         glance_heads = tg * (
@@ -102,13 +102,13 @@ def uniadafocus_breakdown(model: nn.Module) -> dict:
         )
         head_unit = _linear_macs(cls.local_mlp.layers[0]) + _linear_macs(cls.local_classifiers[0][1])
     elif cfg.preset == "tsm":
-        glance = tg * _frame_macs(model.global_CNN.base_model, s)
+        glance = tg * _frame_macs(model.global_CNN.base_model, g)
         focus_unit = _frame_macs(model.local_CNN.base_model, p)
         # The official per-frame constants include both TSN heads (new_fc, new_new_fc) on every frame.
         glance_heads = tg * 2 * _linear_macs(model.global_CNN.new_fc)
         head_unit = 2 * _linear_macs(model.local_CNN.new_fc)
     else:
-        glance = _x3d_affine(model.global_CNN, cfg.glance_size, tg)
+        glance = _x3d_affine(model.global_CNN, g, tg)
         focus_x3d = _x3d_affine(model.local_CNN, p, k)
         focus_unit = focus_x3d / k
         glance_heads, head_unit = 0, 0  # the standard X3D heads are counted inside `glance` / `focus`

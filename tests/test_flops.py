@@ -82,3 +82,13 @@ def test_exit_gflops_follows_the_model_size():
     # exit 0 = glance only: T_g frames of the glance net + global MLP + per-step glance heads
     glance_heads = cfg.num_glance_segments * (32 * 4096 + 4096 * 5) / 1e9
     assert exits[0] > glance_heads and exits[1] - exits[0] > steps[0]  # exit 1 also pays for the policies
+
+
+def test_glance_is_counted_at_the_glance_size():
+    base = dict(TINY["tsm"], glance_arch="resnet18", focus_arch="resnet18", input_size=128, patch_size=64)
+    full = exit_gflops(ModelConfig.for_preset("tsm", **base, glance_size=128))
+    half = exit_gflops(ModelConfig.for_preset("tsm", **base, glance_size=64))
+    assert half[0] / full[0] == pytest.approx(0.25, abs=0.03)  # exit 0: the glance net (+ tiny heads)
+    # a finer glance map (output stride 16) costs more glance MACs and a larger spatial policy
+    fine = exit_gflops(ModelConfig.for_preset("tsm", **base, glance_size=64, glance_output_stride=16))
+    assert fine[0] > half[0] and fine[1] - fine[0] > half[1] - half[0]
