@@ -2,12 +2,14 @@
 
 Uni-AdaFocus never starts from scratch: its glance and focus networks begin from ImageNet (or Kinetics)
 weights and only the policies start from random. ImageNet weights cannot be used offline on the synthetic
-glyphs, so the demo first trains the two backbones briefly as plain clip classifiers on the frames where the
-glyph is visible (`annotations.json`):
+glyphs, so the demo first trains the two backbones briefly as plain clip classifiers, using the glyph boxes of
+`annotations.json`:
 
-* glance net (TSN, T_g frames at glance resolution): whole frames, the video's label;
-* focus net (TSN, K patches): glyph-centred deformable patches cut by the model's own patch sampler, with
-  random position and size jitter (the glyph always inside).
+* glance net (TSN, T_g frames at glance resolution): clips sampled as in training (one frame per segment, the
+  glyph on screen in some of them; so the BatchNorm statistics are those the main training sees), the video's
+  label, plus a class-map loss that makes its features localised;
+* focus net (TSN, K patches): frames where the glyph is visible, glyph-centred deformable patches cut by the
+  model's own patch sampler, with random position and size jitter (the glyph always inside).
 
 Policies, the feature-crop aux head and everything else stay untouched, so in the main training they still
 have to learn where and when to look; evaluation with random patches (`--policy random`) runs the same
@@ -25,15 +27,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.patches import deformable_patch_grid, region_range
+from ops.lists import sample_train
 from ops.synthetic import TEMPLATE
 from ops.transforms import center_crop_box, eval_views, normalize, scaled_size
 from ops.video_io import FrameFolder, read_frames
 
 
-def load_visible_frames(folder: str, split: str, input_size: int) -> list[dict]:
-    """Returns, per video of `split`, {'frames': (V, S, S, 3) uint8 RGB, 'boxes': (V, 4) float [x, y, w, h],
-    'label'} for its V frames with the glyph on screen, in the evaluation view's geometry (ops.transforms
-    eval_views: short side scaled to S * 256 / 224, centre crop S; the glyph stays inside it by construction)."""
+def load_frames(folder: str, split: str, input_size: int) -> list[dict]:
+    """Returns, per video of `split`, {'frames': (F, S, S, 3) uint8 RGB, 'boxes': (F, 4) float [x, y, w, h] (NaN
+    while the glyph is off screen), 'window': (start, end), 'label'} in the evaluation view's geometry
+    (ops.transforms eval_views: short side scaled to S * 256 / 224, centre crop S; the glyph stays inside it by
+    construction)."""
     with open(os.path.join(folder, "annotations.json")) as f:
         annotations = json.load(f)
     scale_size = input_size * 256 // 224
@@ -41,25 +45,30 @@ def load_visible_frames(folder: str, split: str, input_size: int) -> list[dict]:
     for name, a in sorted(annotations.items()):
         if a["split"] != split:
             continue
-        start, end = a["window"]
         source = FrameFolder(os.path.join(folder, "frames", name), TEMPLATE, a["num_frames"])
-        frames = read_frames(source, np.arange(start, end) + 1)
+        frames = read_frames(source, np.arange(a["num_frames"]) + 1)
         w, h = scaled_size(frames.shape[2], frames.shape[1], scale_size)
         crop = center_crop_box(w, h, input_size)
         zoom = np.float32([w / frames.shape[2], h / frames.shape[1]] * 2)
-        boxes = np.float32(a["boxes"][start:end]) * zoom - np.float32([crop.x, crop.y, 0, 0])
-        videos.append({"frames": eval_views(frames, input_size, scale_size, 1)[0], "boxes": boxes,
-                       "label": a["label"]})
+        boxes = np.float32([b if b is not None else [np.nan] * 4 for b in a["boxes"]])
+        videos.append({"frames": eval_views(frames, input_size, scale_size, 1)[0],
+                       "boxes": boxes * zoom - np.float32([crop.x, crop.y, 0, 0]),
+                       "window": tuple(a["window"]), "label": a["label"]})
     return videos
 
 
-def _clips(videos: list[dict], batch: int, length: int, rng: np.random.Generator):
-    """Returns (frames (batch, length, S, S, 3) uint8, boxes (batch, length, 4), labels (batch,)): `length`
-    sorted frames (with repeats when the window is short) from random videos, each clip flipped with p=0.5."""
+def _clips(videos: list[dict], batch: int, length: int, rng: np.random.Generator, visible: bool):
+    """Returns (frames (batch, length, S, S, 3) uint8, boxes (batch, length, 4), labels (batch,)) from random
+    videos, each clip flipped with p=0.5: `visible`: `length` sorted frames with the glyph on screen (repeats
+    when the window is short); else one random frame per segment of the whole video, as training samples."""
     frames, boxes, labels = [], [], []
     for i in rng.integers(len(videos), size=batch):
         v = videos[i]
-        t = np.sort(rng.integers(len(v["frames"]), size=length))
+        if visible:
+            start, end = v["window"]
+            t = np.sort(rng.integers(start, end, size=length))
+        else:
+            t = sample_train(len(v["frames"]), length, rng) - 1
         f, b = v["frames"][t], v["boxes"][t].copy()
         if rng.random() < 0.5:
             f = f[:, :, ::-1]
@@ -94,18 +103,21 @@ def class_map_loss(
 ) -> torch.Tensor:
     """Makes the glance feature map a class map, as ImageNet features are on real objects: `head` (the
     spatial aux classifier) applied to every cell of featmap (M, D, h, w) must give the video's label in the
-    cell holding the glyph centre (boxes (B, T, 4), M = B*T) and a uniform distribution in the other cells."""
+    cell holding the glyph centre (boxes (B, T, 4), M = B*T; NaN rows: glyph off screen) and a uniform
+    distribution in every other cell."""
     m, _, h, w = featmap.shape
     logp = head(featmap.flatten(2).transpose(1, 2)).log_softmax(-1)  # (M, h*w, C)
-    centre = torch.from_numpy(boxes.reshape(m, 4)[:, :2] + boxes.reshape(m, 4)[:, 2:] / 2)
+    flat = torch.from_numpy(boxes.reshape(m, 4))
+    shown = ~flat.isnan().any(1)
+    centre = (flat[:, :2] + flat[:, 2:] / 2).nan_to_num(0.0)
     col = (centre[:, 0] * w / input_size).long().clamp(0, w - 1)
     row = (centre[:, 1] * h / input_size).long().clamp(0, h - 1)
     own = row * w + col
-    rows = torch.arange(m)
-    target = labels.repeat_interleave(m // labels.numel())
-    on = -logp[rows, own, target].mean()
+    rows = torch.arange(m)[shown]
+    target = labels.repeat_interleave(m // labels.numel())[shown]
+    on = -logp[rows, own[shown], target].mean() if len(rows) else logp.new_zeros(())
     off = torch.ones(m, h * w, dtype=torch.bool)
-    off[rows, own] = False
+    off[rows, own[shown]] = False
     return on - logp[off].mean()
 
 
@@ -126,7 +138,7 @@ def pretrain_backbones(
     cfg = model.cfg
     if cfg.preset != "tsm":
         raise ValueError(f"frame pretraining is written for the TSM preset (the synthetic data), not {cfg.preset!r}")
-    videos = load_visible_frames(folder, "train", cfg.input_size)
+    videos = load_frames(folder, "train", cfg.input_size)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model.train()
@@ -141,7 +153,7 @@ def pretrain_backbones(
         hits, seen = [], []
         bar = tqdm(range(steps), desc=f"pretrain {name}", unit="step", leave=False, disable=not progress)
         for _ in bar:
-            frames, boxes, labels = _clips(videos, batch, length, rng)
+            frames, boxes, labels = _clips(videos, batch, length, rng, visible=name == "focus")
             x = normalize(torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)).flatten(0, 1)
             if name == "glance":
                 x = F.interpolate(x, size=(cfg.glance_size,) * 2, mode="bilinear", align_corners=False)

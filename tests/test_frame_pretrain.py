@@ -9,7 +9,7 @@ import torch
 
 from models import ModelConfig, build_model
 from models.patches import deformable_theta, region_range
-from ops.frame_pretrain import class_map_loss, glyph_actions, load_visible_frames, pretrain_backbones
+from ops.frame_pretrain import _clips, class_map_loss, glyph_actions, load_frames, pretrain_backbones
 from ops.synthetic import ensure_synthetic
 
 
@@ -44,14 +44,30 @@ def test_class_map_loss_value():
     assert float(loss) == pytest.approx(float(on) + math.log(c), abs=1e-5)  # other cells uniform: log C
     wrong = class_map_loss(fm, head, boxes[:, ::-1].copy(), torch.tensor([1]), 128).detach()  # other cells
     assert float(wrong) > float(loss) + 1
+    # a frame without the glyph (NaN box): all its cells must be uniform, its class evidence now counts against
+    off_screen = boxes.copy()
+    off_screen[0, 1] = np.nan
+    half = class_map_loss(fm, head, off_screen, torch.tensor([1]), 128).detach()
+    logp = torch.log_softmax(fm.flatten(2).transpose(1, 2), -1)  # identity head
+    expected = -logp[1, 2, 1] - torch.cat([logp[0].flatten(), logp[1, [0, 1, 3]].flatten()]).mean()
+    assert float(half) == pytest.approx(float(expected), abs=1e-5)
 
 
 def test_pretraining_moves_backbones_only(tmp_path):
     root = str(tmp_path)
     folder = ensure_synthetic(root, num_classes=2, videos_per_class_train=2, videos_per_class_val=1,
                               min_frames=10, max_frames=12, height=64, width=80, num_clutter=3, num_distractors=1)
-    videos = load_visible_frames(folder, "train", 64)
+    videos = load_frames(folder, "train", 64)
     assert len(videos) == 4 and videos[0]["frames"].shape[1:] == (64, 64, 3)
+    for v in videos:  # boxes exactly inside the visible window
+        start, end = v["window"]
+        shown = ~np.isnan(v["boxes"]).any(1)
+        assert shown.tolist() == [start <= t < end for t in range(len(v["frames"]))]
+    rng = np.random.default_rng(0)
+    frames, boxes, labels = _clips(videos, 8, 3, rng, visible=True)
+    assert frames.shape == (8, 3, 64, 64, 3) and not np.isnan(boxes).any()
+    frames, boxes, labels = _clips(videos, 8, 3, rng, visible=False)  # one frame per segment, glyph or not
+    assert frames.shape == (8, 3, 64, 64, 3) and np.isnan(boxes).any()
     cfg = ModelConfig.for_preset("tsm", num_classes=2, input_size=64, glance_size=64, patch_size=32,
                                  num_glance_segments=2, num_input_focus_segments=4, num_focus_segments=2,
                                  glance_arch="resnet18", focus_arch="resnet18", focus_base_width=8,
