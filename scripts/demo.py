@@ -22,10 +22,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from models import ModelConfig, build_model  # noqa: E402
-from ops.checkpoint import save_checkpoint  # noqa: E402
+from ops.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from ops.engine import build_dataset  # noqa: E402
 from ops.evaluate import run_early_exit, run_nview  # noqa: E402
 from ops.frame_pretrain import pretrain_backbones  # noqa: E402
 from ops.opts import parse_args  # noqa: E402
+from ops.policy_check import glyph_coverage  # noqa: E402
 from ops.train import dataset_config, run  # noqa: E402
 
 
@@ -39,6 +41,19 @@ def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
                                 focus_steps=steps[1], seed=args.seed)
     path = save_checkpoint(args.root_log, model, epoch=0, args=args, filename='pretrained.pth.tar')
     return path, report
+
+
+def coverage(args) -> dict:
+    """Returns {policy: glyph_coverage} on val for the checkpoint `args.resume`, learned and random policies."""
+    config = dataset_config(args)
+    model = build_model(ModelConfig.from_args(args, num_classes=config.num_classes))
+    load_checkpoint(args.resume, model)
+    val = build_dataset(args, config, 'val')
+    result = {}
+    for policy in ('learned', 'random'):
+        model.policy = policy
+        result[policy] = glyph_coverage(model, val, config.dataset_dir)
+    return result
 
 
 def main() -> dict:
@@ -64,6 +79,7 @@ def main() -> dict:
     ckpt = os.path.join(train_args.run_dir, 'ckpt.pth.tar')
     learned = run_nview(parse_args(common + ['--resume', ckpt], script='nview'))
     uniform = run_nview(parse_args(common + ['--resume', ckpt, '--policy', 'random'], script='nview'))
+    looks = coverage(parse_args(common + ['--resume', ckpt], script='nview'))
     curves = run_early_exit(parse_args(common + ['--resume', ckpt, '--criteria', 'entropy'], script='early_exit'))
     half = min(curves['entropy'], key=lambda q: abs(q['exit_fractions'][0] - 0.5))
     summary = {
@@ -71,12 +87,20 @@ def main() -> dict:
         'margin_learned_vs_random': learned['top1'] - uniform['top1'],
         'gflops_learned': learned['gflops'], 'gflops_glance': learned['gflops_glance'],
         'early_exit_half_acc': half['metric'], 'early_exit_half_gflops': half['gflops'],
+        'glyph_in_patch_learned': looks['learned']['glyph_in_patch'],
+        'glyph_in_patch_random': looks['random']['glyph_in_patch'],
+        'glyph_frames_learned': looks['learned']['glyph_frames'], 'glyph_frames_uniform': looks['random']['glyph_frames'],
+        'region_side_learned': looks['learned']['region_side'],
         'epochs': train_args.epochs, 'wall_s': round(time.perf_counter() - start, 1),
     }
     print(f"\n(a) learned policies        top-1 {summary['learned_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs")
     print(f"(b) random patches, uniform top-1 {summary['random_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs")
     print(f"(c) glance network alone    top-1 {summary['glance_acc']:6.2f}%  {summary['gflops_glance']:.3f} GFLOPs")
     print(f"early exit, half exit at the glance: top-1 {half['metric']:.2f}% at {half['gflops']:.3f} GFLOPs")
+    for name, policy in (('learned', 'learned'), ('random/uniform', 'random')):
+        look = looks[policy]
+        print(f"{name:>15}: selected frames showing the glyph {look['glyph_frames']:5.1f}%, glyph wholly inside the "
+              f"focus region {look['glyph_in_patch']:5.1f}% (region side {look['region_side']:.0f} px)")
     print(json.dumps(summary))
     return summary
 

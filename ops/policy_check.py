@@ -1,0 +1,77 @@
+"""Where the policies look, measured on the synthetic dataset: the direct evidence behind the demo's accuracies.
+
+Every validation video is run in the evaluation view (1 crop, 1 clip, as main_nViewEval.py); the K selected
+frames and the focus regions are mapped onto the glyph boxes of `annotations.json` (same resize and centre crop
+as the dataset). Reported, over all selected frames: how many show the glyph, how many hold the whole glyph
+inside the focus region, and the region's mean side in pixels (the 1-px pattern survives only regions of about
+P pixels or less, which the patch sampler upsamples instead of shrinking).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from models.patches import deformable_theta
+from ops.dataset import VideoDataset
+from ops.transforms import normalize, scaled_size, view_boxes
+
+
+def region_boxes(actions: torch.Tensor, patch_size: int, input_size: int) -> torch.Tensor:
+    """Returns the focus regions (M, 4) [x, y, w, h] in pixels of the S-frame for deformable actions (M, 4)."""
+    theta = deformable_theta(actions, patch_size, input_size, patch_size, input_size)
+    w, h = theta[:, 0, 0] * input_size, theta[:, 1, 1] * input_size
+    cx, cy = (theta[:, 0, 2] + 1) * input_size / 2, (theta[:, 1, 2] + 1) * input_size / 2
+    return torch.stack([cx - w / 2, cy - h / 2, w, h], dim=1)
+
+
+def _view_transform(folder: str, dataset: VideoDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (zoom (4,), shift (4,)): a box [x, y, w, h] of a source frame is box * zoom - shift in the view."""
+    with open(os.path.join(folder, "params.json")) as f:
+        params = json.load(f)
+    w, h = scaled_size(params["width"], params["height"], dataset.scale_size)
+    box = view_boxes(w, h, dataset.input_size, 1)[0][0]
+    zoom = np.float32([w / params["width"], h / params["height"]] * 2)
+    return zoom, np.float32([box.x, box.y, 0, 0])
+
+
+@torch.no_grad()
+def glyph_coverage(model: torch.nn.Module, dataset: VideoDataset, folder: str, batch: int = 16) -> dict:
+    """Returns {'glyph_frames', 'glyph_in_patch' (fractions of the selected frames, %), 'region_side' (px)} for
+    `model` (its current `policy`) on `dataset` (a 'tsm'-layout evaluation VideoDataset of the synthetic data
+    in `folder`)."""
+    if dataset.train or dataset.num_views != 1:
+        raise ValueError("glyph_coverage needs an evaluation dataset with one view (1 crop, 1 clip)")
+    with open(os.path.join(folder, "annotations.json")) as f:
+        annotations = json.load(f)
+    zoom, shift = _view_transform(folder, dataset)
+    cfg = model.cfg
+    model.eval()
+    shown, inside, sides = [], [], []
+    for start in range(0, len(dataset), batch):
+        items = [dataset[i] for i in range(start, min(start + batch, len(dataset)))]
+        out = model(normalize(torch.stack([x for x, _, _ in items])))
+        actions = out["actions"].reshape(-1, 4)
+        regions = region_boxes(actions, cfg.patch_size, cfg.input_size).view(len(items), -1, 4).numpy()
+        for (_, _, index), idx, region in zip(items, out["focus_indices"].tolist(), regions):
+            record = dataset.records[index]
+            numbers = dataset.frame_numbers(record)[0, dataset.num_glance :]
+            boxes = annotations[record.path]["boxes"]
+            for j, k in enumerate(idx):
+                box = boxes[numbers[k] - 1]
+                r = region[min(j, len(region) - 1)]  # one region per video ('tsm') or per frame ('an')
+                sides.append(float(r[2:].mean()))
+                shown.append(box is not None)
+                if box is None:
+                    inside.append(False)
+                    continue
+                x, y, w, h = np.float32(box) * zoom - shift
+                inside.append(x >= r[0] and y >= r[1] and x + w <= r[0] + r[2] and y + h <= r[1] + r[3])
+    return {
+        "glyph_frames": 100 * float(np.mean(shown)),
+        "glyph_in_patch": 100 * float(np.mean(inside)),
+        "region_side": float(np.mean(sides)),
+    }

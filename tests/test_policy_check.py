@@ -1,0 +1,84 @@
+"""The demo's direct evidence: focus regions in pixels, and the glyph-coverage count on synthetic videos."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from models import ModelConfig
+from models.patches import random_actions, region_range
+from ops.dataset import VideoDataset
+from ops.dataset_config import get_dataset_config
+from ops.frame_pretrain import glyph_actions
+from ops.policy_check import _view_transform, glyph_coverage, region_boxes
+from ops.synthetic import ensure_synthetic
+
+
+def test_region_boxes_in_pixels():
+    s, p = 128, 64
+    lo, _ = region_range(s)
+    actions = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.25, 0.5, 0.0, 1.0]])
+    boxes = region_boxes(actions, p, s)
+    assert boxes[0].tolist() == pytest.approx([0, 0, lo, lo], abs=1e-4)
+    assert boxes[1].tolist() == pytest.approx([0, 0, s, s], abs=1e-4)
+    # [y, x, scale_h, scale_w]: height lo at top 0.25 * (S - lo), width S at left 0
+    assert boxes[2].tolist() == pytest.approx([0, 0.25 * (s - lo), s, lo], abs=1e-4)
+    # random patches are exactly P x P
+    rand = region_boxes(random_actions(50, p, generator=torch.Generator().manual_seed(0), frame_size=s), p, s)
+    assert torch.allclose(rand[:, 2:], torch.full((50, 2), float(p)), atol=1e-4)
+
+
+class _Looker(torch.nn.Module):
+    """Test double for the model: returns the frame choice and focus actions it is given."""
+
+    def __init__(self, cfg: ModelConfig, indices: torch.Tensor, actions: torch.Tensor) -> None:
+        super().__init__()
+        self.cfg, self.indices, self.actions = cfg, indices, actions
+
+    def forward(self, x: torch.Tensor) -> dict:
+        assert x.dtype == torch.float32 and x.shape[0] == len(self.indices)
+        return {"focus_indices": self.indices, "actions": self.actions}
+
+
+def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
+    s, p, n = 64, 32, 6
+    root = str(tmp_path)
+    folder = ensure_synthetic(root, num_classes=2, videos_per_class_train=1, videos_per_class_val=3,
+                              min_frames=12, max_frames=14, height=64, width=80, num_clutter=3, num_distractors=1)
+    dataset = VideoDataset(get_dataset_config("synthetic", root), "val", num_glance=2, num_candidates=n,
+                           input_size=s)
+    with open(os.path.join(folder, "annotations.json")) as f:
+        annotations = json.load(f)
+    zoom, shift = _view_transform(folder, dataset)
+    cfg = ModelConfig.for_preset("tsm", num_classes=2, input_size=s, patch_size=p, glance_size=s)
+    shown, hidden, covering, far = [], [], [], []
+    gen = torch.Generator().manual_seed(0)
+    lo, _ = region_range(s)
+    for record in dataset.records:
+        numbers = dataset.frame_numbers(record)[0, 2:]
+        boxes = [annotations[record.path]["boxes"][k - 1] for k in numbers]
+        with_glyph = [j for j, b in enumerate(boxes) if b is not None]
+        shown.append(with_glyph[0])
+        hidden.append(next(j for j, b in enumerate(boxes) if b is None))
+        box = torch.from_numpy(np.float32(boxes[with_glyph[0]]) * zoom - shift)
+        covering.append(glyph_actions(box[None], s, p, gen)[0])
+        # the smallest region (side lo < S / 2) in the frame half away from the glyph's centre cannot hold it
+        cx, cy = (box[:2] + box[2:] / 2).tolist()
+        far.append(torch.tensor([float(cy <= s / 2), float(cx <= s / 2), 0.0, 0.0]))
+    shown, hidden = torch.tensor(shown)[:, None], torch.tensor(hidden)[:, None]
+    covering, far = torch.stack(covering), torch.stack(far)
+
+    hit = glyph_coverage(_Looker(cfg, shown, covering), dataset, folder)
+    assert hit["glyph_frames"] == 100 and hit["glyph_in_patch"] == 100
+    assert lo - 1e-3 <= hit["region_side"] <= p + 1e-3
+    miss = glyph_coverage(_Looker(cfg, shown, far), dataset, folder)
+    assert miss["glyph_frames"] == 100 and miss["glyph_in_patch"] == 0
+    assert miss["region_side"] == pytest.approx(lo, abs=1e-3)
+    none = glyph_coverage(_Looker(cfg, hidden, covering), dataset, folder)
+    assert none["glyph_frames"] == 0 and none["glyph_in_patch"] == 0
+    with pytest.raises(ValueError, match="one view"):
+        glyph_coverage(_Looker(cfg, shown, covering), VideoDataset(
+            get_dataset_config("synthetic", root), "val", num_glance=2, num_candidates=n, input_size=s,
+            test_crops=3), folder)
