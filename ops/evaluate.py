@@ -19,7 +19,8 @@ from ops.runlog import RunLogger
 from ops.train import build, dataset_config
 
 
-def _setup(args: argparse.Namespace):
+def setup_eval(args: argparse.Namespace):
+    """Returns (DistInfo, dataset config, model with the `--resume` checkpoint loaded on its device, ModelConfig)."""
     info = D.init(args)
     D.seed_everything(args.seed if args.seed is not None else 0, info.rank)
     config = dataset_config(args)
@@ -30,7 +31,7 @@ def _setup(args: argparse.Namespace):
 
 def nview_worker(args: argparse.Namespace) -> dict | None:
     """Evaluates `--resume` over test_crops x num_clips views per video; prints metrics and GFLOPs x views."""
-    info, config, model, cfg = _setup(args)
+    info, config, model, cfg = setup_eval(args)
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
     try:
         val_set = build_dataset(args, config, 'val', test_crops=args.test_crops, num_clips=args.num_clips)
@@ -85,7 +86,7 @@ def _exit_logits(args, info, config, model, logger) -> tuple[Predictions, Predic
 
 def early_exit_worker(args: argparse.Namespace) -> dict | None:
     """Writes log_early_exit_{criterion}.csv/.png and returns {criterion: points} on the main process."""
-    info, config, model, cfg = _setup(args)
+    info, config, model, cfg = setup_eval(args)
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
     try:
         train_pred, val_pred = _exit_logits(args, info, config, model, logger)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from models.patches import deformable_patch_grid, region_range
 from ops.lists import sample_train
 from ops.synthetic import TEMPLATE
-from ops.transforms import center_crop_box, eval_views, normalize, scaled_size
+from ops.transforms import center_view_map, eval_views, normalize
 from ops.video_io import FrameFolder, read_frames
 
 
@@ -47,12 +47,9 @@ def load_frames(folder: str, split: str, input_size: int) -> list[dict]:
             continue
         source = FrameFolder(os.path.join(folder, "frames", name), TEMPLATE, a["num_frames"])
         frames = read_frames(source, np.arange(a["num_frames"]) + 1)
-        w, h = scaled_size(frames.shape[2], frames.shape[1], scale_size)
-        crop = center_crop_box(w, h, input_size)
-        zoom = np.float32([w / frames.shape[2], h / frames.shape[1]] * 2)
+        zoom, shift = center_view_map(frames.shape[2], frames.shape[1], input_size, scale_size)
         boxes = np.float32([b if b is not None else [np.nan] * 4 for b in a["boxes"]])
-        videos.append({"frames": eval_views(frames, input_size, scale_size, 1)[0],
-                       "boxes": boxes * zoom - np.float32([crop.x, crop.y, 0, 0]),
+        videos.append({"frames": eval_views(frames, input_size, scale_size, 1)[0], "boxes": boxes * zoom - shift,
                        "window": tuple(a["window"]), "label": a["label"]})
     return videos
 

@@ -23,8 +23,8 @@ ARCH_ALIASES = {'mbv2': 'mbv2', 'mobilenetv2': 'mbv2', 'mobilenet_v2': 'mbv2', '
 STORE_TRUE = ('evaluate', 'lr_per_step', 'compile', 'multiprocessing_distributed')
 AN_ONLY = ('data_dir', 'fc_dropout', 'classifier_lr_ratio', 'hidden_dim')
 UA_ONLY = ('glance_arch', 'num_glance_segments', 'num_input_focus_segments', 'num_focus_segments',
-           'patch_size', 'glance_size', 'glance_output_stride', 'stn_hidden_dim', 'temporal_hidden_dim', 'norm_ratio', 'KL_ratio',
-           'stn_lr_ratio', 'temporal_lr_ratio', 'temperature')
+           'patch_size', 'glance_size', 'glance_output_stride', 'stn_hidden_dim', 'temporal_hidden_dim',
+           'norm_ratio', 'KL_ratio', 'stn_lr_ratio', 'temporal_lr_ratio', 'temperature')
 
 
 def dataset_preset(dataset: str) -> str:
@@ -65,8 +65,8 @@ def preset_defaults(preset: str, dataset: str) -> dict:
                   'synthetic': dict(workers=2, epochs=5, batch_size=16, lr=0.02, num_glance_segments=8,
                                     num_input_focus_segments=16, num_focus_segments=4, input_size=128,
                                     patch_size=64, glance_size=80, glance_arch='resnet18', focus_arch='resnet18',
-                                    focus_base_width=16, glance_output_stride=16, norm_ratio=0.0, pretrain='none', amp='none',
-                                    eval_freq=1)}.get(dataset, {}))
+                                    focus_base_width=16, glance_output_stride=16, norm_ratio=0.0, pretrain='none',
+                                    amp='none', eval_freq=1)}.get(dataset, {}))
     return d
 
 

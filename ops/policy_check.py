@@ -17,7 +17,8 @@ import torch
 
 from models.patches import deformable_theta
 from ops.dataset import VideoDataset
-from ops.transforms import normalize, scaled_size, view_boxes
+from ops.engine import to_input
+from ops.transforms import center_view_map
 
 
 def region_boxes(actions: torch.Tensor, patch_size: int, input_size: int) -> torch.Tensor:
@@ -32,10 +33,7 @@ def _view_transform(folder: str, dataset: VideoDataset) -> tuple[np.ndarray, np.
     """Returns (zoom (4,), shift (4,)): a box [x, y, w, h] of a source frame is box * zoom - shift in the view."""
     with open(os.path.join(folder, "params.json")) as f:
         params = json.load(f)
-    w, h = scaled_size(params["width"], params["height"], dataset.scale_size)
-    box = view_boxes(w, h, dataset.input_size, 1)[0][0]
-    zoom = np.float32([w / params["width"], h / params["height"]] * 2)
-    return zoom, np.float32([box.x, box.y, 0, 0])
+    return center_view_map(params["width"], params["height"], dataset.input_size, dataset.scale_size)
 
 
 @torch.no_grad()
@@ -49,13 +47,14 @@ def glyph_coverage(model: torch.nn.Module, dataset: VideoDataset, folder: str, b
         annotations = json.load(f)
     zoom, shift = _view_transform(folder, dataset)
     cfg = model.cfg
+    device = next(model.parameters()).device
     model.eval()
     shown, inside, sides = [], [], []
     for start in range(0, len(dataset), batch):
         items = [dataset[i] for i in range(start, min(start + batch, len(dataset)))]
-        out = model(normalize(torch.stack([x for x, _, _ in items])))
+        out = model(to_input(torch.stack([x for x, _, _ in items]), device))
         actions = out["actions"].reshape(-1, 4)
-        regions = region_boxes(actions, cfg.patch_size, cfg.input_size).view(len(items), -1, 4).numpy()
+        regions = region_boxes(actions, cfg.patch_size, cfg.input_size).view(len(items), -1, 4).cpu().numpy()
         for (_, _, index), idx, region in zip(items, out["focus_indices"].tolist(), regions):
             record = dataset.records[index]
             numbers = dataset.frame_numbers(record)[0, dataset.num_glance :]

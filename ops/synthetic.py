@@ -357,9 +357,9 @@ def ensure_current(root: str, progress: bool = False) -> str:
     is generated with the current defaults."""
     folder = os.path.join(root, "synthetic")
     params = _read_params(folder)
-    if params is not None and params.get("version") != SYNTH_VERSION:
-        print(f"{folder} was made by synthetic data version {params.get('version')}: regenerating (version "
-              f"{SYNTH_VERSION}, default parameters)")
     if params is None or params.get("version") != SYNTH_VERSION:
+        if params is not None:
+            print(f"{folder} was made by synthetic data version {params.get('version')}: regenerating (version "
+                  f"{SYNTH_VERSION}, default parameters)")
         generate(root, progress=progress)
     return folder

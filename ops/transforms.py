@@ -107,6 +107,14 @@ def center_crop_box(img_w: int, img_h: int, crop: int) -> Box:
     return Box(int(round((img_w - crop) / 2.0)), int(round((img_h - crop) / 2.0)), crop, crop)
 
 
+def center_view_map(img_w: int, img_h: int, crop: int, short_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (zoom (4,), shift (4,)) float32: a box [x, y, w, h] of an img_w x img_h source frame lies at
+    box * zoom - shift in the centre evaluation view (GroupScale(short_side), then the centre crop)."""
+    w, h = scaled_size(img_w, img_h, short_side)
+    box = center_crop_box(w, h, crop)
+    return np.float32([w / img_w, h / img_h] * 2), np.float32([box.x, box.y, 0, 0])
+
+
 def view_boxes(img_w: int, img_h: int, crop: int, test_crops: int) -> list[tuple[Box, bool]]:
     """Return the evaluation views as (box, flipped) on the already scaled frame (w x h).
 

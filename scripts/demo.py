@@ -4,9 +4,9 @@ network alone. The last line printed is one JSON object with the figures.
 
     python scripts/demo.py [--root_dataset DIR] [--root_log DIR] [--epochs N] [--seed S] [--pretrain_steps G F]
 
-The glance and focus backbones are first pretrained on clips where the glyph is visible (ops/frame_pretrain.py,
-the stand-in for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with
---tune_from; the policies start from random.
+The glance and focus backbones are first pretrained on the training videos (ops/frame_pretrain.py, the stand-in
+for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
+policies start from random. Where the policies look is measured with ops/policy_check.py.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from models import ModelConfig, build_model  # noqa: E402
-from ops.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from ops.checkpoint import save_checkpoint  # noqa: E402
 from ops.engine import build_dataset  # noqa: E402
-from ops.evaluate import run_early_exit, run_nview  # noqa: E402
+from ops.evaluate import run_early_exit, run_nview, setup_eval  # noqa: E402
 from ops.frame_pretrain import pretrain_backbones  # noqa: E402
 from ops.opts import parse_args  # noqa: E402
 from ops.policy_check import glyph_coverage  # noqa: E402
@@ -45,9 +45,7 @@ def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
 
 def coverage(args) -> dict:
     """Returns {policy: glyph_coverage} on val for the checkpoint `args.resume`, learned and random policies."""
-    config = dataset_config(args)
-    model = build_model(ModelConfig.from_args(args, num_classes=config.num_classes))
-    load_checkpoint(args.resume, model)
+    _, config, model, _ = setup_eval(args)
     val = build_dataset(args, config, 'val')
     result = {}
     for policy in ('learned', 'random'):
@@ -89,7 +87,8 @@ def main() -> dict:
         'early_exit_half_acc': half['metric'], 'early_exit_half_gflops': half['gflops'],
         'glyph_in_patch_learned': looks['learned']['glyph_in_patch'],
         'glyph_in_patch_random': looks['random']['glyph_in_patch'],
-        'glyph_frames_learned': looks['learned']['glyph_frames'], 'glyph_frames_uniform': looks['random']['glyph_frames'],
+        'glyph_frames_learned': looks['learned']['glyph_frames'],
+        'glyph_frames_uniform': looks['random']['glyph_frames'],
         'region_side_learned': looks['learned']['region_side'],
         'epochs': train_args.epochs, 'wall_s': round(time.perf_counter() - start, 1),
     }

@@ -36,6 +36,7 @@ class _Looker(torch.nn.Module):
     def __init__(self, cfg: ModelConfig, indices: torch.Tensor, actions: torch.Tensor) -> None:
         super().__init__()
         self.cfg, self.indices, self.actions = cfg, indices, actions
+        self.weight = torch.nn.Parameter(torch.zeros(()))  # tells glyph_coverage the device, as a model's would
 
     def forward(self, x: torch.Tensor) -> dict:
         assert x.dtype == torch.float32 and x.shape[0] == len(self.indices)
