@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-SYNTH_VERSION = 5  # bump whenever rendering or the default sizes change, so old folders get regenerated
+SYNTH_VERSION = 6  # bump whenever rendering or the default sizes change, so old folders get regenerated
 PATTERNS = ("checker", "hstripe", "vstripe")  # 1-px patterns: readable only at full resolution
 HUES = {  # light shade (RGB) of each hue; the dark shade is DARK times it
     "blue": (90, 140, 255),
@@ -56,7 +56,7 @@ FLIP_ALLOWED = True
 DEFAULTS = dict(
     num_classes=8,
     videos_per_class_train=120,
-    videos_per_class_val=12,
+    videos_per_class_val=25,
     min_frames=16,
     max_frames=32,
     height=128,
