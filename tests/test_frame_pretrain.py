@@ -75,7 +75,13 @@ def test_pretraining_moves_backbones_only(tmp_path):
     torch.manual_seed(0)
     model = build_model(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    report = pretrain_backbones(model, folder, glance_steps=2, focus_steps=2, batch=2, progress=False)
+    report = pretrain_backbones(model, folder, glance_steps=2, focus_steps=2, frames_per_step=4, progress=False)
     assert set(report) == {"glance", "focus"}
     changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"global_CNN", "local_CNN", "aux_fc"}
+    # a network given 0 steps is left alone (no forward pass: its BatchNorm statistics stay too)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = pretrain_backbones(model, folder, glance_steps=0, focus_steps=1, frames_per_step=4, progress=False)
+    assert set(report) == {"focus"}
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"local_CNN"}
