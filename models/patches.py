@@ -27,6 +27,12 @@ def region_range(frame_size: int = MAX_REGION) -> tuple[float, float]:
     return MIN_REGION * frame_size / MAX_REGION, frame_size
 
 
+def scale_action(side: torch.Tensor | float, frame_size: int = MAX_REGION) -> torch.Tensor | float:
+    """Returns the scale action in [0, 1] whose region side is `side` pixels (the inverse of the scale rule)."""
+    lo, hi = region_range(frame_size)
+    return (side - lo) / (hi - lo)
+
+
 def _sample(images: torch.Tensor, theta: torch.Tensor, out_size: int) -> torch.Tensor:
     """Bilinear crops of ``images`` (M, C, H, W) by ``theta`` (M, 2, 3); returns (M, C, out_size, out_size)."""
     m, c = images.shape[:2]
@@ -109,8 +115,7 @@ def random_actions(
     output followed by assignment, so the RNG stream advances identically to the reference.
     """
     actions = torch.rand(m, 4, generator=generator, device=device)
-    lo, hi = region_range(frame_size)
-    actions[:, 2:] = (patch_size - lo) / (hi - lo)
+    actions[:, 2:] = scale_action(patch_size, frame_size)
     return actions
 
 

@@ -115,14 +115,18 @@ class UniAdaFocus(nn.Module):
         return _take(x, pos), x, pos
 
     # ---- encoders -----------------------------------------------------------------------------------------
+    def glance_resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """Returns frames (M, 3, S, S) resized (bilinear) to the glance resolution, as the glance net sees them."""
+        size = self.cfg.glance_size  # X3D: 224 -> 160 as the original; AN/TSM: = input_size unless asked otherwise
+        if frames.shape[-1] == size:
+            return frames
+        return F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+
     def _glance(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """Glance net on (B, T_g, 3, S, S); returns featmap (B, D, T_g, h, w), feat (B, T_g, D),
         frame_logits (B, T_g, C) and, for TSM/X3D, final (B, C) and avg (B, C)."""
         b, t = frames.shape[:2]
-        flat = frames.flatten(0, 1)
-        size = self.cfg.glance_size  # X3D: 224 -> 160 as the original; AN/TSM: = input_size unless asked otherwise
-        if flat.shape[-1] != size:
-            flat = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False)
+        flat = self.glance_resize(frames.flatten(0, 1))
         if self.preset == "an":
             fm = self.global_CNN.features(flat)
             feat = fm.mean((2, 3))

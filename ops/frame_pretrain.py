@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.patches import deformable_patch_grid, region_range
+from models.patches import deformable_patch_grid, region_range, scale_action
 from ops.lists import sample_train
 from ops.synthetic import TEMPLATE
 from ops.transforms import center_view_map, eval_views, normalize
@@ -86,7 +86,7 @@ def glyph_actions(boxes: torch.Tensor, input_size: int, patch_size: int, rng: to
     side = torch.maximum(lo + (patch_size - lo) * torch.rand(m, generator=rng), boxes[:, 2:].max(1).values)
     side = side.clamp(max=hi)
     actions = torch.empty(m, 4)
-    actions[:, 2:] = ((side - lo) / (hi - lo)).unsqueeze(1)
+    actions[:, 2:] = scale_action(side, input_size).unsqueeze(1)
     for dim, (pos, extent) in enumerate(((boxes[:, 1], boxes[:, 3]), (boxes[:, 0], boxes[:, 2]))):
         first = (pos + extent - side).clamp(min=0)  # smallest top-left that still holds the box
         last = pos.clamp(max=input_size - side)  # largest top-left inside the frame that still holds it
@@ -130,11 +130,12 @@ def pretrain_backbones(
     progress: bool = True,
 ) -> dict:
     """Trains `model.global_CNN` (whole frames) and `model.local_CNN` (glyph patches) of a TSM-preset
-    Uni-AdaFocus in place: Adam, cosine learning rate to zero (so BatchNorm statistics settle), `frames_per_step`
-    frames a step (16 glance clips of 8 frames, 32 focus clips of 4 patches: with 16 focus clips the final focus
-    training accuracy over seeds 0-3 was 0.90 / 0.52 (hue only, pattern never learned) / 0.67 / 0.78, with 32
-    over seeds 1, 2, 4 it was 0.81 / 0.73 / 0.76); returns the
-    final training accuracy and loss of each network trained (a network with 0 steps is skipped)."""
+    Uni-AdaFocus in place: Adam, cosine learning rate to zero (so BatchNorm statistics settle); returns the
+    final training accuracy and loss of each network trained (a network with 0 steps is skipped).
+
+    Each step sees `frames_per_step` frames: 16 glance clips of 8 frames, 32 focus clips of 4 patches. With 16
+    focus clips the final focus training accuracy over seeds 0-3 was 0.90 / 0.52 (hue only, the pattern never
+    learned) / 0.67 / 0.78; with 32, over seeds 1, 2, 4, 0.81 / 0.73 / 0.76."""
     cfg = model.cfg
     if cfg.preset != "tsm":
         raise ValueError(f"frame pretraining is written for the TSM preset (the synthetic data), not {cfg.preset!r}")
@@ -159,7 +160,7 @@ def pretrain_backbones(
                                            visible=name == "focus")
             x = normalize(torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)).flatten(0, 1)
             if name == "glance":
-                x = F.interpolate(x, size=(cfg.glance_size,) * 2, mode="bilinear", align_corners=False)
+                x = model.glance_resize(x)
             else:
                 actions = glyph_actions(torch.from_numpy(boxes).flatten(0, 1), cfg.input_size, cfg.patch_size, gen)
                 x = deformable_patch_grid(x, actions, cfg.patch_size, cfg.input_size, cfg.patch_size, cfg.input_size)

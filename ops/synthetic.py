@@ -8,8 +8,9 @@ yellow), drawn as one of three 1-px patterns (horizontal stripes, vertical strip
 Every 2x2 window of each pattern is half light, half dark, so at glance resolution (half the
 frame side or less) the glyph is a flat blob of its mean colour framed in white: the glance can
 find *where* and *when* and read the hue, but only a full-resolution focus patch reads the pattern.
-With the default 8 classes (2 patterns x 4 hues) the glance alone can reach ~50%; the rest needs
-the focus network looking at the right place at the right time. Distractor tiles use the same
+With the default 8 classes (2 patterns x 4 hues) the hue alone gives ~50%; the rest needs the focus
+network looking at the right place at the right time. (The demo's glance, 80 of 128 px = 0.625x,
+is above that half-size bound and reads a little of the pattern through resize aliasing: 55-61%.) Distractor tiles use the same
 hues (random 2-px noise, coloured frame), so hue alone does not say where the glyph is.
 Measured (tests/test_synthetic.py, 1-nearest-neighbour on colour pixels): full-resolution glyph
 crop 100%, 2x-downsampled glyph box ~hue only, 2x-downsampled whole frame near chance.
