@@ -3,5 +3,5 @@
 from ops.opts import parse_args
 from ops.train import run
 
-if __name__ == '__main__':
-    run(parse_args(script='main'))
+if __name__ == "__main__":
+    run(parse_args(script="main"))

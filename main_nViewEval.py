@@ -3,5 +3,5 @@
 from ops.evaluate import run_nview
 from ops.opts import parse_args
 
-if __name__ == '__main__':
-    run_nview(parse_args(script='nview'))
+if __name__ == "__main__":
+    run_nview(parse_args(script="nview"))

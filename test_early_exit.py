@@ -4,5 +4,5 @@ distributions on val, write the accuracy-vs-GFLOPs curve as CSV and PNG."""
 from ops.evaluate import run_early_exit
 from ops.opts import parse_args
 
-if __name__ == '__main__':
-    run_early_exit(parse_args(script='early_exit'))
+if __name__ == "__main__":
+    run_early_exit(parse_args(script="early_exit"))

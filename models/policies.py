@@ -268,6 +268,8 @@ def featmap_crop_logits(
         per_frame = actions.unsqueeze(1).expand(b, t, 4)
     else:
         per_frame = actions.permute(0, 2, 1)
-    patches = deformable_patch_grid(frames, per_frame.reshape(b * t, 4), feat_patch, h, input_patch, frame_size)
+    patches = deformable_patch_grid(
+        frames, per_frame.reshape(b * t, 4), feat_patch, h, input_patch, frame_size
+    )
     pooled = patches.reshape(b, t, c, feat_patch, feat_patch).mean(dim=(1, 3, 4))
     return aux_fc(pooled)

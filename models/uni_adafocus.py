@@ -41,7 +41,9 @@ class UniAdaFocus(nn.Module):
         self.policy = "learned"
         tg, k, c = cfg.num_glance_segments, cfg.num_focus_segments, cfg.num_classes
         if p == "an":
-            self.global_CNN = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch, glance=True))
+            self.global_CNN = create_backbone(
+                cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch, glance=True)
+            )
             dg = self.global_CNN.classifier.in_features
             self.global_CNN_fc = nn.Sequential(nn.Dropout(cfg.fc_dropout), nn.Linear(dg, c))
             self.aux_fc = nn.Linear(dg, c)
@@ -69,7 +71,9 @@ class UniAdaFocus(nn.Module):
             self.local_CNN_head = x3d_frame_head(dl, hidden, c, cfg.dropout)
             self.aux_head = nn.Sequential(nn.Linear(dg, c))
             self.share_head_params()
-        self.map_size = -(-cfg.glance_size // cfg.glance_output_stride)  # padded convs: ceil(S / output stride)
+        self.map_size = -(
+            -cfg.glance_size // cfg.glance_output_stride
+        )  # padded convs: ceil(S / output stride)
         self.spatial_policy = SpatialPolicy(dg, cfg.stn_hidden_dim, tg, self.map_size, per_frame=p == "an")
         self.temporal_policy = TemporalPolicy(dg, cfg.temporal_hidden_dim, tg, cfg.temperature)
         if p == "an":
@@ -84,7 +88,11 @@ class UniAdaFocus(nn.Module):
     def _tsn(self, arch: str, segments: int, glance: bool = False) -> TSN:
         cfg = self.cfg
         base = create_backbone(
-            arch, shift=cfg.shift, n_segment=segments, shift_div=cfg.shift_div, **cfg.backbone_kwargs(arch, glance)
+            arch,
+            shift=cfg.shift,
+            n_segment=segments,
+            shift_div=cfg.shift_div,
+            **cfg.backbone_kwargs(arch, glance),
         )
         return TSN(base, cfg.num_classes, cfg.dropout, aux_head=True, partial_bn=cfg.partial_bn)
 
@@ -117,7 +125,9 @@ class UniAdaFocus(nn.Module):
     # ---- encoders -----------------------------------------------------------------------------------------
     def glance_resize(self, frames: torch.Tensor) -> torch.Tensor:
         """Returns frames (M, 3, S, S) resized (bilinear) to the glance resolution, as the glance net sees them."""
-        size = self.cfg.glance_size  # X3D: 224 -> 160 as the original; AN/TSM: = input_size unless asked otherwise
+        size = (
+            self.cfg.glance_size
+        )  # X3D: 224 -> 160 as the original; AN/TSM: = input_size unless asked otherwise
         if frames.shape[-1] == size:
             return frames
         return F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
@@ -249,7 +259,9 @@ class UniAdaFocus(nn.Module):
             crop = policy_actions  # (B, 4): the same box for all K frames
         if control:  # ... and random P x P patches instead of the spatial policy's (reproducible draws)
             gen = torch.Generator().manual_seed(0)
-            crop = random_actions(crop[..., 0].numel(), cfg.patch_size, generator=gen, frame_size=cfg.input_size)
+            crop = random_actions(
+                crop[..., 0].numel(), cfg.patch_size, generator=gen, frame_size=cfg.input_size
+            )
             crop = crop.to(device).view(*policy_actions.shape[:1], *([k] if an else []), 4)
         branch_actions = [crop.detach()]
         if self.training:  # random-patch branch (diversity augmentation)

@@ -24,13 +24,13 @@ from torch import nn
 
 from ops.distributed import unwrap as _unwrap
 
-FORMAT = 'uniadafocus-ckpt-1'
-HEAD_WORDS = ('fc', 'projection', 'classifier', 'head')
+FORMAT = "uniadafocus-ckpt-1"
+HEAD_WORDS = ("fc", "projection", "classifier", "head")
 
 
 def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Returns the state_dict with a leading `module.` (DDP / DataParallel) removed from every key."""
-    return {(k[7:] if k.startswith('module.') else k): v for k, v in state_dict.items()}
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
 
 def jsonable(value):
@@ -43,7 +43,7 @@ def jsonable(value):
         return [jsonable(v) for v in value]
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
-    if isinstance(value, (np.generic, torch.Tensor)) and getattr(value, 'ndim', 0) == 0:
+    if isinstance(value, (np.generic, torch.Tensor)) and getattr(value, "ndim", 0) == 0:
         return value.item()
     return str(value)
 
@@ -52,39 +52,41 @@ def get_rng_state(generator: torch.Generator | None = None) -> dict:
     """Returns the RNG states of python, numpy, torch, CUDA (if initialised) and `generator`, all weights_only-safe."""
     version, keys, gauss = random.getstate()
     name, np_keys, pos, has_gauss, cached = np.random.get_state()
-    state = {'python': (version, list(keys), gauss),
-             'numpy': (name, torch.from_numpy(np_keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
-             'torch': torch.get_rng_state()}
+    state = {
+        "python": (version, list(keys), gauss),
+        "numpy": (name, torch.from_numpy(np_keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state_all()
     if generator is not None:
-        state['loader'] = generator.get_state()
+        state["loader"] = generator.get_state()
     return state
 
 
 def restore_rng(ckpt: Mapping, generator: torch.Generator | None = None) -> bool:
     """Restores the RNG states saved by `save_checkpoint` (from a checkpoint dict or its 'rng'); returns False if absent."""
-    state = ckpt['rng'] if 'rng' in ckpt else ckpt
-    if not state or 'torch' not in state:
+    state = ckpt["rng"] if "rng" in ckpt else ckpt
+    if not state or "torch" not in state:
         return False
-    version, keys, gauss = state['python']
+    version, keys, gauss = state["python"]
     random.setstate((version, tuple(keys), gauss))
-    name, np_keys, pos, has_gauss, cached = state['numpy']
+    name, np_keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state['cuda'])
-    if generator is not None and 'loader' in state:
-        generator.set_state(state['loader'])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and "loader" in state:
+        generator.set_state(state["loader"])
     return True
 
 
 def _atomic_write(path: str, write) -> None:
     # Write next to the target, fsync, then rename: a crash leaves the old file or the new one, never half of one.
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.pth.tar', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth.tar", dir=folder)
     try:
-        with os.fdopen(fd, 'wb') as f:
+        with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -105,28 +107,43 @@ def _atomic_write(path: str, write) -> None:
         os.close(dir_fd)
 
 
-def save_checkpoint(run_dir: str, model: nn.Module, *, epoch: int, best_metric: float | None = None,
-                    is_best: bool = False, optimizer: torch.optim.Optimizer | None = None, scaler=None,
-                    args: argparse.Namespace | Mapping | None = None, generator: torch.Generator | None = None,
-                    extra: Mapping | None = None, filename: str = 'ckpt.pth.tar') -> str:
+def save_checkpoint(
+    run_dir: str,
+    model: nn.Module,
+    *,
+    epoch: int,
+    best_metric: float | None = None,
+    is_best: bool = False,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler=None,
+    args: argparse.Namespace | Mapping | None = None,
+    generator: torch.Generator | None = None,
+    extra: Mapping | None = None,
+    filename: str = "ckpt.pth.tar",
+) -> str:
     """Writes `{run_dir}/{filename}` atomically (and `ckpt.best.pth.tar` when is_best); returns the path.
 
     `epoch` is the number of finished epochs (the epoch to resume at), as the originals stored it."""
     os.makedirs(run_dir, exist_ok=True)
-    state = {'format': FORMAT, 'epoch': int(epoch), 'state_dict': strip_module_prefix(_unwrap(model).state_dict()),
-             'best_metric': None if best_metric is None else float(best_metric),
-             'optimizer': optimizer.state_dict() if optimizer is not None else None,
-             'scaler': scaler.state_dict() if scaler is not None else None,
-             'args': jsonable(args) if args is not None else None, 'rng': get_rng_state(generator)}
+    state = {
+        "format": FORMAT,
+        "epoch": int(epoch),
+        "state_dict": strip_module_prefix(_unwrap(model).state_dict()),
+        "best_metric": None if best_metric is None else float(best_metric),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "args": jsonable(args) if args is not None else None,
+        "rng": get_rng_state(generator),
+    }
     if extra:
         state.update(extra)
     path = os.path.join(run_dir, filename)
     _atomic_write(path, lambda f: torch.save(state, f))
     if is_best:
-        best = path.replace('.pth.tar', '.best.pth.tar')
+        best = path.replace(".pth.tar", ".best.pth.tar")
 
         def copy(f):
-            with open(path, 'rb') as src:
+            with open(path, "rb") as src:
                 shutil.copyfileobj(src, f)
 
         _atomic_write(best, copy)
@@ -136,79 +153,98 @@ def save_checkpoint(run_dir: str, model: nn.Module, *, epoch: int, best_metric: 
 def _numpy_safe_globals() -> list:
     # Original checkpoints may hold numpy scalars (AN's best mAP); allow exactly those types, not arbitrary pickles.
     types = [np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
-    scalar = (getattr(np, '_core', None) or np.core).multiarray.scalar
-    return types + [scalar, (scalar, 'numpy.core.multiarray.scalar')]
+    scalar = (getattr(np, "_core", None) or np.core).multiarray.scalar
+    return types + [scalar, (scalar, "numpy.core.multiarray.scalar")]
 
 
-def read_checkpoint(path: str, map_location='cpu') -> dict:
+def read_checkpoint(path: str, map_location="cpu") -> dict:
     """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...})."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+        raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        warnings.warn(f'{path}: not loadable with weights_only=True ({str(exc).splitlines()[0]}); loading it as a '
-                      'full pickle, which runs code from the file: only do this for files you trust', stacklevel=2)
+        warnings.warn(
+            f"{path}: not loadable with weights_only=True ({str(exc).splitlines()[0]}); loading it as a "
+            "full pickle, which runs code from the file: only do this for files you trust",
+            stacklevel=2,
+        )
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if isinstance(ckpt, Mapping) and 'state_dict' not in ckpt and ckpt and all(
-            isinstance(v, torch.Tensor) for v in ckpt.values()):
-        ckpt = {'state_dict': dict(ckpt)}
-    if not isinstance(ckpt, Mapping) or 'state_dict' not in ckpt:
+    if (
+        isinstance(ckpt, Mapping)
+        and "state_dict" not in ckpt
+        and ckpt
+        and all(isinstance(v, torch.Tensor) for v in ckpt.values())
+    ):
+        ckpt = {"state_dict": dict(ckpt)}
+    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
         raise ValueError(f'{path}: not a checkpoint (no "state_dict" entry)')
     return dict(ckpt)
 
 
 def _optimizer_compatible(optimizer: torch.optim.Optimizer, saved: Mapping) -> str | None:
     """Returns None when `saved` fits the optimizer's param-group layout, else the reason it does not."""
-    groups = saved.get('param_groups', [])
+    groups = saved.get("param_groups", [])
     if len(groups) != len(optimizer.param_groups):
-        return f'{len(groups)} param groups saved, {len(optimizer.param_groups)} expected'
-    params = [p for g in optimizer.param_groups for p in g['params']]
-    ids = [i for g in groups for i in g['params']]
+        return f"{len(groups)} param groups saved, {len(optimizer.param_groups)} expected"
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    ids = [i for g in groups for i in g["params"]]
     for a, b in zip(optimizer.param_groups, groups):
-        if len(a['params']) != len(b['params']):
+        if len(a["params"]) != len(b["params"]):
             return f'group "{a.get("name", "?")}" has {len(a["params"])} params, saved {len(b["params"])}'
     by_id = dict(zip(ids, params))
-    for i, st in saved.get('state', {}).items():
-        buf = st.get('momentum_buffer') if isinstance(st, Mapping) else None
+    for i, st in saved.get("state", {}).items():
+        buf = st.get("momentum_buffer") if isinstance(st, Mapping) else None
         if buf is not None and i in by_id and buf.shape != by_id[i].shape:
-            return f'momentum buffer {tuple(buf.shape)} does not fit parameter {tuple(by_id[i].shape)}'
+            return f"momentum buffer {tuple(buf.shape)} does not fit parameter {tuple(by_id[i].shape)}"
     return None
 
 
-def load_checkpoint(path: str, model: nn.Module | None, optimizer: torch.optim.Optimizer | None = None,
-                    scaler=None, strict: bool = True, map_location='cpu') -> dict:
+def load_checkpoint(
+    path: str,
+    model: nn.Module | None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler=None,
+    strict: bool = True,
+    map_location="cpu",
+) -> dict:
     """Loads model (+ optimizer, scaler when given and compatible) from our or an original checkpoint.
 
     Returns the checkpoint dict with normalised keys: 'epoch' (int, 0 if absent), 'best_metric' (float or None,
     from best_metric / best_prec1 / best_acc1), 'args', 'rng', 'optimizer_loaded' (bool)."""
     ckpt = read_checkpoint(path, map_location)
-    state = strip_module_prefix(ckpt['state_dict'])
+    state = strip_module_prefix(ckpt["state_dict"])
     if model is not None:
         target = _unwrap(model)
         own = target.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if strict and (missing or unexpected):
-            raise RuntimeError(f'{path} does not match the model: {len(missing)} missing keys {missing[:10]}, '
-                               f'{len(unexpected)} unexpected keys {unexpected[:10]}')
+            raise RuntimeError(
+                f"{path} does not match the model: {len(missing)} missing keys {missing[:10]}, "
+                f"{len(unexpected)} unexpected keys {unexpected[:10]}"
+            )
         target.load_state_dict(state, strict=strict)
-    ckpt['optimizer_loaded'] = False
-    saved_opt = ckpt.get('optimizer')
+    ckpt["optimizer_loaded"] = False
+    saved_opt = ckpt.get("optimizer")
     if optimizer is not None and saved_opt:
         reason = _optimizer_compatible(optimizer, saved_opt)
         if reason is None:
             optimizer.load_state_dict(saved_opt)
-            ckpt['optimizer_loaded'] = True
+            ckpt["optimizer_loaded"] = True
         else:
-            warnings.warn(f'{path}: optimizer state skipped ({reason}); momentum restarts from zero', stacklevel=2)
-    if scaler is not None and ckpt.get('scaler'):
-        scaler.load_state_dict(ckpt['scaler'])
-    best = next((ckpt[k] for k in ('best_metric', 'best_prec1', 'best_acc1') if ckpt.get(k) is not None), None)
-    ckpt['best_metric'] = None if best is None else float(best)
-    ckpt['epoch'] = int(ckpt.get('epoch') or 0)
-    ckpt.setdefault('args', None)
-    ckpt.setdefault('rng', None)
+            warnings.warn(
+                f"{path}: optimizer state skipped ({reason}); momentum restarts from zero", stacklevel=2
+            )
+    if scaler is not None and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    best = next(
+        (ckpt[k] for k in ("best_metric", "best_prec1", "best_acc1") if ckpt.get(k) is not None), None
+    )
+    ckpt["best_metric"] = None if best is None else float(best)
+    ckpt["epoch"] = int(ckpt.get("epoch") or 0)
+    ckpt.setdefault("args", None)
+    ckpt.setdefault("rng", None)
     return ckpt
 
 
@@ -219,30 +255,33 @@ def tune_from(path: str, model: nn.Module, verbose: bool = True) -> dict[str, li
     (keys containing fc / projection / classifier / head) means another architecture and raises ValueError."""
     target = _unwrap(model)
     own = target.state_dict()
-    state = strip_module_prefix(read_checkpoint(path)['state_dict'])
+    state = strip_module_prefix(read_checkpoint(path)["state_dict"])
     # TSM's shift wrapper renames conv weights to `.net.`; accept files saved with or without it (as TSM did).
     for k in list(state):
-        if k not in own and k.replace('.net', '') in own:
-            state[k.replace('.net', '')] = state.pop(k)
+        if k not in own and k.replace(".net", "") in own:
+            state[k.replace(".net", "")] = state.pop(k)
     for k in own:
-        if k not in state and k.replace('.net', '') in state:
-            state[k] = state.pop(k.replace('.net', ''))
+        if k not in state and k.replace(".net", "") in state:
+            state[k] = state.pop(k.replace(".net", ""))
     dropped, wrong = [], []
     for k in [k for k in state if k in own and state[k].shape != own[k].shape]:
         (dropped if any(w in k.lower() for w in HEAD_WORDS) else wrong).append(
-            f'{k} {tuple(state[k].shape)} -> {tuple(own[k].shape)}')
+            f"{k} {tuple(state[k].shape)} -> {tuple(own[k].shape)}"
+        )
         state.pop(k)
     if wrong:
-        raise ValueError(f'{path}: shape mismatch outside the classifier heads (another architecture?): {wrong}')
+        raise ValueError(
+            f"{path}: shape mismatch outside the classifier heads (another architecture?): {wrong}"
+        )
     unexpected = sorted(k for k in state if k not in own)
     for k in unexpected:
         state.pop(k)
     target.load_state_dict(state, strict=False)
     missing = sorted(k for k in own if k not in state)
-    report = {'loaded': sorted(state), 'dropped': dropped, 'missing': missing, 'unexpected': unexpected}
+    report = {"loaded": sorted(state), "dropped": dropped, "missing": missing, "unexpected": unexpected}
     if verbose:
-        print(f'=> fine-tuning from {path}: {len(state)} tensors loaded')
-        for name in ('dropped', 'missing', 'unexpected'):
+        print(f"=> fine-tuning from {path}: {len(state)} tensors loaded")
+        for name in ("dropped", "missing", "unexpected"):
             if report[name]:
-                print(f'   {name} ({len(report[name])}): ' + ', '.join(report[name]))
+                print(f"   {name} ({len(report[name])}): " + ", ".join(report[name]))
     return report

@@ -31,7 +31,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-LAUNCHER_ENV = ('RANK', 'WORLD_SIZE')
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device('cpu')
+    device: torch.device = torch.device("cpu")
     is_main: bool = True
     backend: str | None = None
     local_world_size: int = 1
@@ -65,13 +65,13 @@ class LaunchPlan:
 def free_port() -> int:
     """Returns a TCP port that was free on 127.0.0.1 a moment ago (for single-node rendezvous)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
+        s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def _wants_cuda(args: argparse.Namespace) -> bool:
-    spec = getattr(args, 'device', None) or 'auto'
-    return spec != 'cpu' and torch.cuda.is_available()
+    spec = getattr(args, "device", None) or "auto"
+    return spec != "cpu" and torch.cuda.is_available()
 
 
 def plan_launch(args: argparse.Namespace) -> LaunchPlan:
@@ -79,23 +79,27 @@ def plan_launch(args: argparse.Namespace) -> LaunchPlan:
     external = all(k in os.environ for k in LAUNCHER_ENV)
     if not args.multiprocessing_distributed or external:
         if args.multiprocessing_distributed:
-            warnings.warn('--multiprocessing-distributed ignored: already started by a launcher (RANK/WORLD_SIZE set)',
-                          stacklevel=2)
-        return LaunchPlan(False, 1, int(os.environ.get('WORLD_SIZE', max(args.world_size, 1))), 0, args.dist_url)
+            warnings.warn(
+                "--multiprocessing-distributed ignored: already started by a launcher (RANK/WORLD_SIZE set)",
+                stacklevel=2,
+            )
+        return LaunchPlan(
+            False, 1, int(os.environ.get("WORLD_SIZE", max(args.world_size, 1))), 0, args.dist_url
+        )
     if args.nproc_per_node is not None:
         nprocs = args.nproc_per_node
     else:
         nprocs = torch.cuda.device_count() if _wants_cuda(args) else 1
     nodes, node_rank = max(args.world_size, 1), max(args.rank, 0)
     if node_rank >= nodes:
-        raise ValueError(f'--rank {args.rank} must be < --world-size {args.world_size} (ranks count nodes)')
+        raise ValueError(f"--rank {args.rank} must be < --world-size {args.world_size} (ranks count nodes)")
     url = args.dist_url
     if url is None:
         if nodes > 1:
-            raise ValueError('--dist-url tcp://MASTER:PORT is required when --world-size > 1')
-        url = f'tcp://127.0.0.1:{free_port()}'
-    if url.startswith('env://') and not {'MASTER_ADDR', 'MASTER_PORT'} <= set(os.environ):
-        raise ValueError('--dist-url env:// needs MASTER_ADDR and MASTER_PORT in the environment')
+            raise ValueError("--dist-url tcp://MASTER:PORT is required when --world-size > 1")
+        url = f"tcp://127.0.0.1:{free_port()}"
+    if url.startswith("env://") and not {"MASTER_ADDR", "MASTER_PORT"} <= set(os.environ):
+        raise ValueError("--dist-url env:// needs MASTER_ADDR and MASTER_PORT in the environment")
     return LaunchPlan(nprocs * nodes > 1, nprocs, nprocs * nodes, node_rank, url)
 
 
@@ -113,9 +117,13 @@ def launch(main_worker: Callable[[argparse.Namespace], Any], args: argparse.Name
 def _spawn_entry(local_index: int, main_worker: Callable, args: argparse.Namespace, plan: LaunchPlan) -> None:
     # A spawned child describes itself exactly like a torchrun child, so `init` has one code path.
     url = urlparse(plan.dist_url)
-    env = {'RANK': plan.node_rank * plan.nprocs + local_index, 'WORLD_SIZE': plan.world_size,
-           'LOCAL_RANK': local_index, 'LOCAL_WORLD_SIZE': plan.nprocs}
-    if url.scheme == 'tcp':
+    env = {
+        "RANK": plan.node_rank * plan.nprocs + local_index,
+        "WORLD_SIZE": plan.world_size,
+        "LOCAL_RANK": local_index,
+        "LOCAL_WORLD_SIZE": plan.nprocs,
+    }
+    if url.scheme == "tcp":
         env.update(MASTER_ADDR=url.hostname, MASTER_PORT=url.port)
     os.environ.update({k: str(v) for k, v in env.items()})
     args = copy.copy(args)
@@ -125,49 +133,51 @@ def _spawn_entry(local_index: int, main_worker: Callable, args: argparse.Namespa
 
 def resolve_device(spec: str | None, local_rank: int = 0, gpu: int | None = None) -> torch.device:
     """Returns the device for this process: 'auto' = cuda:<local rank or --gpu> if CUDA is available, else cpu."""
-    spec = spec or 'auto'
-    if spec == 'cpu' or (spec == 'auto' and not torch.cuda.is_available()):
-        if gpu is not None and spec == 'auto':
-            warnings.warn(f'--gpu {gpu} ignored: CUDA is not available, running on CPU', stacklevel=2)
-        return torch.device('cpu')
+    spec = spec or "auto"
+    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
+        if gpu is not None and spec == "auto":
+            warnings.warn(f"--gpu {gpu} ignored: CUDA is not available, running on CPU", stacklevel=2)
+        return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError(f'--device {spec} asked for, but CUDA is not available (use --device cpu or auto)')
-    if ':' in spec:
+        raise RuntimeError(f"--device {spec} asked for, but CUDA is not available (use --device cpu or auto)")
+    if ":" in spec:
         return torch.device(spec)
     index = gpu if gpu is not None else local_rank % max(torch.cuda.device_count(), 1)
-    return torch.device('cuda', index)
+    return torch.device("cuda", index)
 
 
 def pick_backend(device: torch.device, requested: str | None = None) -> str:
     """Returns 'nccl' for CUDA and 'gloo' for CPU; nccl requested on CPU warns and gives gloo."""
-    if requested == 'nccl' and device.type != 'cuda':
-        warnings.warn('--dist-backend nccl needs CUDA; using gloo on CPU', stacklevel=2)
-        return 'gloo'
-    return requested or ('nccl' if device.type == 'cuda' else 'gloo')
+    if requested == "nccl" and device.type != "cuda":
+        warnings.warn("--dist-backend nccl needs CUDA; using gloo on CPU", stacklevel=2)
+        return "gloo"
+    return requested or ("nccl" if device.type == "cuda" else "gloo")
 
 
 def init(args: argparse.Namespace) -> DistInfo:
     """Sets up this process (device, process group when world size > 1) and returns its DistInfo."""
     env = os.environ
     if all(k in env for k in LAUNCHER_ENV):
-        rank, world = int(env['RANK']), int(env['WORLD_SIZE'])
-        local = int(env.get('LOCAL_RANK', args.local_rank if args.local_rank is not None else 0))
-        local_world = int(env.get('LOCAL_WORLD_SIZE', world))
-        method = 'env://'
+        rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
+        local = int(env.get("LOCAL_RANK", args.local_rank if args.local_rank is not None else 0))
+        local_world = int(env.get("LOCAL_WORLD_SIZE", world))
+        method = "env://"
     elif args.world_size > 1:
         if args.rank < 0 or not args.dist_url:
-            raise ValueError('--world-size > 1 without a launcher needs --rank and --dist-url tcp://MASTER:PORT')
+            raise ValueError(
+                "--world-size > 1 without a launcher needs --rank and --dist-url tcp://MASTER:PORT"
+            )
         rank, world, local, local_world, method = args.rank, args.world_size, args.gpu or 0, 1, args.dist_url
     else:
         rank, world, local, local_world, method = 0, 1, 0, 1, None
     device = resolve_device(args.device, local, args.gpu if world == 1 else None)
-    if device.type == 'cuda':
+    if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = None
     if world > 1:
         backend = pick_backend(device, args.dist_backend)
         if not dist.is_initialized():
-            kw = {'device_id': device} if backend == 'nccl' else {}
+            kw = {"device_id": device} if backend == "nccl" else {}
             dist.init_process_group(backend, init_method=method, world_size=world, rank=rank, **kw)
     return DistInfo(rank, world, local, device, rank == 0, backend, local_world)
 
@@ -181,8 +191,10 @@ def cleanup(info: DistInfo) -> None:
 def split_batch(global_batch: int, world_size: int) -> int:
     """Returns the per-process batch; raises ValueError when the global batch does not divide evenly."""
     if global_batch % world_size:
-        raise ValueError(f'--batch-size {global_batch} is not divisible by the world size {world_size} '
-                         '(the batch size is global and is split over all processes)')
+        raise ValueError(
+            f"--batch-size {global_batch} is not divisible by the world size {world_size} "
+            "(the batch size is global and is split over all processes)"
+        )
     return global_batch // world_size
 
 
@@ -194,7 +206,7 @@ def split_workers(workers: int, nprocs: int) -> int:
 def barrier(info: DistInfo) -> None:
     """Waits for all processes (no-op for a single process)."""
     if info.distributed:
-        if info.backend == 'nccl':
+        if info.backend == "nccl":
             dist.barrier(device_ids=[info.device.index])
         else:
             dist.barrier()
@@ -237,8 +249,10 @@ def wrap_ddp(model: nn.Module, info: DistInfo, find_unused_parameters: bool = Fa
     """Returns `model` wrapped in DistributedDataParallel when distributed (device_ids only on CUDA), else model."""
     if not info.distributed:
         return model
-    ids = [info.device.index] if info.device.type == 'cuda' else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused_parameters
+    )
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -246,7 +260,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     while True:
         if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             model = model.module
-        elif hasattr(model, '_orig_mod'):
+        elif hasattr(model, "_orig_mod"):
             model = model._orig_mod
         else:
             return model

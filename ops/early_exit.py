@@ -24,10 +24,18 @@ METRICS = ("top1", "map")
 
 # Constants of the official ops/early_exit_*.py (GFLOPs = multiply-accumulates, thop style), spec 5.1.
 _PATCH_SIZES = (96, 128, 160, 192)
-_AN = dict(glance=0.299511328, spatial=0.822485376, temporal=0.00412992,
-           patch=(0.750725056, 1.334601664, 2.08530016, 3.002820544))
-_TSM = dict(glance=0.299956768, spatial=0.41124288, temporal=0.002065024,
-            patch=(0.75143776, 1.335314368, 2.086012864, 3.003533248))
+_AN = dict(
+    glance=0.299511328,
+    spatial=0.822485376,
+    temporal=0.00412992,
+    patch=(0.750725056, 1.334601664, 2.08530016, 3.002820544),
+)
+_TSM = dict(
+    glance=0.299956768,
+    spatial=0.41124288,
+    temporal=0.002065024,
+    patch=(0.75143776, 1.335314368, 2.086012864, 3.003533248),
+)
 _X3D = dict(glance=2.415453044, full=5.984521316, spatial=0.376217984, temporal=0.001524864)
 
 
@@ -77,8 +85,11 @@ def exit_distributions(family: str, num_exits: int) -> list[tuple[float, torch.T
     return out
 
 
-def find_thresholds(train_scores: torch.Tensor | np.ndarray, probs: torch.Tensor | np.ndarray,
-                    order: torch.Tensor | None = None) -> torch.Tensor:
+def find_thresholds(
+    train_scores: torch.Tensor | np.ndarray,
+    probs: torch.Tensor | np.ndarray,
+    order: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(E,) float32 thresholds T calibrated so that a fraction ~probs[k] of the training set exits at k.
 
     train_scores (n, E); probs (E,) is normalised again in float32 (as the original). For k < E-1:
@@ -133,12 +144,14 @@ def random_exits(counts: Sequence[int], rng: random.Random) -> torch.Tensor:
     rng.shuffle(perm)
     exits = torch.empty(n, dtype=torch.long)
     exits[torch.tensor(perm, dtype=torch.long)] = torch.repeat_interleave(
-        torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long))
+        torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long)
+    )
     return exits
 
 
-def random_exit_logits(exit_logits: torch.Tensor | np.ndarray, counts: Sequence[int],
-                       rng: random.Random) -> torch.Tensor:
+def random_exit_logits(
+    exit_logits: torch.Tensor | np.ndarray, counts: Sequence[int], rng: random.Random
+) -> torch.Tensor:
     """(n, C) logits of the random-exit control (see :func:`random_exits`). exit_logits (n, E, C)."""
     x = _tensor(exit_logits)
     if int(sum(counts)) != x.shape[0]:
@@ -173,16 +186,27 @@ def _scorer(exit_logits: torch.Tensor, target: torch.Tensor, metric: str) -> Cal
     return lambda exits: _score(select_exit_logits(exit_logits, exits), target, metric)
 
 
-def no_exit_point(val_logits: torch.Tensor | np.ndarray, val_target: torch.Tensor | np.ndarray,
-                  flops_per_exit: Sequence[float], metric: str = "top1") -> tuple[float, float]:
+def no_exit_point(
+    val_logits: torch.Tensor | np.ndarray,
+    val_target: torch.Tensor | np.ndarray,
+    flops_per_exit: Sequence[float],
+    metric: str = "top1",
+) -> tuple[float, float]:
     """(gflops, metric) of the full model: every sample takes the last exit. val_logits (n, E, C)."""
     x = _tensor(val_logits)
     return float(flops_per_exit[-1]), _score(x[:, -1], _tensor(val_target), metric)
 
 
-def sweep(train_logits: torch.Tensor | np.ndarray, val_logits: torch.Tensor | np.ndarray,
-          val_target: torch.Tensor | np.ndarray, flops_per_exit: Sequence[float], family: str = "geometric",
-          criterion: str = "confidence", metric: str = "top1", random_seed: int | None = None) -> list[dict]:
+def sweep(
+    train_logits: torch.Tensor | np.ndarray,
+    val_logits: torch.Tensor | np.ndarray,
+    val_target: torch.Tensor | np.ndarray,
+    flops_per_exit: Sequence[float],
+    family: str = "geometric",
+    criterion: str = "confidence",
+    metric: str = "top1",
+    random_seed: int | None = None,
+) -> list[dict]:
     """Accuracy/mAP-vs-GFLOPs curve: one point per target exit distribution of ``family``.
 
     train_logits (n_train, E, C) (calibration only; labels are not needed), val_logits (n_val, E, C),
@@ -198,7 +222,9 @@ def sweep(train_logits: torch.Tensor | np.ndarray, val_logits: torch.Tensor | np
     target = _tensor(val_target)
     num_exits = val_x.shape[1]
     if len(flops_per_exit) != num_exits or train_scores.shape[1] != num_exits:
-        raise ValueError(f"{num_exits} exits but {len(flops_per_exit)} flops / {train_scores.shape[1]} train exits")
+        raise ValueError(
+            f"{num_exits} exits but {len(flops_per_exit)} flops / {train_scores.shape[1]} train exits"
+        )
     order = torch.sort(train_scores.t(), dim=1, descending=True, stable=True).indices
     score = _scorer(val_x, target, metric)
     rng = random.Random(random_seed) if random_seed is not None else None
@@ -207,9 +233,15 @@ def sweep(train_logits: torch.Tensor | np.ndarray, val_logits: torch.Tensor | np
         thresholds = find_thresholds(train_scores, probs, order)
         exits = exit_points(val_scores, thresholds)
         counts = torch.bincount(exits, minlength=num_exits).tolist()
-        point = dict(gflops=expected_gflops(counts, flops_per_exit), metric=score(exits),
-                     exit_fractions=[c / len(exits) for c in counts], exit_counts=counts,
-                     thresholds=thresholds.tolist(), q=q, probs=probs.tolist())
+        point = dict(
+            gflops=expected_gflops(counts, flops_per_exit),
+            metric=score(exits),
+            exit_fractions=[c / len(exits) for c in counts],
+            exit_counts=counts,
+            thresholds=thresholds.tolist(),
+            q=q,
+            probs=probs.tolist(),
+        )
         if rng is not None:
             point["random_metric"] = score(random_exits(counts, rng))
         points.append(point)
@@ -223,15 +255,24 @@ def write_csv(points: Sequence[dict], path: str) -> None:
     has_random = bool(points) and "random_metric" in points[0]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["gflops", "metric", *[f"exit{k}" for k in range(num_exits)]]
-                   + (["random_metric"] if has_random else []))
+        w.writerow(
+            ["gflops", "metric", *[f"exit{k}" for k in range(num_exits)]]
+            + (["random_metric"] if has_random else [])
+        )
         for p in points:
-            w.writerow([f"{p['gflops']:.6f}", f"{p['metric']:.4f}", *[f"{r:.6f}" for r in p["exit_fractions"]]]
-                       + ([f"{p['random_metric']:.4f}"] if has_random else []))
+            w.writerow(
+                [f"{p['gflops']:.6f}", f"{p['metric']:.4f}", *[f"{r:.6f}" for r in p["exit_fractions"]]]
+                + ([f"{p['random_metric']:.4f}"] if has_random else [])
+            )
 
 
-def plot_curve(points: Sequence[dict], path: str, no_exit_point: tuple[float, float] | None = None,
-               title: str = "", metric_name: str = "metric (%)") -> None:
+def plot_curve(
+    points: Sequence[dict],
+    path: str,
+    no_exit_point: tuple[float, float] | None = None,
+    title: str = "",
+    metric_name: str = "metric (%)",
+) -> None:
     """Save a PNG of metric vs GFLOPs (points sorted by GFLOPs), marking the no-exit model with a star."""
     import matplotlib
 
@@ -242,7 +283,9 @@ def plot_curve(points: Sequence[dict], path: str, no_exit_point: tuple[float, fl
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     ax.plot([p["gflops"] for p in pts], [p["metric"] for p in pts], "o-", ms=3, label="early exit")
     if pts and "random_metric" in pts[0]:
-        ax.plot([p["gflops"] for p in pts], [p["random_metric"] for p in pts], "x--", ms=3, label="random exit")
+        ax.plot(
+            [p["gflops"] for p in pts], [p["random_metric"] for p in pts], "x--", ms=3, label="random exit"
+        )
     if no_exit_point is not None:
         ax.plot([no_exit_point[0]], [no_exit_point[1]], "r*", ms=12, label="no exit")
     ax.set_xlabel("GFLOPs / video")

@@ -26,22 +26,40 @@ from ops.runlog import RunLogger
 from ops.transforms import normalize
 
 
-def build_dataset(args: argparse.Namespace, config: DatasetConfig, split: str, *, train: bool | None = None,
-                  test_crops: int = 1, num_clips: int = 1) -> VideoDataset:
+def build_dataset(
+    args: argparse.Namespace,
+    config: DatasetConfig,
+    split: str,
+    *,
+    train: bool | None = None,
+    test_crops: int = 1,
+    num_clips: int = 1,
+) -> VideoDataset:
     """Returns the split's VideoDataset laid out for the model (glance + candidates, or AN candidates)."""
-    if args.model == 'uniadafocus':
+    if args.model == "uniadafocus":
         glance, candidates = args.num_glance_segments, args.num_input_focus_segments
     else:  # baselines: one set of frames, no glance
         glance, candidates = 0, args.num_segments
-    list_file = {'train': args.train_list, 'val': args.val_list}[split]
-    return VideoDataset(config, split, train=train, num_glance=glance, num_candidates=candidates,
-                        input_size=args.input_size, test_crops=test_crops, num_clips=num_clips,
-                        list_file=list_file, preset='an' if args.model != 'uniadafocus' else None,
-                        video_root=args.video_root, on_bad_video=args.on_bad_video)
+    list_file = {"train": args.train_list, "val": args.val_list}[split]
+    return VideoDataset(
+        config,
+        split,
+        train=train,
+        num_glance=glance,
+        num_candidates=candidates,
+        input_size=args.input_size,
+        test_crops=test_crops,
+        num_clips=num_clips,
+        list_file=list_file,
+        preset="an" if args.model != "uniadafocus" else None,
+        video_root=args.video_root,
+        on_bad_video=args.on_bad_video,
+    )
 
 
-def build_loader(dataset: VideoDataset, args: argparse.Namespace, info: DistInfo, *, shuffle: bool,
-                 drop_last: bool = False) -> DataLoader:
+def build_loader(
+    dataset: VideoDataset, args: argparse.Namespace, info: DistInfo, *, shuffle: bool, drop_last: bool = False
+) -> DataLoader:
     """Returns a DataLoader with the per-process batch (global batch / world size) and worker share.
 
     A `torch.Generator` owned by the loader drives shuffling and worker seeds; `seed_epoch` reseeds it so that
@@ -50,12 +68,20 @@ def build_loader(dataset: VideoDataset, args: argparse.Namespace, info: DistInfo
     workers = split_workers(args.workers, info.local_world_size)
     generator = torch.Generator()
     if info.distributed:
-        sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=shuffle,
-                                     seed=args.seed or 0, drop_last=drop_last)
+        sampler = DistributedSampler(
+            dataset, info.world_size, info.rank, shuffle=shuffle, seed=args.seed or 0, drop_last=drop_last
+        )
     else:
         sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    return make_loader(dataset, batch, sampler=sampler, workers=workers, drop_last=drop_last,
-                       pin_memory=info.device.type == 'cuda', generator=generator)
+    return make_loader(
+        dataset,
+        batch,
+        sampler=sampler,
+        workers=workers,
+        drop_last=drop_last,
+        pin_memory=info.device.type == "cuda",
+        generator=generator,
+    )
 
 
 def seed_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
@@ -87,17 +113,25 @@ def set_train_mode(model: nn.Module, partial_bn: bool) -> None:
 def backbones(model: nn.Module) -> list[nn.Module]:
     """Returns the CNN backbones of a model (Uni-AdaFocus: glance and focus; baselines: the one network)."""
     named = dict(model.named_children())
-    return [named[k] for k in ('global_CNN', 'local_CNN', 'base_model', 'net') if k in named]
+    return [named[k] for k in ("global_CNN", "local_CNN", "base_model", "net") if k in named]
 
 
-def train_one_epoch(model: nn.Module, criterion, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    args: argparse.Namespace, info: DistInfo, epoch: int, logger: RunLogger,
-                    scaler=None) -> dict[str, float]:
+def train_one_epoch(
+    model: nn.Module,
+    criterion,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    args: argparse.Namespace,
+    info: DistInfo,
+    epoch: int,
+    logger: RunLogger,
+    scaler=None,
+) -> dict[str, float]:
     """Runs one epoch; returns the epoch means of the loss, its parts and top-1/top-5 (policy branch), over ranks."""
     set_train_mode(model, not args.no_partialbn)
     sums: dict[str, float] = {}
     seen = 0
-    bar = logger.progress(loader, desc=f'train {epoch}', leave=False)
+    bar = logger.progress(loader, desc=f"train {epoch}", leave=False)
     for step, (frames, target, _) in enumerate(bar):
         if args.lr_per_step:
             adjust_learning_rate(optimizer, epoch, args, step, len(loader))
@@ -108,15 +142,17 @@ def train_one_epoch(model: nn.Module, criterion, loader: DataLoader, optimizer: 
             outputs = model(x)
             loss, parts = criterion(outputs, target)
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f'epoch {epoch}: loss is {loss.item()} (parts {parts}); lower --lr or check the data')
+            raise FloatingPointError(
+                f"epoch {epoch}: loss is {loss.item()} (parts {parts}); lower --lr or check the data"
+            )
         backward_step(loss, optimizer, model, args.clip_gradient, scaler)
         n = target.shape[0]
-        top1, top5 = accuracy(outputs['logits'].detach().float(), target, (1, 5))
-        for key, value in {'loss': loss.item(), **parts, 'top1': top1, 'top5': top5}.items():
+        top1, top5 = accuracy(outputs["logits"].detach().float(), target, (1, 5))
+        for key, value in {"loss": loss.item(), **parts, "top1": top1, "top5": top5}.items():
             sums[key] = sums.get(key, 0.0) + float(value) * n
         seen += n
-        if hasattr(bar, 'set_postfix'):
-            bar.set_postfix(loss=f'{sums["loss"] / seen:.3f}', top1=f'{sums["top1"] / seen:.1f}')
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", top1=f"{sums['top1'] / seen:.1f}")
     keys = sorted(sums)
     totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64), info)
     return {k: float(v / totals[-1]) for k, v in zip(keys, totals[:-1])}
@@ -135,41 +171,54 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, args: argparse.Namespace, info: DistInfo,
-            logger: RunLogger, desc: str = 'val') -> Predictions:
+def predict(
+    model: nn.Module,
+    loader: DataLoader,
+    args: argparse.Namespace,
+    info: DistInfo,
+    logger: RunLogger,
+    desc: str = "val",
+) -> Predictions:
     """Runs the model in eval mode over a loader; views of a video are averaged (raw logits, as the originals)."""
     model.eval()
-    parts: dict[str, list[torch.Tensor]] = {'logits': [], 'exit_logits': [], 'target': [], 'index': []}
+    parts: dict[str, list[torch.Tensor]] = {"logits": [], "exit_logits": [], "target": [], "index": []}
     start = time.perf_counter()
     for frames, target, index in logger.progress(loader, desc=desc, leave=False):
         views = frames.shape[1] if frames.dim() == 6 else 1
         with autocast_context(info.device, args.amp):
             out = model(to_input(frames, info.device))
         b = frames.shape[0]
-        parts['logits'].append(out['logits'].float().view(b, views, -1).mean(1))
-        exits = out['exit_logits'].float()
-        parts['exit_logits'].append(exits.view(b, views, *exits.shape[1:]).mean(1))
-        parts['target'].append(target.to(info.device))
-        parts['index'].append(torch.as_tensor(index, device=info.device))
+        parts["logits"].append(out["logits"].float().view(b, views, -1).mean(1))
+        exits = out["exit_logits"].float()
+        parts["exit_logits"].append(exits.view(b, views, *exits.shape[1:]).mean(1))
+        parts["target"].append(target.to(info.device))
+        parts["index"].append(torch.as_tensor(index, device=info.device))
     seconds = time.perf_counter() - start
     n = len(loader.dataset)
-    merged = {k: gather_across_ranks(torch.cat(v), info.world_size if info.distributed else 1, n).cpu()
-              for k, v in parts.items()}
+    merged = {
+        k: gather_across_ranks(torch.cat(v), info.world_size if info.distributed else 1, n).cpu()
+        for k, v in parts.items()
+    }
     return Predictions(seconds=seconds, **merged)
 
 
 def summarize(pred: Predictions, multi_label: bool) -> dict[str, float]:
     """Returns top-1/top-5 of the final logits, the glance-exit top-1, and mAP for multi-label data."""
     top1, top5 = accuracy(pred.logits, pred.target, (1, 5))
-    metrics = {'top1': top1, 'top5': top5}
+    metrics = {"top1": top1, "top5": top5}
     if pred.exit_logits.shape[1] > 1:
-        metrics['glance_top1'] = accuracy(pred.exit_logits[:, 0], pred.target, (1,))[0]
+        metrics["glance_top1"] = accuracy(pred.exit_logits[:, 0], pred.target, (1,))[0]
     if multi_label:
-        metrics['mAP'] = mean_average_precision(pred.logits, pred.target)
+        metrics["mAP"] = mean_average_precision(pred.logits, pred.target)
     return metrics
 
 
 def save_scores(path: str, pred: Predictions, ids: list[str]) -> None:
     """Writes per-video arrays: logits (videos x classes), labels, ids (list-file paths), exit_logits."""
-    np.savez(path, logits=pred.logits.numpy(), labels=pred.target.numpy(), ids=np.asarray(ids),
-             exit_logits=pred.exit_logits.numpy())
+    np.savez(
+        path,
+        logits=pred.logits.numpy(),
+        labels=pred.target.numpy(),
+        ids=np.asarray(ids),
+        exit_logits=pred.exit_logits.numpy(),
+    )

@@ -34,18 +34,23 @@ def nview_worker(args: argparse.Namespace) -> dict | None:
     info, config, model, cfg = setup_eval(args)
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
     try:
-        val_set = build_dataset(args, config, 'val', test_crops=args.test_crops, num_clips=args.num_clips)
+        val_set = build_dataset(args, config, "val", test_crops=args.test_crops, num_clips=args.num_clips)
         pred = predict(model, build_loader(val_set, args, info, shuffle=False), args, info, logger)
         views = args.test_crops * args.num_clips
         metrics = summarize(pred, config.multi_label)
         exits = exit_gflops(cfg)
         gflops = exits[-1]
-        metrics.update(views=views, gflops_per_view=gflops, gflops=gflops * views, gflops_glance=exits[0] * views)
-        logger.info(f'{args.resume}: {len(val_set)} videos x {views} views ({args.test_crops} crops x '
-                    f'{args.num_clips} clips): ' + ' '.join(f'{k} {v:.3f}' for k, v in metrics.items())
-                    + f' ({gflops:.2f} GFLOPs x {views} views)')
+        metrics.update(
+            views=views, gflops_per_view=gflops, gflops=gflops * views, gflops_glance=exits[0] * views
+        )
+        logger.info(
+            f"{args.resume}: {len(val_set)} videos x {views} views ({args.test_crops} crops x "
+            f"{args.num_clips} clips): "
+            + " ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+            + f" ({gflops:.2f} GFLOPs x {views} views)"
+        )
         if info.is_main:
-            with open(os.path.join(args.log_dir, f'log_eval_{views}views_{args.policy}.json'), 'w') as f:
+            with open(os.path.join(args.log_dir, f"log_eval_{views}views_{args.policy}.json"), "w") as f:
                 json.dump(metrics, f, indent=1)
             if args.save_scores:
                 save_scores(args.save_scores, pred, [val_set.records[i].path for i in pred.index.tolist()])
@@ -61,26 +66,36 @@ def run_nview(args: argparse.Namespace) -> dict | None:
 
 def _cache_key(args: argparse.Namespace) -> str:
     stat = os.stat(args.resume)
-    fields = [os.path.abspath(args.resume), stat.st_size, stat.st_mtime_ns, args.test_crops, args.num_clips,
-              args.train_list, args.val_list, args.seed]
+    fields = [
+        os.path.abspath(args.resume),
+        stat.st_size,
+        stat.st_mtime_ns,
+        args.test_crops,
+        args.num_clips,
+        args.train_list,
+        args.val_list,
+        args.seed,
+    ]
     return hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()[:16]
 
 
 def _exit_logits(args, info, config, model, logger) -> tuple[Predictions, Predictions]:
     """Exit logits on the calibration split (train, training augmentation, model in eval mode, as the original)
     and on val; cached in the run folder so re-calibration takes seconds."""
-    path = os.path.join(args.log_dir, f'early_exit_logits_{_cache_key(args)}.pt')
+    path = os.path.join(args.log_dir, f"early_exit_logits_{_cache_key(args)}.pt")
     if os.path.isfile(path):
-        logger.info(f'=> cached exit logits {path}')
+        logger.info(f"=> cached exit logits {path}")
         cached = torch.load(path, weights_only=True)
-        return Predictions(**cached['train']), Predictions(**cached['val'])
-    calib = build_dataset(args, config, 'train', train=True)
-    val = build_dataset(args, config, 'val', test_crops=args.test_crops, num_clips=args.num_clips)
-    train_pred = predict(model, build_loader(calib, args, info, shuffle=False), args, info, logger, 'calibrate')
-    val_pred = predict(model, build_loader(val, args, info, shuffle=False), args, info, logger, 'val')
+        return Predictions(**cached["train"]), Predictions(**cached["val"])
+    calib = build_dataset(args, config, "train", train=True)
+    val = build_dataset(args, config, "val", test_crops=args.test_crops, num_clips=args.num_clips)
+    train_pred = predict(
+        model, build_loader(calib, args, info, shuffle=False), args, info, logger, "calibrate"
+    )
+    val_pred = predict(model, build_loader(val, args, info, shuffle=False), args, info, logger, "val")
     if info.is_main:
         os.makedirs(args.log_dir, exist_ok=True)
-        torch.save({'train': vars(train_pred), 'val': vars(val_pred)}, path)
+        torch.save({"train": vars(train_pred), "val": vars(val_pred)}, path)
     return train_pred, val_pred
 
 
@@ -96,24 +111,39 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
         flops = [g * views for g in exit_gflops(cfg)]
         num_exits = val_pred.exit_logits.shape[1]
         if num_exits < 2:
-            raise ValueError(f'{cfg.model}: the model has one exit; early exit needs Uni-AdaFocus')
-        family = 'two_exit' if num_exits == 2 else 'geometric'
-        metric = 'map' if config.multi_label else 'top1'
+            raise ValueError(f"{cfg.model}: the model has one exit; early exit needs Uni-AdaFocus")
+        family = "two_exit" if num_exits == 2 else "geometric"
+        metric = "map" if config.multi_label else "top1"
         base = no_exit_point(val_pred.exit_logits, val_pred.target, flops, metric)
-        logger.info(f'no early exit: {metric} {base[1]:.2f} at {base[0]:.2f} GFLOPs ({views} views)')
+        logger.info(f"no early exit: {metric} {base[1]:.2f} at {base[0]:.2f} GFLOPs ({views} views)")
         results = {}
         for criterion in args.criteria:
-            points = sweep(train_pred.exit_logits, val_pred.exit_logits, val_pred.target, flops, family, criterion,
-                           metric, random_seed=0)
-            stem = os.path.join(args.log_dir, f'log_early_exit_{views}views_{criterion}')
-            write_csv(points, stem + '.csv')
-            plot_curve(points, stem + '.png', base, title=f'{args.store_name} ({criterion})',
-                       metric_name='mAP (%)' if metric == 'map' else 'top-1 (%)')
+            points = sweep(
+                train_pred.exit_logits,
+                val_pred.exit_logits,
+                val_pred.target,
+                flops,
+                family,
+                criterion,
+                metric,
+                random_seed=0,
+            )
+            stem = os.path.join(args.log_dir, f"log_early_exit_{views}views_{criterion}")
+            write_csv(points, stem + ".csv")
+            plot_curve(
+                points,
+                stem + ".png",
+                base,
+                title=f"{args.store_name} ({criterion})",
+                metric_name="mAP (%)" if metric == "map" else "top-1 (%)",
+            )
             results[criterion] = points
             for p in _operating_points(points, flops):
-                logger.info(f'{criterion}: {metric} {p["metric"]:.2f} at {p["gflops"]:.2f} GFLOPs '
-                            f'(exit fractions {np.round(p["exit_fractions"], 3).tolist()})')
-            logger.info(f'=> {stem}.csv, {stem}.png')
+                logger.info(
+                    f"{criterion}: {metric} {p['metric']:.2f} at {p['gflops']:.2f} GFLOPs "
+                    f"(exit fractions {np.round(p['exit_fractions'], 3).tolist()})"
+                )
+            logger.info(f"=> {stem}.csv, {stem}.png")
         return results
     finally:
         logger.close()
@@ -123,7 +153,7 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
 def _operating_points(points: list[dict], flops: list[float]) -> list[dict]:
     """The curve points closest to 1/3 and 2/3 of the full cost (for a short printed summary)."""
     full = flops[-1]
-    return [min(points, key=lambda p: abs(p['gflops'] - f * full)) for f in (1 / 3, 2 / 3)]
+    return [min(points, key=lambda p: abs(p["gflops"] - f * full)) for f in (1 / 3, 2 / 3)]
 
 
 def run_early_exit(args: argparse.Namespace) -> dict | None:

@@ -49,8 +49,14 @@ def load_frames(folder: str, split: str, input_size: int) -> list[dict]:
         frames = read_frames(source, np.arange(a["num_frames"]) + 1)
         zoom, shift = center_view_map(frames.shape[2], frames.shape[1], input_size, scale_size)
         boxes = np.float32([b if b is not None else [np.nan] * 4 for b in a["boxes"]])
-        videos.append({"frames": eval_views(frames, input_size, scale_size, 1)[0], "boxes": boxes * zoom - shift,
-                       "window": tuple(a["window"]), "label": a["label"]})
+        videos.append(
+            {
+                "frames": eval_views(frames, input_size, scale_size, 1)[0],
+                "boxes": boxes * zoom - shift,
+                "window": tuple(a["window"]),
+                "label": a["label"],
+            }
+        )
     return videos
 
 
@@ -76,7 +82,9 @@ def _clips(videos: list[dict], batch: int, length: int, rng: np.random.Generator
     return np.stack(frames), np.stack(boxes), torch.tensor(labels)
 
 
-def glyph_actions(boxes: torch.Tensor, input_size: int, patch_size: int, rng: torch.Generator) -> torch.Tensor:
+def glyph_actions(
+    boxes: torch.Tensor, input_size: int, patch_size: int, rng: torch.Generator
+) -> torch.Tensor:
     """Returns deformable actions (M, 4) whose regions contain the boxes (M, 4) [x, y, w, h] (pixels of the
     S-frame): region side uniform in [smallest, P] (at least the box; never shrunk, so fine patterns survive),
     position uniform among the placements that keep the whole box inside the region and the region inside
@@ -138,7 +146,9 @@ def pretrain_backbones(
     learned) / 0.67 / 0.78; with 32, over seeds 1, 2, 4, 0.81 / 0.73 / 0.76."""
     cfg = model.cfg
     if cfg.preset != "tsm":
-        raise ValueError(f"frame pretraining is written for the TSM preset (the synthetic data), not {cfg.preset!r}")
+        raise ValueError(
+            f"frame pretraining is written for the TSM preset (the synthetic data), not {cfg.preset!r}"
+        )
     videos = load_frames(folder, "train", cfg.input_size)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -156,14 +166,19 @@ def pretrain_backbones(
         hits, seen = [], []
         bar = tqdm(range(steps), desc=f"pretrain {name}", unit="step", leave=False, disable=not progress)
         for _ in bar:
-            frames, boxes, labels = _clips(videos, max(1, frames_per_step // length), length, rng,
-                                           visible=name == "focus")
+            frames, boxes, labels = _clips(
+                videos, max(1, frames_per_step // length), length, rng, visible=name == "focus"
+            )
             x = normalize(torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)).flatten(0, 1)
             if name == "glance":
                 x = model.glance_resize(x)
             else:
-                actions = glyph_actions(torch.from_numpy(boxes).flatten(0, 1), cfg.input_size, cfg.patch_size, gen)
-                x = deformable_patch_grid(x, actions, cfg.patch_size, cfg.input_size, cfg.patch_size, cfg.input_size)
+                actions = glyph_actions(
+                    torch.from_numpy(boxes).flatten(0, 1), cfg.input_size, cfg.patch_size, gen
+                )
+                x = deformable_patch_grid(
+                    x, actions, cfg.patch_size, cfg.input_size, cfg.patch_size, cfg.input_size
+                )
             out = net(x, length)
             loss = F.cross_entropy(out["reg"], labels) + F.cross_entropy(out["final"], labels)
             if name == "glance":

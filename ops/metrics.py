@@ -21,8 +21,9 @@ def _first_label(target: torch.Tensor) -> torch.Tensor:
     return target[:, 0] if target.dim() == 2 else target
 
 
-def accuracy(logits: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
-             topk: Sequence[int] = (1, 5)) -> list[float]:
+def accuracy(
+    logits: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, topk: Sequence[int] = (1, 5)
+) -> list[float]:
     """Top-k accuracies in percent, one float per k.
 
     logits (n, C); target (n,) int or (n, L) padded with -1 (column 0 is used). k is capped at C.
@@ -34,7 +35,7 @@ def accuracy(logits: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarra
     maxk = min(max(topk), num_classes)
     pred = logits.topk(maxk, dim=1, largest=True, sorted=True).indices  # (n, maxk)
     hit = pred.eq(target.view(-1, 1).to(pred.device))
-    return [100.0 * float(hit[:, :min(k, num_classes)].any(dim=1).sum()) / n for k in topk]
+    return [100.0 * float(hit[:, : min(k, num_classes)].any(dim=1).sum()) / n for k in topk]
 
 
 def multi_hot(target: torch.Tensor | np.ndarray, num_classes: int, remap_labels: bool = True) -> torch.Tensor:
@@ -59,8 +60,12 @@ def multi_hot(target: torch.Tensor | np.ndarray, num_classes: int, remap_labels:
     return gt[:, :num_classes]
 
 
-def average_precisions(scores: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
-                       apply_softmax: bool = True, remap_labels: bool = True) -> torch.Tensor:
+def average_precisions(
+    scores: torch.Tensor | np.ndarray,
+    target: torch.Tensor | np.ndarray,
+    apply_softmax: bool = True,
+    remap_labels: bool = True,
+) -> torch.Tensor:
     """(C,) float64 per-class average precision in [0, 1] (classes without positives count as 0).
 
     scores (n, C); softmax over classes first (``cal_map``) unless apply_softmax=False
@@ -78,8 +83,12 @@ def average_precisions(scores: torch.Tensor | np.ndarray, target: torch.Tensor |
     return (precision * truth).sum(0) / truth.sum(0).clamp(min=1.0)
 
 
-def mean_average_precision(scores: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
-                           apply_softmax: bool = True, remap_labels: bool = True) -> float:
+def mean_average_precision(
+    scores: torch.Tensor | np.ndarray,
+    target: torch.Tensor | np.ndarray,
+    apply_softmax: bool = True,
+    remap_labels: bool = True,
+) -> float:
     """mAP in percent, as the original ``cal_map``: the mean over all C columns of
     :func:`average_precisions`. scores (n, C); target (n,) or (n, L) padded with -1."""
     return float(average_precisions(scores, target, apply_softmax, remap_labels).mean()) * 100.0
@@ -105,7 +114,9 @@ class AverageMeter:
         return ("{name} {val" + self.fmt + "} ({avg" + self.fmt + "})").format(**self.__dict__)
 
 
-def gather_across_ranks(tensor: torch.Tensor, world_size: int, dataset_len: int | None = None) -> torch.Tensor:
+def gather_across_ranks(
+    tensor: torch.Tensor, world_size: int, dataset_len: int | None = None
+) -> torch.Tensor:
     """All-gather per-rank results (n_r, ...) into one (N, ...) tensor in dataset order, on every rank.
 
     Assumes the DistributedSampler layout: rank r holds the items r, r + W, r + 2W, ... of the (padded)

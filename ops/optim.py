@@ -23,36 +23,51 @@ def build_optimizer(param_groups: Iterable[dict], args: argparse.Namespace) -> t
     Groups without trainable parameters are kept (empty) so the layout, and thus resumed state, stays stable."""
     groups = []
     for i, g in enumerate(param_groups):
-        params = [p for p in g['params'] if p.requires_grad]
-        lr_mult, decay_mult = float(g.get('lr_mult', 1.0)), float(g.get('decay_mult', 1.0))
-        groups.append({'params': params, 'lr_mult': lr_mult, 'decay_mult': decay_mult, 'name': g.get('name', f'group{i}'),
-                       'lr': args.lr * lr_mult, 'weight_decay': args.weight_decay * decay_mult})
-    if not any(g['params'] for g in groups):
-        raise ValueError('build_optimizer: no trainable parameters in the param groups')
+        params = [p for p in g["params"] if p.requires_grad]
+        lr_mult, decay_mult = float(g.get("lr_mult", 1.0)), float(g.get("decay_mult", 1.0))
+        groups.append(
+            {
+                "params": params,
+                "lr_mult": lr_mult,
+                "decay_mult": decay_mult,
+                "name": g.get("name", f"group{i}"),
+                "lr": args.lr * lr_mult,
+                "weight_decay": args.weight_decay * decay_mult,
+            }
+        )
+    if not any(g["params"] for g in groups):
+        raise ValueError("build_optimizer: no trainable parameters in the param groups")
     return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
 
 
-def lr_at(epoch: int, args: argparse.Namespace, step: int | None = None, steps_per_epoch: int | None = None) -> float:
+def lr_at(
+    epoch: int, args: argparse.Namespace, step: int | None = None, steps_per_epoch: int | None = None
+) -> float:
     """Returns the base lr_e for `epoch` (0-based); with args.lr_per_step, step and steps_per_epoch, the cosine
     uses the fractional epoch epoch + step / steps_per_epoch."""
-    if args.lr_type == 'step':
+    if args.lr_type == "step":
         passed = sum(epoch >= m for m in args.lr_steps)
-        return args.lr * 0.1 ** passed
-    if args.lr_type != 'cos':
-        raise ValueError(f'unknown --lr_type {args.lr_type!r} (cos or step)')
+        return args.lr * 0.1**passed
+    if args.lr_type != "cos":
+        raise ValueError(f"unknown --lr_type {args.lr_type!r} (cos or step)")
     t = float(epoch)
-    if getattr(args, 'lr_per_step', False) and step is not None and steps_per_epoch:
+    if getattr(args, "lr_per_step", False) and step is not None and steps_per_epoch:
         t += step / steps_per_epoch
     return 0.5 * args.lr * (1.0 + math.cos(math.pi * t / args.epochs))
 
 
-def adjust_learning_rate(optimizer: torch.optim.Optimizer, epoch: int, args: argparse.Namespace,
-                         step: int | None = None, steps_per_epoch: int | None = None) -> float:
+def adjust_learning_rate(
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    args: argparse.Namespace,
+    step: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> float:
     """Sets every group's lr = lr_e * lr_mult and weight_decay = wd * decay_mult; returns lr_e."""
     lr = lr_at(epoch, args, step, steps_per_epoch)
     for g in optimizer.param_groups:
-        g['lr'] = lr * g.get('lr_mult', 1.0)
-        g['weight_decay'] = args.weight_decay * g.get('decay_mult', 1.0)
+        g["lr"] = lr * g.get("lr_mult", 1.0)
+        g["weight_decay"] = args.weight_decay * g.get("decay_mult", 1.0)
     return lr
 
 
@@ -76,13 +91,17 @@ def freeze_partial_bn(model: nn.Module, keep_first: int = 1) -> list[str]:
     return frozen
 
 
-def clip_gradients(model: nn.Module | Iterable[torch.Tensor], max_norm: float | None, scaler=None,
-                   optimizer: torch.optim.Optimizer | None = None) -> float | None:
+def clip_gradients(
+    model: nn.Module | Iterable[torch.Tensor],
+    max_norm: float | None,
+    scaler=None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> float | None:
     """Unscales the grads first when a GradScaler is active (needs `optimizer`), then clips their global L2 norm
     to max_norm; returns the norm before clipping (None when max_norm is None)."""
     if scaler is not None and scaler.is_enabled():
         if optimizer is None:
-            raise ValueError('clip_gradients: pass the optimizer so the scaler can unscale its gradients')
+            raise ValueError("clip_gradients: pass the optimizer so the scaler can unscale its gradients")
         scaler.unscale_(optimizer)
     if max_norm is None:
         return None
@@ -96,11 +115,11 @@ def _device_type(device: torch.device | str) -> str:
 
 def amp_dtype(device: torch.device | str, amp: str | None) -> torch.dtype | None:
     """Returns the autocast dtype (bf16 / fp16) on CUDA, None on CPU or for amp 'none'."""
-    if amp in (None, 'none') or _device_type(device) != 'cuda':
+    if amp in (None, "none") or _device_type(device) != "cuda":
         return None
-    if amp not in ('bf16', 'fp16'):
-        raise ValueError(f'unknown --amp {amp!r} (bf16, fp16 or none)')
-    return torch.bfloat16 if amp == 'bf16' else torch.float16
+    if amp not in ("bf16", "fp16"):
+        raise ValueError(f"unknown --amp {amp!r} (bf16, fp16 or none)")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
 def autocast_context(device: torch.device | str, amp: str | None):
@@ -108,18 +127,23 @@ def autocast_context(device: torch.device | str, amp: str | None):
     dtype = amp_dtype(device, amp)
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast('cuda', dtype=dtype)
+    return torch.autocast("cuda", dtype=dtype)
 
 
 def make_grad_scaler(device: torch.device | str, amp: str | None) -> torch.amp.GradScaler | None:
     """Returns a GradScaler only for fp16 on CUDA (bf16 and fp32 need none), else None."""
     if amp_dtype(device, amp) == torch.float16:
-        return torch.amp.GradScaler('cuda')
+        return torch.amp.GradScaler("cuda")
     return None
 
 
-def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, model: nn.Module,
-                  max_norm: float | None = None, scaler=None) -> float | None:
+def backward_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    model: nn.Module,
+    max_norm: float | None = None,
+    scaler=None,
+) -> float | None:
     """One update: (scaled) backward, unscale + clip, step, scaler update. Returns the grad norm if clipping.
 
     The caller zeroes the gradients before the forward pass (optimizer.zero_grad(set_to_none=True))."""

@@ -24,11 +24,11 @@ from ops.checkpoint import jsonable
 def scalar_tag(split: str, key: str) -> str:
     """Returns the TensorBoard tag of metric `key` in `split`: loss -> loss/{split}, loss_x -> loss/{split}_x,
     anything else -> acc/{split}_{key} (the originals' names: loss/train, acc/train_top1, acc/test_top5)."""
-    if key == 'loss':
-        return f'loss/{split}'
-    if key.startswith('loss_'):
-        return f'loss/{split}_{key[5:]}'
-    return f'acc/{split}_{key}'
+    if key == "loss":
+        return f"loss/{split}"
+    if key.startswith("loss_"):
+        return f"loss/{split}_{key[5:]}"
+    return f"acc/{split}_{key}"
 
 
 class RunLogger:
@@ -52,10 +52,10 @@ class RunLogger:
         """Writes args.json (resolved, JSON-safe) and args.txt (str(args), as the originals)."""
         if not self.enabled:
             return
-        with open(self.path('args.json'), 'w') as f:
+        with open(self.path("args.json"), "w") as f:
             json.dump(jsonable(args), f, indent=1, sort_keys=True)
-        with open(self.path('args.txt'), 'w') as f:
-            f.write(str(args) + '\n')
+        with open(self.path("args.txt"), "w") as f:
+            f.write(str(args) + "\n")
 
     def info(self, message: str) -> None:
         """Prints `message` and appends it to log.csv."""
@@ -63,25 +63,27 @@ class RunLogger:
             return
         if self.echo:
             print(message, flush=True)
-        with open(self.path('log.csv'), 'a') as f:
-            f.write(message.rstrip('\n') + '\n')
+        with open(self.path("log.csv"), "a") as f:
+            f.write(message.rstrip("\n") + "\n")
 
-    def log_metrics(self, epoch: int, split: str, metrics: Mapping[str, float], lr: float | None = None) -> dict:
+    def log_metrics(
+        self, epoch: int, split: str, metrics: Mapping[str, float], lr: float | None = None
+    ) -> dict:
         """Appends one line to metrics.jsonl and writes each metric as a TensorBoard scalar at step `epoch`.
 
         Returns the record written. `split` is 'train' or 'test' (the originals' tag names)."""
-        record = {'epoch': int(epoch), 'split': split, 'time': time.time()}
+        record = {"epoch": int(epoch), "split": split, "time": time.time()}
         if lr is not None:
-            record['lr'] = float(lr)
+            record["lr"] = float(lr)
         record.update({k: float(v) for k, v in metrics.items()})
         if not self.enabled:
             return record
-        with open(self.path('metrics.jsonl'), 'a') as f:
-            f.write(json.dumps(record) + '\n')
+        with open(self.path("metrics.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
         for key, value in metrics.items():
             self.scalar(scalar_tag(split, key), float(value), epoch)
         if lr is not None:
-            self.scalar('lr', float(lr), epoch)
+            self.scalar("lr", float(lr), epoch)
         return record
 
     def scalar(self, tag: str, value: float, step: int) -> None:
@@ -117,5 +119,5 @@ def read_metrics(path: str) -> list[dict]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f'{path}:{n}: not JSON ({exc})') from exc
+                    raise ValueError(f"{path}:{n}: not JSON ({exc})") from exc
     return records

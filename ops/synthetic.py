@@ -179,7 +179,9 @@ def render_video(
     gy, gx = _track(rng, n, (cy0, cx0, cy0 + crop - side, cx0 + crop - side), (0.7, 2.0))
     length = max(1, int(round(rng.uniform(*window) * n)))
     start = int(rng.integers(0, n - length + 1))
-    glyph = _tile(glyph_mask(label, int(rng.integers(0, 2))), *glyph_colours(label, rng), np.uint8([255, 255, 255]))
+    glyph = _tile(
+        glyph_mask(label, int(rng.integers(0, 2))), *glyph_colours(label, rng), np.uint8([255, 255, 255])
+    )
     distractors = []
     for _ in range(num_distractors):  # same size and hues as glyphs, 2-px noise pattern, non-white frame
         s = int(rng.integers(GLYPH - 4, GLYPH + 5) // 2 * 2)
@@ -360,7 +362,9 @@ def ensure_current(root: str, progress: bool = False) -> str:
     params = _read_params(folder)
     if params is None or params.get("version") != SYNTH_VERSION:
         if params is not None:
-            print(f"{folder} was made by synthetic data version {params.get('version')}: regenerating (version "
-                  f"{SYNTH_VERSION}, default parameters)")
+            print(
+                f"{folder} was made by synthetic data version {params.get('version')}: regenerating (version "
+                f"{SYNTH_VERSION}, default parameters)"
+            )
         generate(root, progress=progress)
     return folder

@@ -28,7 +28,7 @@ from ops.runlog import RunLogger
 
 def dataset_config(args: argparse.Namespace) -> DatasetConfig:
     """Returns the dataset's config; the built-in synthetic dataset is generated on first use."""
-    if args.dataset == 'synthetic':
+    if args.dataset == "synthetic":
         from ops.synthetic import ensure_current
 
         ensure_current(_root(args), progress=True)  # any size; regenerated if an older generator made it
@@ -49,14 +49,14 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
         load_pretrained(model, cfg)
     if args.tune_from:
         tune_from(args.tune_from, model, verbose=info.is_main)
-    if args.policy != 'learned':  # evaluation control (opts allows it only when evaluating Uni-AdaFocus)
+    if args.policy != "learned":  # evaluation control (opts allows it only when evaluating Uni-AdaFocus)
         model.policy = args.policy
     return model.to(info.device), cfg
 
 
 def metric_name(config: DatasetConfig) -> str:
     """The metric a run is judged by: mAP on multi-label data (ActivityNet, FCVID), else top-1."""
-    return 'mAP' if config.multi_label else 'top1'
+    return "mAP" if config.multi_label else "top1"
 
 
 def main_worker(args: argparse.Namespace) -> dict | None:
@@ -81,33 +81,40 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
     scaler = make_grad_scaler(info.device, args.amp)
     start_epoch, best = 0, None
     if args.resume:
-        ckpt = load_checkpoint(args.resume, model, None if args.evaluate else optimizer,
-                               None if args.evaluate else scaler)
-        start_epoch, best = ckpt['epoch'], ckpt['best_metric']
-        seed = ckpt.get('seed', seed) if args.seed is None else seed  # replay the interrupted run's data order
+        ckpt = load_checkpoint(
+            args.resume, model, None if args.evaluate else optimizer, None if args.evaluate else scaler
+        )
+        start_epoch, best = ckpt["epoch"], ckpt["best_metric"]
+        seed = (
+            ckpt.get("seed", seed) if args.seed is None else seed
+        )  # replay the interrupted run's data order
         if not args.evaluate and not restore_rng(ckpt):
-            logger.info(f'{args.resume}: no RNG state saved; the resumed run will not replay the original draws')
-        logger.info(f'=> loaded {args.resume} (epoch {start_epoch}, best {best})')
+            logger.info(
+                f"{args.resume}: no RNG state saved; the resumed run will not replay the original draws"
+            )
+        logger.info(f"=> loaded {args.resume} (epoch {start_epoch}, best {best})")
     if args.start_epoch is not None:
         start_epoch = args.start_epoch
-    val_set = build_dataset(args, config, 'val')
+    val_set = build_dataset(args, config, "val")
     val_loader = build_loader(val_set, args, info, shuffle=False)
     name = metric_name(config)
     if args.evaluate:
         pred = predict(model, val_loader, args, info, logger)
         metrics = summarize(pred, config.multi_label)
-        logger.info('Testing: ' + ' '.join(f'{k} {v:.3f}' for k, v in metrics.items()))
-        logger.log_metrics(start_epoch, 'test', metrics)
+        logger.info("Testing: " + " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        logger.log_metrics(start_epoch, "test", metrics)
         if args.save_scores and info.is_main:
             save_scores(args.save_scores, pred, [val_set.records[i].path for i in pred.index.tolist()])
         return metrics if info.is_main else None
 
-    train_set = build_dataset(args, config, 'train')
+    train_set = build_dataset(args, config, "train")
     train_loader = build_loader(train_set, args, info, shuffle=True, drop_last=True)
     if len(train_loader) == 0:
-        raise ValueError(f'{config.train_list}: {len(train_set)} videos give no full batch of '
-                         f'{args.batch_size // info.world_size} per process; lower --batch-size')
-    train_model = D.wrap_ddp(model, info, find_unused_parameters=cfg.model == 'uniadafocus')
+        raise ValueError(
+            f"{config.train_list}: {len(train_set)} videos give no full batch of "
+            f"{args.batch_size // info.world_size} per process; lower --batch-size"
+        )
+    train_model = D.wrap_ddp(model, info, find_unused_parameters=cfg.model == "uniadafocus")
     if args.compile:
         train_model = torch.compile(train_model)
     metrics = None
@@ -116,25 +123,36 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         train_set.reset_counters()
         lr = adjust_learning_rate(optimizer, epoch, args)  # per iteration too with --lr_per_step (engine)
         t0 = time.perf_counter()
-        stats = train_one_epoch(train_model, criterion, train_loader, optimizer, args, info, epoch, logger, scaler)
-        stats['epoch_s'] = time.perf_counter() - t0
-        for counter in ('missing_frames', 'bad_videos'):  # counted replacements / skips of this epoch
+        stats = train_one_epoch(
+            train_model, criterion, train_loader, optimizer, args, info, epoch, logger, scaler
+        )
+        stats["epoch_s"] = time.perf_counter() - t0
+        for counter in ("missing_frames", "bad_videos"):  # counted replacements / skips of this epoch
             if getattr(train_set, counter):
                 stats[counter] = getattr(train_set, counter)
-        logger.log_metrics(epoch, 'train', stats, lr)
-        logger.info(f'Epoch {epoch}: lr {lr:.5f} ' + ' '.join(f'{k} {v:.3f}' for k, v in stats.items()))
+        logger.log_metrics(epoch, "train", stats, lr)
+        logger.info(f"Epoch {epoch}: lr {lr:.5f} " + " ".join(f"{k} {v:.3f}" for k, v in stats.items()))
         is_best = False
         if (epoch + 1) % args.eval_freq == 0 or epoch == args.epochs - 1:
             pred = predict(model, val_loader, args, info, logger)
             metrics = summarize(pred, config.multi_label)
             is_best = best is None or metrics[name] > best
             best = metrics[name] if is_best else best
-            metrics[f'{name}_best'] = best
-            logger.log_metrics(epoch, 'test', metrics)
-            logger.info(f'Epoch {epoch} test: ' + ' '.join(f'{k} {v:.3f}' for k, v in metrics.items()))
+            metrics[f"{name}_best"] = best
+            logger.log_metrics(epoch, "test", metrics)
+            logger.info(f"Epoch {epoch} test: " + " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
         if info.is_main:
-            save_checkpoint(args.run_dir, model, epoch=epoch + 1, best_metric=best, is_best=is_best,
-                            optimizer=optimizer, scaler=scaler, args=args, extra={'model_config': cfg.to_dict(), 'seed': seed})
+            save_checkpoint(
+                args.run_dir,
+                model,
+                epoch=epoch + 1,
+                best_metric=best,
+                is_best=is_best,
+                optimizer=optimizer,
+                scaler=scaler,
+                args=args,
+                extra={"model_config": cfg.to_dict(), "seed": seed},
+            )
         D.barrier(info)
     return metrics if info.is_main else None
 

@@ -37,18 +37,19 @@ def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
     config = dataset_config(args)  # generates the dataset on first use
     torch.manual_seed(args.seed)
     model = build_model(ModelConfig.from_args(args, num_classes=config.num_classes))
-    report = pretrain_backbones(model, os.path.dirname(config.train_list), glance_steps=steps[0],
-                                focus_steps=steps[1], seed=args.seed)
-    path = save_checkpoint(args.root_log, model, epoch=0, args=args, filename='pretrained.pth.tar')
+    report = pretrain_backbones(
+        model, os.path.dirname(config.train_list), glance_steps=steps[0], focus_steps=steps[1], seed=args.seed
+    )
+    path = save_checkpoint(args.root_log, model, epoch=0, args=args, filename="pretrained.pth.tar")
     return path, report
 
 
 def coverage(args) -> dict:
     """Returns {policy: glyph_coverage} on val for the checkpoint `args.resume`, learned and random policies."""
     _, config, model, _ = setup_eval(args)
-    val = build_dataset(args, config, 'val')
+    val = build_dataset(args, config, "val")
     result = {}
-    for policy in ('learned', 'random'):
+    for policy in ("learned", "random"):
         model.policy = policy
         result[policy] = glyph_coverage(model, val, config.dataset_dir)
     return result
@@ -56,53 +57,82 @@ def coverage(args) -> dict:
 
 def main() -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--root_dataset', default=os.environ.get('ADAFOCUS_DATA', 'data'))
-    p.add_argument('--root_log', default='runs/demo')
-    p.add_argument('--epochs', type=int, help='training epochs (default: the synthetic preset)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--pretrain_steps', type=int, nargs=2, default=(400, 600), metavar=('GLANCE', 'FOCUS'),
-                   help='backbone pretraining steps (stand-in for ImageNet weights); 0 0 starts from scratch')
+    p.add_argument("--root_dataset", default=os.environ.get("ADAFOCUS_DATA", "data"))
+    p.add_argument("--root_log", default="runs/demo")
+    p.add_argument("--epochs", type=int, help="training epochs (default: the synthetic preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--pretrain_steps",
+        type=int,
+        nargs=2,
+        default=(400, 600),
+        metavar=("GLANCE", "FOCUS"),
+        help="backbone pretraining steps (stand-in for ImageNet weights); 0 0 starts from scratch",
+    )
     opts = p.parse_args()
     start = time.perf_counter()
-    common = ['synthetic', 'RGB', '--root_dataset', opts.root_dataset, '--root_log', opts.root_log,
-              '--seed', str(opts.seed)] + (['--epochs', str(opts.epochs)] if opts.epochs else [])
+    common = [
+        "synthetic",
+        "RGB",
+        "--root_dataset",
+        opts.root_dataset,
+        "--root_log",
+        opts.root_log,
+        "--seed",
+        str(opts.seed),
+    ] + (["--epochs", str(opts.epochs)] if opts.epochs else [])
     train_args = parse_args(common)
     extra = []
     if any(opts.pretrain_steps):
         path, report = pretrain(train_args, opts.pretrain_steps)
         print(f"pretrained backbones: {json.dumps(report)}")
-        extra = ['--tune_from', path]
+        extra = ["--tune_from", path]
     train_args = parse_args(common + extra)
     run(train_args)
-    ckpt = os.path.join(train_args.run_dir, 'ckpt.pth.tar')
-    learned = run_nview(parse_args(common + ['--resume', ckpt], script='nview'))
-    uniform = run_nview(parse_args(common + ['--resume', ckpt, '--policy', 'random'], script='nview'))
-    looks = coverage(parse_args(common + ['--resume', ckpt], script='nview'))
-    curves = run_early_exit(parse_args(common + ['--resume', ckpt, '--criteria', 'entropy'], script='early_exit'))
-    half = min(curves['entropy'], key=lambda q: abs(q['exit_fractions'][0] - 0.5))
+    ckpt = os.path.join(train_args.run_dir, "ckpt.pth.tar")
+    learned = run_nview(parse_args(common + ["--resume", ckpt], script="nview"))
+    uniform = run_nview(parse_args(common + ["--resume", ckpt, "--policy", "random"], script="nview"))
+    looks = coverage(parse_args(common + ["--resume", ckpt], script="nview"))
+    curves = run_early_exit(
+        parse_args(common + ["--resume", ckpt, "--criteria", "entropy"], script="early_exit")
+    )
+    half = min(curves["entropy"], key=lambda q: abs(q["exit_fractions"][0] - 0.5))
     summary = {
-        'learned_acc': learned['top1'], 'random_acc': uniform['top1'], 'glance_acc': learned['glance_top1'],
-        'margin_learned_vs_random': learned['top1'] - uniform['top1'],
-        'gflops_learned': learned['gflops'], 'gflops_glance': learned['gflops_glance'],
-        'early_exit_half_acc': half['metric'], 'early_exit_half_gflops': half['gflops'],
-        'glyph_in_patch_learned': looks['learned']['glyph_in_patch'],
-        'glyph_in_patch_random': looks['random']['glyph_in_patch'],
-        'glyph_frames_learned': looks['learned']['glyph_frames'],
-        'glyph_frames_uniform': looks['random']['glyph_frames'],
-        'region_side_learned': looks['learned']['region_side'],
-        'epochs': train_args.epochs, 'wall_s': round(time.perf_counter() - start, 1),
+        "learned_acc": learned["top1"],
+        "random_acc": uniform["top1"],
+        "glance_acc": learned["glance_top1"],
+        "margin_learned_vs_random": learned["top1"] - uniform["top1"],
+        "gflops_learned": learned["gflops"],
+        "gflops_glance": learned["gflops_glance"],
+        "early_exit_half_acc": half["metric"],
+        "early_exit_half_gflops": half["gflops"],
+        "glyph_in_patch_learned": looks["learned"]["glyph_in_patch"],
+        "glyph_in_patch_random": looks["random"]["glyph_in_patch"],
+        "glyph_frames_learned": looks["learned"]["glyph_frames"],
+        "glyph_frames_uniform": looks["random"]["glyph_frames"],
+        "region_side_learned": looks["learned"]["region_side"],
+        "epochs": train_args.epochs,
+        "wall_s": round(time.perf_counter() - start, 1),
     }
-    print(f"\n(a) learned policies        top-1 {summary['learned_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs")
-    print(f"(b) random patches, uniform top-1 {summary['random_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs")
-    print(f"(c) glance network alone    top-1 {summary['glance_acc']:6.2f}%  {summary['gflops_glance']:.3f} GFLOPs")
+    print(
+        f"\n(a) learned policies        top-1 {summary['learned_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs"
+    )
+    print(
+        f"(b) random patches, uniform top-1 {summary['random_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs"
+    )
+    print(
+        f"(c) glance network alone    top-1 {summary['glance_acc']:6.2f}%  {summary['gflops_glance']:.3f} GFLOPs"
+    )
     print(f"early exit, half exit at the glance: top-1 {half['metric']:.2f}% at {half['gflops']:.3f} GFLOPs")
-    for name, policy in (('learned', 'learned'), ('random/uniform', 'random')):
+    for name, policy in (("learned", "learned"), ("random/uniform", "random")):
         look = looks[policy]
-        print(f"{name:>15}: selected frames showing the glyph {look['glyph_frames']:5.1f}%, glyph wholly inside the "
-              f"focus region {look['glyph_in_patch']:5.1f}% (region side {look['region_side']:.0f} px)")
+        print(
+            f"{name:>15}: selected frames showing the glyph {look['glyph_frames']:5.1f}%, glyph wholly inside the "
+            f"focus region {look['glyph_in_patch']:5.1f}% (region side {look['region_side']:.0f} px)"
+        )
     print(json.dumps(summary))
     return summary
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -146,7 +146,9 @@ def test_resnet_output_stride_dilates_the_last_stages(output_stride, side, dilat
         stem = lambda m: m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))  # noqa: E731
         assert torch.equal(stem(plain), stem(fine))
     # torchvision's rule: a dilated stage's first block keeps the previous dilation, the others take the new one
-    assert [layer[1].conv1.dilation[0] for layer in (fine.layer1, fine.layer2, fine.layer3, fine.layer4)] == dilations
+    assert [
+        layer[1].conv1.dilation[0] for layer in (fine.layer1, fine.layer2, fine.layer3, fine.layer4)
+    ] == dilations
     assert fine.layer4[0].conv1.stride == (1, 1)
     assert fine.layer3[0].conv1.stride == ((1, 1) if output_stride == 8 else (2, 2))
     with pytest.raises(ValueError, match="output_stride"):

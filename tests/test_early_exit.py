@@ -53,8 +53,16 @@ def test_sweep_reproduces_official_early_exit(fixture, sub, key):
     preset = {"an": "an", "tsm": "tsm", "x3d": "x3d"}[sub]
     flops = official_exit_gflops(preset, res["patch_size"], res["num_focus_segments"])
     assert flops == res["flops_exits"]
-    points = sweep(z["train_logits"], z["val_logits"], target, flops, family, res["criterion"], metric,
-                   random_seed=0 if sub == "an" else None)
+    points = sweep(
+        z["train_logits"],
+        z["val_logits"],
+        target,
+        flops,
+        family,
+        res["criterion"],
+        metric,
+        random_seed=0 if sub == "an" else None,
+    )
     calls = res["calls"]
     assert len(points) == len(calls) == (19 if sub == "an" else 403)
     for p, c in zip(points, calls):
@@ -67,8 +75,9 @@ def test_sweep_reproduces_official_early_exit(fixture, sub, key):
     np.testing.assert_allclose([p["gflops"] for p in points], res["flops_list"], rtol=RTOL)
     np.testing.assert_allclose([p["metric"] for p in points], res["metric_list"], rtol=RTOL)
     if sub == "an":  # random-exit control: Python random.seed(0) once, one shuffle per point
-        np.testing.assert_allclose([p["random_metric"] for p in points],
-                                   res["random_metric_list_python_random_seed0"], rtol=RTOL)
+        np.testing.assert_allclose(
+            [p["random_metric"] for p in points], res["random_metric_list_python_random_seed0"], rtol=RTOL
+        )
 
 
 def test_official_exit_gflops_tables():
@@ -103,11 +112,9 @@ def test_exit_scores_criteria():
 
 def test_find_thresholds_hand_example():
     # 5 training samples, 3 exits; target distribution [0.4, 0.4, 0.2] -> out_n = 2, 2
-    scores = torch.tensor([[0.9, 0.1, 0.0],
-                           [0.8, 0.9, 0.0],
-                           [0.1, 0.8, 0.0],
-                           [0.2, 0.3, 0.0],
-                           [0.3, 0.7, 0.0]])
+    scores = torch.tensor(
+        [[0.9, 0.1, 0.0], [0.8, 0.9, 0.0], [0.1, 0.8, 0.0], [0.2, 0.3, 0.0], [0.3, 0.7, 0.0]]
+    )
     t = find_thresholds(scores, torch.tensor([2.0, 2.0, 1.0]))  # normalised inside
     # exit 0 takes samples 0, 1 (T = 0.8); exit 1 ranks the rest 2 (0.8), 4 (0.7), 3 -> T = 0.7
     assert t.tolist() == pytest.approx([0.8, 0.7, -1e8])
@@ -124,7 +131,7 @@ def test_exit_distributions():
     assert [q for q, _ in geo] == [j / 20 for j in range(1, 20)]
     q, probs = geo[9]
     assert probs.dtype == torch.float32 and probs.shape == (17,)
-    np.testing.assert_allclose(probs.numpy(), 0.5 ** np.arange(17) / (2 - 0.5 ** 16), rtol=1e-5)
+    np.testing.assert_allclose(probs.numpy(), 0.5 ** np.arange(17) / (2 - 0.5**16), rtol=1e-5)
     two = exit_distributions("two_exit", 2)
     assert len(two) == 403 and two[-1][0] == 4e4 and two[0][0] == 0.01
     assert two[99][1].tolist() == pytest.approx([0.5, 0.5])
@@ -142,8 +149,10 @@ def test_random_exit_keeps_counts_and_is_seeded():
     assert torch.equal(out, random_exit_logits(logits, [3, 1, 2], random.Random(0)))
     with pytest.raises(ValueError):
         random_exit_logits(logits, [3, 1, 1], random.Random(0))
-    assert torch.equal(select_exit_logits(logits, torch.tensor([2, 0, 1, 0, 0, 2]))[:, 0],
-                       torch.tensor([2.0, 3.0, 7.0, 9.0, 12.0, 17.0]))
+    assert torch.equal(
+        select_exit_logits(logits, torch.tensor([2, 0, 1, 0, 0, 2]))[:, 0],
+        torch.tensor([2.0, 3.0, 7.0, 9.0, 12.0, 17.0]),
+    )
     assert expected_gflops([3, 1, 0], [1.0, 4.0, 9.0]) == pytest.approx(1.75)
 
 

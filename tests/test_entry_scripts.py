@@ -21,26 +21,38 @@ from ops.synthetic import ensure_synthetic
 from ops.train import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ('--eval-freq 1 --input_size 64 --glance_size 64 --patch_size 32 --num_glance_segments 4 --num_input_focus_segments 8 '
-        '--num_focus_segments 2 --glance_width_mult 0.25 --glance_last_channel 32 --focus_base_width 8 '
-        '--stn_hidden_dim 8 --temporal_hidden_dim 8 --batch-size 4 --lr 0.01 -j 0').split()
+TINY = (
+    "--eval-freq 1 --input_size 64 --glance_size 64 --patch_size 32 --num_glance_segments 4 --num_input_focus_segments 8 "
+    "--num_focus_segments 2 --glance_width_mult 0.25 --glance_last_channel 32 --focus_base_width 8 "
+    "--stn_hidden_dim 8 --temporal_hidden_dim 8 --batch-size 4 --lr 0.01 -j 0"
+).split()
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp('data'))
-    ensure_synthetic(root, num_classes=3, videos_per_class_train=4, videos_per_class_val=3, min_frames=10,
-                     max_frames=14, height=64, width=80, num_clutter=5, num_distractors=2)
+    root = str(tmp_path_factory.mktemp("data"))
+    ensure_synthetic(
+        root,
+        num_classes=3,
+        videos_per_class_train=4,
+        videos_per_class_val=3,
+        min_frames=10,
+        max_frames=14,
+        height=64,
+        width=80,
+        num_clutter=5,
+        num_distractors=2,
+    )
     return root
 
 
-def _args(data_root: str, run_root: str, *extra: str, script: str = 'main'):
-    argv = ['synthetic', 'RGB', '--root_dataset', data_root, '--root_log', run_root, *TINY, *extra]
+def _args(data_root: str, run_root: str, *extra: str, script: str = "main"):
+    argv = ["synthetic", "RGB", "--root_dataset", data_root, "--root_log", run_root, *TINY, *extra]
     return parse_args(argv, script=script)
 
 
 def _weights(path: str) -> dict[str, torch.Tensor]:
-    return read_checkpoint(path)['state_dict']
+    return read_checkpoint(path)["state_dict"]
 
 
 def _interrupted_after_first_epoch(args, monkeypatch) -> None:
@@ -55,121 +67,194 @@ def _interrupted_after_first_epoch(args, monkeypatch) -> None:
         calls.append(1)
         return original(*a, **k)
 
-    monkeypatch.setattr(T, 'train_one_epoch', killed_on_second_call)
+    monkeypatch.setattr(T, "train_one_epoch", killed_on_second_call)
     with pytest.raises(KeyboardInterrupt):
         run(args)
-    monkeypatch.setattr(T, 'train_one_epoch', original)
+    monkeypatch.setattr(T, "train_one_epoch", original)
 
 
 def test_resumed_training_is_bit_identical_to_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
-    straight = _args(data_root, str(tmp_path / 'a'), '--epochs', '2', '--seed', '3')
+    straight = _args(data_root, str(tmp_path / "a"), "--epochs", "2", "--seed", "3")
     run(straight)
-    resumed = _args(data_root, str(tmp_path / 'b'), '--epochs', '2', '--seed', '3')
+    resumed = _args(data_root, str(tmp_path / "b"), "--epochs", "2", "--seed", "3")
     _interrupted_after_first_epoch(resumed, monkeypatch)
-    ckpt = os.path.join(resumed.run_dir, 'ckpt.pth.tar')
+    ckpt = os.path.join(resumed.run_dir, "ckpt.pth.tar")
     after_first = read_checkpoint(ckpt)
-    assert after_first['epoch'] == 1
-    run(_args(data_root, str(tmp_path / 'b'), '--epochs', '2', '--seed', '3', '--resume', ckpt))
-    a, b = _weights(os.path.join(straight.run_dir, 'ckpt.pth.tar')), _weights(ckpt)
+    assert after_first["epoch"] == 1
+    run(_args(data_root, str(tmp_path / "b"), "--epochs", "2", "--seed", "3", "--resume", ckpt))
+    a, b = _weights(os.path.join(straight.run_dir, "ckpt.pth.tar")), _weights(ckpt)
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different[:5]
     # the second epoch did change the weights (the comparison is not between two untouched models)
-    assert any(not torch.equal(after_first['state_dict'][k], a[k]) for k in a if a[k].is_floating_point())
-    records = read_metrics(os.path.join(straight.log_dir, 'metrics.jsonl'))
-    assert [r['split'] for r in records] == ['train', 'test', 'train', 'test']
-    assert json.load(open(os.path.join(straight.log_dir, 'args.json')))['dataset'] == 'synthetic'
+    assert any(not torch.equal(after_first["state_dict"][k], a[k]) for k in a if a[k].is_floating_point())
+    records = read_metrics(os.path.join(straight.log_dir, "metrics.jsonl"))
+    assert [r["split"] for r in records] == ["train", "test", "train", "test"]
+    assert json.load(open(os.path.join(straight.log_dir, "args.json")))["dataset"] == "synthetic"
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def trained(data_root, tmp_path_factory):
     """One epoch of training; returns its parsed arguments (the checkpoint is in args.run_dir)."""
-    args = _args(data_root, str(tmp_path_factory.mktemp('runs')), '--epochs', '1', '--seed', '0')
+    args = _args(data_root, str(tmp_path_factory.mktemp("runs")), "--epochs", "1", "--seed", "0")
     run(args)
     return args
 
 
 def test_evaluate_reproduces_the_recorded_validation_metric(trained, data_root, tmp_path):
-    recorded = [r for r in read_metrics(os.path.join(trained.log_dir, 'metrics.jsonl')) if r['split'] == 'test']
-    ckpt = os.path.join(trained.run_dir, 'ckpt.best.pth.tar')
-    scores = str(tmp_path / 'scores.npz')
-    metrics = run(_args(data_root, str(tmp_path), '--evaluate', '--resume', ckpt, '--save_scores', scores))
-    assert metrics['top1'] == recorded[-1]['top1'] and metrics['top5'] == recorded[-1]['top5']
+    recorded = [
+        r for r in read_metrics(os.path.join(trained.log_dir, "metrics.jsonl")) if r["split"] == "test"
+    ]
+    ckpt = os.path.join(trained.run_dir, "ckpt.best.pth.tar")
+    scores = str(tmp_path / "scores.npz")
+    metrics = run(_args(data_root, str(tmp_path), "--evaluate", "--resume", ckpt, "--save_scores", scores))
+    assert metrics["top1"] == recorded[-1]["top1"] and metrics["top5"] == recorded[-1]["top5"]
     saved = np.load(scores)
-    assert saved['logits'].shape == (9, 3) and saved['exit_logits'].shape == (9, 2, 3)
-    assert sorted(saved['ids'].tolist()) == sorted(set(saved['ids'].tolist()))
-    assert 100 * np.mean(saved['logits'].argmax(1) == saved['labels']) == pytest.approx(metrics['top1'])
+    assert saved["logits"].shape == (9, 3) and saved["exit_logits"].shape == (9, 2, 3)
+    assert sorted(saved["ids"].tolist()) == sorted(set(saved["ids"].tolist()))
+    assert 100 * np.mean(saved["logits"].argmax(1) == saved["labels"]) == pytest.approx(metrics["top1"])
 
 
 def test_nview_one_view_equals_evaluate_and_more_views_average(trained, data_root, tmp_path):
-    ckpt = os.path.join(trained.run_dir, 'ckpt.best.pth.tar')
-    one, nv1, many = (str(tmp_path / f'{name}.npz') for name in ('one', 'nv1', 'many'))
-    run(_args(data_root, str(tmp_path), '--evaluate', '--resume', ckpt, '--save_scores', one))
-    run_nview(_args(data_root, str(tmp_path), '--resume', ckpt, '--save_scores', nv1, script='nview'))
-    m = run_nview(_args(data_root, str(tmp_path), '--resume', ckpt, '--test_crops', '3', '--num_clips', '2',
-                        '--save_scores', many, script='nview'))
+    ckpt = os.path.join(trained.run_dir, "ckpt.best.pth.tar")
+    one, nv1, many = (str(tmp_path / f"{name}.npz") for name in ("one", "nv1", "many"))
+    run(_args(data_root, str(tmp_path), "--evaluate", "--resume", ckpt, "--save_scores", one))
+    run_nview(_args(data_root, str(tmp_path), "--resume", ckpt, "--save_scores", nv1, script="nview"))
+    m = run_nview(
+        _args(
+            data_root,
+            str(tmp_path),
+            "--resume",
+            ckpt,
+            "--test_crops",
+            "3",
+            "--num_clips",
+            "2",
+            "--save_scores",
+            many,
+            script="nview",
+        )
+    )
     a, b, c = np.load(one), np.load(nv1), np.load(many)
-    np.testing.assert_allclose(a['logits'], b['logits'], rtol=0, atol=1e-6)
-    assert c['logits'].shape == a['logits'].shape and not np.allclose(c['logits'], a['logits'])
-    assert m['views'] == 6 and m['gflops'] == pytest.approx(6 * m['gflops_per_view'])
+    np.testing.assert_allclose(a["logits"], b["logits"], rtol=0, atol=1e-6)
+    assert c["logits"].shape == a["logits"].shape and not np.allclose(c["logits"], a["logits"])
+    assert m["views"] == 6 and m["gflops"] == pytest.approx(6 * m["gflops_per_view"])
 
 
 def test_early_exit_writes_curves_and_reuses_cached_logits(trained, data_root, tmp_path, capsys):
-    ckpt = os.path.join(trained.run_dir, 'ckpt.best.pth.tar')
-    argv = ('--resume', ckpt, '--criteria', 'confidence', 'entropy')
-    results = run_early_exit(_args(data_root, str(tmp_path), *argv, script='early_exit'))
-    log_dir = _args(data_root, str(tmp_path), *argv, script='early_exit').log_dir
-    for criterion in ('confidence', 'entropy'):
-        rows = list(csv.reader(open(os.path.join(log_dir, f'log_early_exit_1views_{criterion}.csv'))))
-        assert rows[0][:2] == ['gflops', 'metric'] and len(rows) - 1 == len(results[criterion]) == 403
-        assert os.path.getsize(os.path.join(log_dir, f'log_early_exit_1views_{criterion}.png')) > 1000
-        gflops = [p['gflops'] for p in results[criterion]]
+    ckpt = os.path.join(trained.run_dir, "ckpt.best.pth.tar")
+    argv = ("--resume", ckpt, "--criteria", "confidence", "entropy")
+    results = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))
+    log_dir = _args(data_root, str(tmp_path), *argv, script="early_exit").log_dir
+    for criterion in ("confidence", "entropy"):
+        rows = list(csv.reader(open(os.path.join(log_dir, f"log_early_exit_1views_{criterion}.csv"))))
+        assert rows[0][:2] == ["gflops", "metric"] and len(rows) - 1 == len(results[criterion]) == 403
+        assert os.path.getsize(os.path.join(log_dir, f"log_early_exit_1views_{criterion}.png")) > 1000
+        gflops = [p["gflops"] for p in results[criterion]]
         assert min(gflops) < max(gflops)  # the sweep spans glance-only ... full cost
     capsys.readouterr()
-    again = run_early_exit(_args(data_root, str(tmp_path), *argv, script='early_exit'))
-    assert 'cached exit logits' in capsys.readouterr().out
-    assert [p['metric'] for p in again['entropy']] == [p['metric'] for p in results['entropy']]
+    again = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))
+    assert "cached exit logits" in capsys.readouterr().out
+    assert [p["metric"] for p in again["entropy"]] == [p["metric"] for p in results["entropy"]]
 
 
 def test_two_process_ddp_training_and_evaluation_on_gloo(data_root, tmp_path):
-    args = _args(data_root, str(tmp_path), '--epochs', '1', '--seed', '0', '--multiprocessing-distributed',
-                 '--nproc_per_node', '2', '--device', 'cpu', '--dist-backend', 'nccl')  # nccl on CPU -> gloo
+    args = _args(
+        data_root,
+        str(tmp_path),
+        "--epochs",
+        "1",
+        "--seed",
+        "0",
+        "--multiprocessing-distributed",
+        "--nproc_per_node",
+        "2",
+        "--device",
+        "cpu",
+        "--dist-backend",
+        "nccl",
+    )  # nccl on CPU -> gloo
     run(args)
-    ckpt = os.path.join(args.run_dir, 'ckpt.pth.tar')
-    assert read_checkpoint(ckpt)['epoch'] == 1
-    records = read_metrics(os.path.join(args.log_dir, 'metrics.jsonl'))
-    assert [r['split'] for r in records] == ['train', 'test']
+    ckpt = os.path.join(args.run_dir, "ckpt.pth.tar")
+    assert read_checkpoint(ckpt)["epoch"] == 1
+    records = read_metrics(os.path.join(args.log_dir, "metrics.jsonl"))
+    assert [r["split"] for r in records] == ["train", "test"]
     # 9 val videos over 2 ranks: the sampler pads one duplicate, which the gathered scores must not contain
-    scores = str(tmp_path / 'ddp.npz')
-    run(_args(data_root, str(tmp_path), '--evaluate', '--resume', ckpt, '--save_scores', scores,
-              '--multiprocessing-distributed', '--nproc_per_node', '2', '--device', 'cpu'))
-    ids = np.load(scores)['ids'].tolist()
+    scores = str(tmp_path / "ddp.npz")
+    run(
+        _args(
+            data_root,
+            str(tmp_path),
+            "--evaluate",
+            "--resume",
+            ckpt,
+            "--save_scores",
+            scores,
+            "--multiprocessing-distributed",
+            "--nproc_per_node",
+            "2",
+            "--device",
+            "cpu",
+        )
+    )
+    ids = np.load(scores)["ids"].tolist()
     assert len(ids) == 9 and len(set(ids)) == 9
 
 
 def test_scripts_run_from_the_command_line_and_reject_bad_flags(data_root, tmp_path):
-    cmd = [sys.executable, 'main.py', 'synthetic', 'RGB', '--root_dataset', data_root, '--root_log', str(tmp_path),
-           *TINY, '--epochs', '1', '--num_focus_segments', '9']
+    cmd = [
+        sys.executable,
+        "main.py",
+        "synthetic",
+        "RGB",
+        "--root_dataset",
+        data_root,
+        "--root_log",
+        str(tmp_path),
+        *TINY,
+        "--epochs",
+        "1",
+        "--num_focus_segments",
+        "9",
+    ]
     bad = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 2 and '--num_focus_segments (K=9) must be <= --num_input_focus_segments (N=8)' in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "--num_focus_segments (K=9) must be <= --num_input_focus_segments (N=8)" in bad.stderr
+    )
     good = subprocess.run(cmd[:-2], cwd=ROOT, capture_output=True, text=True)
     assert good.returncode == 0, good.stderr[-2000:]
-    assert 'Epoch 0 test: top1' in good.stdout
+    assert "Epoch 0 test: top1" in good.stdout
 
 
 def test_random_policy_control_uses_uniform_frames_and_random_patches(trained, data_root, tmp_path):
     from models import ModelConfig, build_model
 
-    ckpt = os.path.join(trained.run_dir, 'ckpt.best.pth.tar')
-    learned, control = (str(tmp_path / f'{p}.npz') for p in ('learned', 'random'))
-    run(_args(data_root, str(tmp_path), '--evaluate', '--resume', ckpt, '--save_scores', learned))
-    run(_args(data_root, str(tmp_path), '--evaluate', '--resume', ckpt, '--save_scores', control, '--policy', 'random'))
+    ckpt = os.path.join(trained.run_dir, "ckpt.best.pth.tar")
+    learned, control = (str(tmp_path / f"{p}.npz") for p in ("learned", "random"))
+    run(_args(data_root, str(tmp_path), "--evaluate", "--resume", ckpt, "--save_scores", learned))
+    run(
+        _args(
+            data_root,
+            str(tmp_path),
+            "--evaluate",
+            "--resume",
+            ckpt,
+            "--save_scores",
+            control,
+            "--policy",
+            "random",
+        )
+    )
     a, b = np.load(learned), np.load(control)
-    np.testing.assert_array_equal(a['exit_logits'][:, 0], b['exit_logits'][:, 0])  # same glance
-    assert not np.allclose(a['logits'], b['logits'])  # other frames / patches for the focus net
+    np.testing.assert_array_equal(a["exit_logits"][:, 0], b["exit_logits"][:, 0])  # same glance
+    assert not np.allclose(a["logits"], b["logits"])  # other frames / patches for the focus net
     model = build_model(ModelConfig.from_args(trained, num_classes=3)).eval()
-    model.policy = 'random'
+    model.policy = "random"
     out = model(torch.randn(2, 12, 3, 64, 64))
-    assert out['focus_indices'].tolist() == [[2, 6], [2, 6]]  # mid-quantiles of a uniform distribution over N=8
-    side = out['actions'][:, 2:] * (64 - 64 * 96 / 224) + 64 * 96 / 224
+    assert out["focus_indices"].tolist() == [
+        [2, 6],
+        [2, 6],
+    ]  # mid-quantiles of a uniform distribution over N=8
+    side = out["actions"][:, 2:] * (64 - 64 * 96 / 224) + 64 * 96 / 224
     assert torch.allclose(side, torch.full_like(side, 32.0))  # random patches of exactly P = 32 px

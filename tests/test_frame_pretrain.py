@@ -55,8 +55,18 @@ def test_class_map_loss_value():
 
 def test_pretraining_moves_backbones_only(tmp_path):
     root = str(tmp_path)
-    folder = ensure_synthetic(root, num_classes=2, videos_per_class_train=2, videos_per_class_val=1,
-                              min_frames=10, max_frames=12, height=64, width=80, num_clutter=3, num_distractors=1)
+    folder = ensure_synthetic(
+        root,
+        num_classes=2,
+        videos_per_class_train=2,
+        videos_per_class_val=1,
+        min_frames=10,
+        max_frames=12,
+        height=64,
+        width=80,
+        num_clutter=3,
+        num_distractors=1,
+    )
     videos = load_frames(folder, "train", 64)
     assert len(videos) == 4 and videos[0]["frames"].shape[1:] == (64, 64, 3)
     for v in videos:  # boxes exactly inside the visible window
@@ -68,20 +78,35 @@ def test_pretraining_moves_backbones_only(tmp_path):
     assert frames.shape == (8, 3, 64, 64, 3) and not np.isnan(boxes).any()
     frames, boxes, labels = _clips(videos, 8, 3, rng, visible=False)  # one frame per segment, glyph or not
     assert frames.shape == (8, 3, 64, 64, 3) and np.isnan(boxes).any()
-    cfg = ModelConfig.for_preset("tsm", num_classes=2, input_size=64, glance_size=64, patch_size=32,
-                                 num_glance_segments=2, num_input_focus_segments=4, num_focus_segments=2,
-                                 glance_arch="resnet18", focus_arch="resnet18", focus_base_width=8,
-                                 stn_hidden_dim=8, temporal_hidden_dim=8)
+    cfg = ModelConfig.for_preset(
+        "tsm",
+        num_classes=2,
+        input_size=64,
+        glance_size=64,
+        patch_size=32,
+        num_glance_segments=2,
+        num_input_focus_segments=4,
+        num_focus_segments=2,
+        glance_arch="resnet18",
+        focus_arch="resnet18",
+        focus_base_width=8,
+        stn_hidden_dim=8,
+        temporal_hidden_dim=8,
+    )
     torch.manual_seed(0)
     model = build_model(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    report = pretrain_backbones(model, folder, glance_steps=2, focus_steps=2, frames_per_step=4, progress=False)
+    report = pretrain_backbones(
+        model, folder, glance_steps=2, focus_steps=2, frames_per_step=4, progress=False
+    )
     assert set(report) == {"glance", "focus"}
     changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"global_CNN", "local_CNN", "aux_fc"}
     # a network given 0 steps is left alone (no forward pass: its BatchNorm statistics stay too)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    report = pretrain_backbones(model, folder, glance_steps=0, focus_steps=1, frames_per_step=4, progress=False)
+    report = pretrain_backbones(
+        model, folder, glance_steps=0, focus_steps=1, frames_per_step=4, progress=False
+    )
     assert set(report) == {"focus"}
     changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"local_CNN"}

@@ -17,18 +17,19 @@ from ops.metrics import (
 )
 
 # 4 samples x 3 classes; every class occurs, so the original's label remapping is the identity.
-SCORES = torch.tensor([[0.9, 0.1, 0.3],
-                       [0.8, 0.7, 0.2],
-                       [0.2, 0.6, 0.9],
-                       [0.1, 0.5, 0.4]])
+SCORES = torch.tensor([[0.9, 0.1, 0.3], [0.8, 0.7, 0.2], [0.2, 0.6, 0.9], [0.1, 0.5, 0.4]])
 TARGET = torch.tensor([[0, -1, -1], [1, 2, -1], [2, -1, -1], [0, 1, -1]])
 
 
 def test_accuracy_small_example():
-    logits = torch.tensor([[0.1, 0.9, 0.0, 0.2, 0.3],
-                           [0.8, 0.1, 0.7, 0.0, 0.6],
-                           [0.2, 0.3, 0.1, 0.4, 0.0],
-                           [0.5, 0.4, 0.3, 0.2, 0.1]])
+    logits = torch.tensor(
+        [
+            [0.1, 0.9, 0.0, 0.2, 0.3],
+            [0.8, 0.1, 0.7, 0.0, 0.6],
+            [0.2, 0.3, 0.1, 0.4, 0.0],
+            [0.5, 0.4, 0.3, 0.2, 0.1],
+        ]
+    )
     target = torch.tensor([1, 2, 4, 0])
     # top1 hits: rows 0, 3; top2: + row 1; top3 (row 2: target 4 ranks last) unchanged.
     assert accuracy(logits, target, topk=(1, 2, 3, 5)) == [50.0, 75.0, 75.0, 100.0]
@@ -62,9 +63,7 @@ def test_map_hand_computed():
 
 
 def test_map_remap_and_absent_classes():
-    scores = torch.tensor([[3.0, 1.0, 0.0, 2.0],
-                           [0.0, 2.0, 1.0, 3.0],
-                           [1.0, 0.0, 3.0, 2.0]])
+    scores = torch.tensor([[3.0, 1.0, 0.0, 2.0], [0.0, 2.0, 1.0, 3.0], [1.0, 0.0, 3.0, 2.0]])
     target = torch.tensor([1, 3, 3])  # only labels 1 and 3 occur among C = 4
     # original behaviour: 1 -> 0, 3 -> 1, i.e. scored against columns 0 and 1; columns 2, 3 have no
     # positives and add AP 0 to the mean
@@ -113,7 +112,9 @@ def _gather_worker(rank: int, world_size: int, port: int, results) -> None:
         clean = gather_across_ranks(data[idx], world_size, dataset_len=5)
         # strided layout without padding: ranks hold 3 and 2 items
         uneven = gather_across_ranks(torch.arange(rank, 5, world_size), world_size)
-        results.put((rank, idx, padded.tolist(), clean.tolist(), uneven.tolist()))  # plain lists: no shared memory
+        results.put(
+            (rank, idx, padded.tolist(), clean.tolist(), uneven.tolist())
+        )  # plain lists: no shared memory
     finally:
         dist.destroy_process_group()
 
@@ -135,5 +136,6 @@ def test_map_numpy_inputs_equal_torch():
     rng = np.random.default_rng(0)
     scores = rng.standard_normal((30, 6)).astype(np.float32)
     target = rng.integers(0, 6, 30)
-    assert mean_average_precision(scores, target) == mean_average_precision(torch.tensor(scores),
-                                                                            torch.tensor(target))
+    assert mean_average_precision(scores, target) == mean_average_precision(
+        torch.tensor(scores), torch.tensor(target)
+    )

@@ -131,8 +131,10 @@ def test_config_from_command_line():
 
 
 def test_dilated_glance_gives_the_policies_a_finer_map():
-    cfg = ModelConfig.for_preset("tsm", **dict(TINY["tsm"], glance_arch="resnet18", glance_size=80,
-                                                 patch_size=64, glance_output_stride=16))
+    cfg = ModelConfig.for_preset(
+        "tsm",
+        **dict(TINY["tsm"], glance_arch="resnet18", glance_size=80, patch_size=64, glance_output_stride=16),
+    )
     model = build_model(cfg).eval()
     assert (model.map_size, model.feat_patch) == (5, 2)  # ceil(80 / 16); P * h // S = 64 * 5 // 128
     assert model.spatial_policy.encoder[-2].kernel_size == (cfg.num_glance_segments, 5, 5)

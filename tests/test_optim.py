@@ -22,28 +22,39 @@ from ops.opts import parse_args
 
 
 def ns(**kw):
-    base = dict(lr=0.02, epochs=50, lr_type='cos', lr_steps=[50.0, 100.0], weight_decay=1e-3, momentum=0.9,
-                lr_per_step=False)
+    base = dict(
+        lr=0.02,
+        epochs=50,
+        lr_type="cos",
+        lr_steps=[50.0, 100.0],
+        weight_decay=1e-3,
+        momentum=0.9,
+        lr_per_step=False,
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
 def two_groups():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    return net, [{'params': net[0].parameters(), 'lr_mult': 0.5, 'name': 'glance'},
-                 {'params': list(net[1].parameters()), 'lr_mult': 20.0, 'decay_mult': 1.0, 'name': 'classifier'}]
+    return net, [
+        {"params": net[0].parameters(), "lr_mult": 0.5, "name": "glance"},
+        {"params": list(net[1].parameters()), "lr_mult": 20.0, "decay_mult": 1.0, "name": "classifier"},
+    ]
 
 
 def test_build_optimizer_groups():
     net, groups = two_groups()
     opt = build_optimizer(groups, ns())
-    assert isinstance(opt, torch.optim.SGD) and opt.defaults['momentum'] == 0.9
-    assert [(g['name'], g['lr'], g['weight_decay'], len(g['params'])) for g in opt.param_groups] == [
-        ('glance', 0.01, 1e-3, 2), ('classifier', 0.4, 1e-3, 2)]
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
+    assert [(g["name"], g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups] == [
+        ("glance", 0.01, 1e-3, 2),
+        ("classifier", 0.4, 1e-3, 2),
+    ]
     _, groups = two_groups()
     for g in groups:
-        g['params'] = [p.requires_grad_(False) for p in g['params']]
-    with pytest.raises(ValueError, match='no trainable parameters'):
+        g["params"] = [p.requires_grad_(False) for p in g["params"]]
+    with pytest.raises(ValueError, match="no trainable parameters"):
         build_optimizer(groups, ns())
 
 
@@ -54,39 +65,48 @@ def test_cosine_per_epoch_values_match_the_original_formula():
     # per-step only when asked for; epoch 10, step 5 of 10 -> t = 10.5
     assert lr_at(10, args, step=5, steps_per_epoch=10) == lr_at(10, args)
     args.lr_per_step = True
-    assert lr_at(10, args, step=5, steps_per_epoch=10) == pytest.approx(0.01 * (1 + math.cos(math.pi * 10.5 / 50)))
+    assert lr_at(10, args, step=5, steps_per_epoch=10) == pytest.approx(
+        0.01 * (1 + math.cos(math.pi * 10.5 / 50))
+    )
 
 
 def test_step_schedule_counts_milestones_passed():
-    args = ns(lr_type='step', lr_steps=[10.0, 20.0], lr=1.0)
+    args = ns(lr_type="step", lr_steps=[10.0, 20.0], lr=1.0)
     assert [lr_at(e, args) for e in (0, 9, 10, 19, 20, 49)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
-    assert lr_at(0, ns(lr_type='step', lr_steps=[0.0, 0.0], lr=1.0)) == pytest.approx(0.01)  # README `0 0`
+    assert lr_at(0, ns(lr_type="step", lr_steps=[0.0, 0.0], lr=1.0)) == pytest.approx(0.01)  # README `0 0`
 
 
 def test_adjust_learning_rate_sets_every_group():
     _, groups = two_groups()
-    args = parse_args(['synthetic', 'RGB', '--lr', '0.1', '--epochs', '4', '--wd', '1e-4'])
+    args = parse_args(["synthetic", "RGB", "--lr", "0.1", "--epochs", "4", "--wd", "1e-4"])
     opt = build_optimizer(groups, args)
     lr = adjust_learning_rate(opt, 2, args)
     assert lr == pytest.approx(0.05)
-    assert [g['lr'] for g in opt.param_groups] == pytest.approx([0.025, 1.0])
-    assert [g['weight_decay'] for g in opt.param_groups] == [1e-4, 1e-4]
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.025, 1.0])
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-4, 1e-4]
 
 
 def test_freeze_partial_bn_keeps_only_the_first_bn_trainable():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4),
-                        nn.Sequential(nn.Conv3d(4, 4, 1), nn.BatchNorm3d(4)))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 1),
+        nn.BatchNorm2d(4),
+        nn.Conv2d(4, 4, 1),
+        nn.BatchNorm2d(4),
+        nn.Sequential(nn.Conv3d(4, 4, 1), nn.BatchNorm3d(4)),
+    )
     net.train()
-    assert freeze_partial_bn(net) == ['3', '4.1']
+    assert freeze_partial_bn(net) == ["3", "4.1"]
     assert net[1].training and net[1].weight.requires_grad
     assert not net[3].training and not net[3].weight.requires_grad and not net[3].bias.requires_grad
     stats = net[3].running_mean.clone()
     net[:4](torch.randn(2, 3, 5, 5)).sum().backward()
-    assert torch.equal(net[3].running_mean, stats) and net[3].weight.grad is None  # frozen: no update, no grad
+    assert (
+        torch.equal(net[3].running_mean, stats) and net[3].weight.grad is None
+    )  # frozen: no update, no grad
     assert not torch.equal(net[1].running_mean, torch.zeros(4))  # the first BN still updates its statistics
     net.train()  # train() re-enables BN: the helper is re-applied every epoch (idempotent)
-    assert freeze_partial_bn(net) == ['3', '4.1'] and not net[3].training
+    assert freeze_partial_bn(net) == ["3", "4.1"] and not net[3].training
 
 
 def test_clip_gradients_and_backward_step():
@@ -96,7 +116,9 @@ def test_clip_gradients_and_backward_step():
     net(torch.randn(5, 4)).pow(2).sum().backward()
     norm = torch.cat([p.grad.flatten() for p in net.parameters()]).norm().item()
     assert clip_gradients(net, 1e-3) == pytest.approx(norm)
-    assert torch.cat([p.grad.flatten() for p in net.parameters()]).norm().item() == pytest.approx(1e-3, rel=1e-4)
+    assert torch.cat([p.grad.flatten() for p in net.parameters()]).norm().item() == pytest.approx(
+        1e-3, rel=1e-4
+    )
     assert clip_gradients(net, None) is None
     w = net.weight.detach().clone()
     opt.zero_grad()
@@ -106,10 +128,10 @@ def test_clip_gradients_and_backward_step():
 
 
 def test_amp_helpers_are_no_ops_on_cpu():
-    for amp in ('bf16', 'fp16', 'none', None):
-        assert amp_dtype('cpu', amp) is None and make_grad_scaler('cpu', amp) is None
-        with autocast_context(torch.device('cpu'), amp):
+    for amp in ("bf16", "fp16", "none", None):
+        assert amp_dtype("cpu", amp) is None and make_grad_scaler("cpu", amp) is None
+        with autocast_context(torch.device("cpu"), amp):
             assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
-    assert amp_dtype('cuda', 'bf16') == torch.bfloat16 and amp_dtype('cuda:1', 'fp16') == torch.float16
-    with pytest.raises(ValueError, match='unknown --amp'):
-        amp_dtype('cuda', 'fp8')
+    assert amp_dtype("cuda", "bf16") == torch.bfloat16 and amp_dtype("cuda:1", "fp16") == torch.float16
+    with pytest.raises(ValueError, match="unknown --amp"):
+        amp_dtype("cuda", "fp8")

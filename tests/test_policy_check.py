@@ -36,7 +36,9 @@ class _Looker(torch.nn.Module):
     def __init__(self, cfg: ModelConfig, indices: torch.Tensor, actions: torch.Tensor) -> None:
         super().__init__()
         self.cfg, self.indices, self.actions = cfg, indices, actions
-        self.weight = torch.nn.Parameter(torch.zeros(()))  # tells glyph_coverage the device, as a model's would
+        self.weight = torch.nn.Parameter(
+            torch.zeros(())
+        )  # tells glyph_coverage the device, as a model's would
 
     def forward(self, x: torch.Tensor) -> dict:
         assert x.dtype == torch.float32 and x.shape[0] == len(self.indices)
@@ -46,10 +48,21 @@ class _Looker(torch.nn.Module):
 def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
     s, p, n = 64, 32, 6
     root = str(tmp_path)
-    folder = ensure_synthetic(root, num_classes=2, videos_per_class_train=1, videos_per_class_val=3,
-                              min_frames=12, max_frames=14, height=64, width=80, num_clutter=3, num_distractors=1)
-    dataset = VideoDataset(get_dataset_config("synthetic", root), "val", num_glance=2, num_candidates=n,
-                           input_size=s)
+    folder = ensure_synthetic(
+        root,
+        num_classes=2,
+        videos_per_class_train=1,
+        videos_per_class_val=3,
+        min_frames=12,
+        max_frames=14,
+        height=64,
+        width=80,
+        num_clutter=3,
+        num_distractors=1,
+    )
+    dataset = VideoDataset(
+        get_dataset_config("synthetic", root), "val", num_glance=2, num_candidates=n, input_size=s
+    )
     with open(os.path.join(folder, "annotations.json")) as f:
         annotations = json.load(f)
     zoom, shift = _view_transform(folder, dataset)
@@ -80,6 +93,15 @@ def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
     none = glyph_coverage(_Looker(cfg, hidden, covering), dataset, folder)
     assert none["glyph_frames"] == 0 and none["glyph_in_patch"] == 0
     with pytest.raises(ValueError, match="one view"):
-        glyph_coverage(_Looker(cfg, shown, covering), VideoDataset(
-            get_dataset_config("synthetic", root), "val", num_glance=2, num_candidates=n, input_size=s,
-            test_crops=3), folder)
+        glyph_coverage(
+            _Looker(cfg, shown, covering),
+            VideoDataset(
+                get_dataset_config("synthetic", root),
+                "val",
+                num_glance=2,
+                num_candidates=n,
+                input_size=s,
+                test_crops=3,
+            ),
+            folder,
+        )

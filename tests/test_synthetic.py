@@ -214,7 +214,9 @@ def test_ensure_current_keeps_this_version_regenerates_older_ones(tmp_path):
     path = os.path.join(folder, "params.json")
     params = json.load(open(path))
     stamp = os.stat(path).st_mtime_ns
-    assert ensure_current(root) == folder and os.stat(path).st_mtime_ns == stamp  # this version, any size: kept
+    assert (
+        ensure_current(root) == folder and os.stat(path).st_mtime_ns == stamp
+    )  # this version, any size: kept
     json.dump({**params, "version": 1}, open(path, "w"))  # as if an older generator had made it
     ensure_current(root)
     assert json.load(open(path)) == synthetic._params({})  # regenerated: this version, default parameters
