@@ -1,6 +1,6 @@
 """Evaluate a checkpoint (ours or the original's) over --test_crops x --num_clips views, averaging the logits."""
 
-from ops.evaluate import run_nview
+from ops.engine.evaluate import run_nview
 from ops.opts import parse_args
 
 if __name__ == "__main__":

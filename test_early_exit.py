@@ -1,7 +1,7 @@
 """Sample-wise dynamic (early-exit) evaluation: calibrate exit thresholds on the training split, sweep exit
 distributions on val, write the accuracy-vs-GFLOPs curve as CSV and PNG."""
 
-from ops.evaluate import run_early_exit
+from ops.engine.evaluate import run_early_exit
 from ops.opts import parse_args
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ UA_ONLY = (
 
 
 def dataset_preset(dataset: str) -> str:
-    """Returns 'an' | 'tsm' | 'x3d' for a dataset name (same table as ops.dataset_config's `preset` field)."""
+    """Returns 'an' | 'tsm' | 'x3d' for a dataset name (same table as ops.data.dataset_config's `preset` field)."""
     if dataset in ("actnet", "fcvid", "minik"):
         return "an"
     return "x3d" if dataset == "kinetics" else "tsm"

@@ -3,9 +3,9 @@
     python scripts/bench.py [--json] [--pairs tsm,x3d,an] [--opts all|none|a,b,...] [--threads 2] [--compile]
 
 Random weights and random uint8 frames (timing only). For each pair: latency (batch 1), throughput (videos/s
-at batch 1 and 16), measured speed-up, FLOPs ratio (ops/flops.py, papers' convention) and realised =
+at batch 1 and 16), measured speed-up, FLOPs ratio (ops/engine/flops.py, papers' convention) and realised =
 speed-up / FLOPs ratio, training step time per video (batch 1). Early exit: batch 16 with the glance threshold
-set so that half of the videos exit at the glance, timed against no exit (ops.inference.predict_with_exit).
+set so that half of the videos exit at the glance, timed against no exit (ops.tools.inference.predict_with_exit).
 Preset and baseline calls are interleaved; medians after one warm-up round: 6 repeats at batch 1, 3 at batch
 16 (2 for the heavy x3d / an pairs), 2 for training steps. The last stdout line is one JSON object keyed by
 pair plus `early_exit` and `settings`; `--json` prints only that line (the table goes to stderr).
@@ -27,7 +27,7 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import torch  # noqa: E402
 
-from ops.benchmark import (  # noqa: E402
+from ops.tools.benchmark import (  # noqa: E402
     OPTIMISATIONS,
     build_pair,
     default_pairs,
@@ -38,8 +38,8 @@ from ops.benchmark import (  # noqa: E402
     prepare_models,
     train_step_fn,
 )
-from ops.inference import normalize_frames as normalize  # noqa: E402
-from ops.inference import predict_with_exit  # noqa: E402
+from ops.tools.inference import normalize_frames as normalize  # noqa: E402
+from ops.tools.inference import predict_with_exit  # noqa: E402
 
 # Default: every optimisation (each measured faster on the 2-core CPU; changelog in the closing report).
 DEFAULT_OPTS = OPTIMISATIONS

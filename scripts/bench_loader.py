@@ -5,7 +5,7 @@ video, as JPEG q95 frame folders and as H.264 mp4 with x264's default GOP) and m
 (16 glance + 96 candidate frames, 224x224, training augmentation) on frame folders and on videos.
 
 Measured in ONE process (DataLoader num_workers=0, one OpenCV/torch thread), batch by batch alternating
-with decoding exactly the same distinct frames through ops.video_io.read_frames, so both see the same
+with decoding exactly the same distinct frames through ops.data.video_io.read_frames, so both see the same
 machine load: `loader_s` / `decode_s` are seconds per clip, `overhead = loader_s / decode_s - 1` is the
 loader's own cost (sampling, crop+resize, flip, layout, collate); `overhead_cpu` is the same ratio in
 process CPU time (less sensitive to other processes).
@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops.dataset import VideoDataset, make_loader  # noqa: E402
-from ops.dataset_config import DatasetConfig  # noqa: E402
-from ops.video_io import read_frames  # noqa: E402
+from ops.data.dataset import VideoDataset, make_loader  # noqa: E402
+from ops.data.dataset_config import DatasetConfig  # noqa: E402
+from ops.data.video_io import read_frames  # noqa: E402
 
 PRESET_FRAMES = {"x3d": (16, 96), "tsm": (8, 36), "an": (0, 48)}
 

@@ -4,9 +4,9 @@ network alone. The last line printed is one JSON object with the figures.
 
     python scripts/demo.py [--root_dataset DIR] [--root_log DIR] [--epochs N] [--seed S] [--pretrain_steps G F]
 
-The glance and focus backbones are first pretrained on the training videos (ops/frame_pretrain.py, the stand-in
+The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
-policies start from random. Where the policies look is measured with ops/policy_check.py.
+policies start from random. Where the policies look is measured with ops/tools/policy_check.py.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from models import ModelConfig, build_model  # noqa: E402
-from ops.checkpoint import save_checkpoint  # noqa: E402
-from ops.engine import build_dataset  # noqa: E402
-from ops.evaluate import run_early_exit, run_nview, setup_eval  # noqa: E402
-from ops.frame_pretrain import pretrain_backbones  # noqa: E402
+from ops.engine.checkpoint import save_checkpoint  # noqa: E402
+from ops.engine.evaluate import run_early_exit, run_nview, setup_eval  # noqa: E402
+from ops.engine.loops import build_dataset  # noqa: E402
+from ops.engine.train import dataset_config, run  # noqa: E402
 from ops.opts import parse_args  # noqa: E402
-from ops.policy_check import glyph_coverage  # noqa: E402
-from ops.train import dataset_config, run  # noqa: E402
+from ops.tools.frame_pretrain import pretrain_backbones  # noqa: E402
+from ops.tools.policy_check import glyph_coverage  # noqa: E402
 
 
 def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
-    """Pretrains the glance and focus backbones on single clips (ops.frame_pretrain) and saves the model as
+    """Pretrains the glance and focus backbones on single clips (ops.tools.frame_pretrain) and saves the model as
     `<root_log>/pretrained.pth.tar` for --tune_from; returns its path and the training report."""
     config = dataset_config(args)  # generates the dataset on first use
     torch.manual_seed(args.seed)

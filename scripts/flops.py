@@ -74,9 +74,9 @@ def known_keys() -> set[str]:
 
 
 def collect(keys: set[str] | None = None) -> dict[str, dict]:
-    """Returns {key: breakdown dict of ops.flops.gflops_breakdown (+ 'paper')} for `keys` (default: all rows);
+    """Returns {key: breakdown dict of ops.engine.flops.gflops_breakdown (+ 'paper')} for `keys` (default: all rows);
     a glance-only key maps to its parent row with `total` = the glance exit."""
-    from ops.flops import gflops_breakdown
+    from ops.engine.flops import gflops_breakdown
 
     keys = set(keys or known_keys())
     if keys - known_keys():

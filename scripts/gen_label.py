@@ -1,7 +1,7 @@
 """Write the category file and train/val list files of a dataset from its official annotations.
 
 Frame counts come from the extracted frame folders (scripts/vid2img.py); videos without a folder are
-reported and left out. Output names are the ones `ops.dataset_config` reads, relative to OUT_DIR (the
+reported and left out. Output names are the ones `ops.data.dataset_config` reads, relative to OUT_DIR (the
 dataset's folder under the data root, e.g. $ADAFOCUS_DATA/something-something-v1); frames are looked up in
 OUT_DIR/<default frames folder> unless --frames_dir is given.
 
@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops import labels  # noqa: E402
+from ops.tools import labels  # noqa: E402
 
 SOURCES = {  # dataset -> the annotation arguments its reader takes
     "something": ("labels", "train", "val"),

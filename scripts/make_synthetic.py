@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops import synthetic  # noqa: E402
+from ops.data import synthetic  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

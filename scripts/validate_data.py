@@ -18,13 +18,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops import validate  # noqa: E402
+from ops.tools import validate  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--dataset", help="a dataset of ops.dataset_config (supplies lists, root, template, classes)"
+        "--dataset", help="a dataset of ops.data.dataset_config (supplies lists, root, template, classes)"
     )
     p.add_argument("--root_dataset", default=None, help="data root (default: env ADAFOCUS_DATA)")
     p.add_argument("--data_dir", default=None, help="ActivityNet-family dataset folder")
@@ -53,7 +53,7 @@ def _jobs(a: argparse.Namespace) -> list[tuple[str, dict]]:
     )
     lists = [a.list] if a.list else []
     if a.dataset:
-        from ops.dataset_config import get_dataset_config
+        from ops.data.dataset_config import get_dataset_config
 
         cfg = get_dataset_config(a.dataset, root=a.root_dataset, data_dir=a.data_dir)
         if not lists:

@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ops import extract  # noqa: E402
+from ops.tools import extract  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""ops.checkpoint (atomic save, resume, original-format files, RNG restore, tune_from) and ops.runlog files."""
+"""ops.engine.checkpoint (atomic save, resume, original-format files, RNG restore, tune_from) and ops.engine.runlog files."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from ops.checkpoint import (
+from ops.engine.checkpoint import (
     get_rng_state,
     load_checkpoint,
     read_checkpoint,
@@ -18,8 +18,8 @@ from ops.checkpoint import (
     save_checkpoint,
     tune_from,
 )
+from ops.engine.runlog import RunLogger, read_metrics, scalar_tag
 from ops.opts import parse_args
-from ops.runlog import RunLogger, read_metrics, scalar_tag
 
 
 class Net(nn.Module):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from ops.dataset import VideoDataset, collate, make_loader
-from ops.dataset_config import DatasetNotFoundError, get_dataset_config
-from ops.lists import ListFileError, VideoRecord, read_list_file, sample_eval, sample_train
-from ops.transforms import crop_resize, multiscale_crop_box, normalize
-from ops.video_io import FrameReadError
+from ops.data.dataset import VideoDataset, collate, make_loader
+from ops.data.dataset_config import DatasetNotFoundError, get_dataset_config
+from ops.data.lists import ListFileError, VideoRecord, read_list_file, sample_eval, sample_train
+from ops.data.transforms import crop_resize, multiscale_crop_box, normalize
+from ops.data.video_io import FrameReadError
 from tests.official import fixture_frame
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures", "official")
@@ -235,7 +235,7 @@ def test_missing_frames_counted_and_bad_videos(official, tmp_path, caplog):
         cfg, "val", num_glance=2, num_candidates=4
     )  # glance [11, 31], candidates [6, 16, 26, 36]
     ds_big = VideoDataset(cfg, "val", num_glance=0, num_candidates=40)  # every frame, 20 and 21 missing
-    with caplog.at_level(logging.WARNING, logger="ops.dataset"):
+    with caplog.at_level(logging.WARNING, logger="ops.data.dataset"):
         x = ds_big[0][0]
         ds_big[0]
     np.testing.assert_array_equal(x[19].numpy(), x[18].numpy())  # 20 -> 19 (nearest, earlier on ties)
@@ -320,7 +320,7 @@ def test_worker_start_after_opencv_and_pyav_in_parent(official, tmp_path):
     # thread pool and PyAV; the loaders must not set up workers that way.
     import av
 
-    from ops.video_io import read_frames
+    from ops.data.video_io import read_frames
 
     cv2.GaussianBlur(np.zeros((1000, 1000, 3), np.uint8), (0, 0), 3)  # starts OpenCV's pool
     with av.open(str(tmp_path / "v.mkv"), "w") as c:

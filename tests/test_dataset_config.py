@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ops.dataset_config import DATASETS, DatasetNotFoundError, get_dataset_config
+from ops.data.dataset_config import DATASETS, DatasetNotFoundError, get_dataset_config
 
 
 def _touch(path, lines=None):
@@ -83,7 +83,7 @@ def test_tsm_layouts(tmp_path, name, monkeypatch):
     assert (cfg.image_tmpl, cfg.num_classes, cfg.categories) == (tmpl, n, _cats(n))
     assert (cfg.separator, cfg.multi_label) == (" ", False)
     if name == "synthetic":
-        from ops.synthetic import FLIP_ALLOWED  # the generator decides
+        from ops.data.synthetic import FLIP_ALLOWED  # the generator decides
 
         assert cfg.flip == FLIP_ALLOWED
     else:

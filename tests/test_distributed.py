@@ -1,4 +1,4 @@
-"""ops.distributed: a real 2-process gloo run through the CPU spawn path, env (torchrun) init, helpers."""
+"""ops.engine.distributed: a real 2-process gloo run through the CPU spawn path, env (torchrun) init, helpers."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ops import distributed as D
+from ops.engine import distributed as D
 from ops.opts import parse_args
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ops.early_exit import (
+from ops.engine.early_exit import (
     exit_distributions,
     exit_points,
     exit_scores,

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from ops.checkpoint import read_checkpoint
-from ops.evaluate import run_early_exit, run_nview
+from ops.data.synthetic import ensure_synthetic
+from ops.engine.checkpoint import read_checkpoint
+from ops.engine.evaluate import run_early_exit, run_nview
+from ops.engine.runlog import read_metrics
+from ops.engine.train import run
 from ops.opts import parse_args
-from ops.runlog import read_metrics
-from ops.synthetic import ensure_synthetic
-from ops.train import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = (
@@ -57,7 +57,7 @@ def _weights(path: str) -> dict[str, torch.Tensor]:
 
 def _interrupted_after_first_epoch(args, monkeypatch) -> None:
     """Runs `args` as a job killed while training its second epoch (the checkpoint of epoch 1 stays)."""
-    from ops import train as T
+    from ops.engine import train as T
 
     original, calls = T.train_one_epoch, []
 

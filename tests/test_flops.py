@@ -7,7 +7,7 @@ import json
 import pytest
 
 from models import ModelConfig
-from ops.flops import exit_gflops
+from ops.engine.flops import exit_gflops
 from scripts.flops import collect
 from scripts.flops import main as flops_main
 from tests.official import load_fixture

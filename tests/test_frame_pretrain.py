@@ -9,8 +9,8 @@ import torch
 
 from models import ModelConfig, build_model
 from models.patches import deformable_theta, region_range
-from ops.frame_pretrain import _clips, class_map_loss, glyph_actions, load_frames, pretrain_backbones
-from ops.synthetic import ensure_synthetic
+from ops.data.synthetic import ensure_synthetic
+from ops.tools.frame_pretrain import _clips, class_map_loss, glyph_actions, load_frames, pretrain_backbones
 
 
 def test_glyph_actions_hold_the_box_inside_the_frame():

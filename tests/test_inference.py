@@ -1,4 +1,4 @@
-"""Inference helpers (ops/inference.py) and the split forward: BN folding and channels-last keep the outputs,
+"""Inference helpers (ops/tools/inference.py) and the split forward: BN folding and channels-last keep the outputs,
 the early-exit deployment path equals the standard eval forward (non-exiting videos) or the glance logits
 (exiting videos), including batches where all or none exit. Tiny models of each preset, contract weights."""
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ops.inference import deploy_model, fold_batchnorm, normalize_frames, predict_with_exit
-from ops.transforms import normalize
+from ops.data.transforms import normalize
+from ops.tools.inference import deploy_model, fold_batchnorm, normalize_frames, predict_with_exit
 from tests.test_model_grads import tiny_input, tiny_model
 
 ATOL = 1e-5

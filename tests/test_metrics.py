@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data.distributed import DistributedSampler
 
-from ops.metrics import (
+from ops.engine.metrics import (
     AverageMeter,
     accuracy,
     average_precisions,

@@ -1,4 +1,4 @@
-"""ops.optim: param groups, lr schedules (values), partial BN, clipping, AMP helpers on CPU."""
+"""ops.engine.optim: param groups, lr schedules (values), partial BN, clipping, AMP helpers on CPU."""
 
 import argparse
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ops.optim import (
+from ops.engine.optim import (
     adjust_learning_rate,
     amp_dtype,
     autocast_context,

@@ -318,7 +318,7 @@ def test_help_documents_no_ops_and_additions():
 
 
 def test_preset_table_agrees_with_dataset_config(tmp_path):
-    dc = pytest.importorskip("ops.dataset_config")
+    dc = pytest.importorskip("ops.data.dataset_config")
     # the original on-disk layouts (spec 2.1), one dataset per preset
     (tmp_path / "kinetics").mkdir()
     (tmp_path / "something-something-v1").mkdir()

@@ -9,11 +9,11 @@ import torch
 
 from models import ModelConfig
 from models.patches import random_actions, region_range
-from ops.dataset import VideoDataset
-from ops.dataset_config import get_dataset_config
-from ops.frame_pretrain import glyph_actions
-from ops.policy_check import _view_transform, glyph_coverage, region_boxes
-from ops.synthetic import ensure_synthetic
+from ops.data.dataset import VideoDataset
+from ops.data.dataset_config import get_dataset_config
+from ops.data.synthetic import ensure_synthetic
+from ops.tools.frame_pretrain import glyph_actions
+from ops.tools.policy_check import _view_transform, glyph_coverage, region_boxes
 
 
 def test_region_boxes_in_pixels():

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ops import synthetic
-from ops.synthetic import class_names, ensure_current, ensure_synthetic, generate, glyph_mask
+from ops.data import synthetic
+from ops.data.synthetic import class_names, ensure_current, ensure_synthetic, generate, glyph_mask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(num_classes=3, videos_per_class_train=2, videos_per_class_val=1, min_frames=10, max_frames=12)
@@ -170,8 +170,8 @@ def test_videos_match_frames(tmp_path):
 
 
 def test_dataset_config_reads_it(tiny):
-    dataset_config = pytest.importorskip("ops.dataset_config")
-    dataset = pytest.importorskip("ops.dataset")
+    dataset_config = pytest.importorskip("ops.data.dataset_config")
+    dataset = pytest.importorskip("ops.data.dataset")
     root, _ = tiny
     cfg = dataset_config.get_dataset_config("synthetic", root=root)
     assert (cfg.num_classes, cfg.flip, cfg.image_tmpl, cfg.preset) == (

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ops.transforms import (
+from ops.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Box,

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.video_io import FrameFolder, FrameReadError, read_frames, seek_plan, video_index
+from ops.data.video_io import FrameFolder, FrameReadError, read_frames, seek_plan, video_index
 
 N, H, W = 40, 48, 64
 TMPL = "img_{:05d}.jpg"

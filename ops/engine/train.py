@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from models import ModelConfig, build_criterion, build_model, load_pretrained
-from ops import distributed as D
-from ops.checkpoint import load_checkpoint, restore_rng, save_checkpoint, tune_from
-from ops.dataset_config import DatasetConfig, get_dataset_config
-from ops.engine import (
+from ops.data.dataset_config import DatasetConfig, get_dataset_config
+from ops.engine import distributed as D
+from ops.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint, tune_from
+from ops.engine.loops import (
     build_dataset,
     build_loader,
     predict,
@@ -22,21 +22,21 @@ from ops.engine import (
     summarize,
     train_one_epoch,
 )
-from ops.optim import adjust_learning_rate, build_optimizer, make_grad_scaler
-from ops.runlog import RunLogger
+from ops.engine.optim import adjust_learning_rate, build_optimizer, make_grad_scaler
+from ops.engine.runlog import RunLogger
 
 
 def dataset_config(args: argparse.Namespace) -> DatasetConfig:
     """Returns the dataset's config; the built-in synthetic dataset is generated on first use."""
     if args.dataset == "synthetic":
-        from ops.synthetic import ensure_current
+        from ops.data.synthetic import ensure_current
 
         ensure_current(_root(args), progress=True)  # any size; regenerated if an older generator made it
     return get_dataset_config(args.dataset, args.root_dataset, args.data_dir)
 
 
 def _root(args: argparse.Namespace) -> str:
-    from ops.dataset_config import resolve_root
+    from ops.data.dataset_config import resolve_root
 
     return resolve_root(args.root_dataset)
 

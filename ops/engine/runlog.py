@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from tqdm import tqdm
 
-from ops.checkpoint import jsonable
+from ops.engine.checkpoint import jsonable
 
 
 def scalar_tag(split: str, key: str) -> str:

@@ -10,13 +10,13 @@ import os
 import numpy as np
 import torch
 
-from ops import distributed as D
-from ops.checkpoint import load_checkpoint
-from ops.early_exit import no_exit_point, plot_curve, sweep, write_csv
-from ops.engine import Predictions, build_dataset, build_loader, predict, save_scores, summarize
-from ops.flops import exit_gflops
-from ops.runlog import RunLogger
-from ops.train import build, dataset_config
+from ops.engine import distributed as D
+from ops.engine.checkpoint import load_checkpoint
+from ops.engine.early_exit import no_exit_point, plot_curve, sweep, write_csv
+from ops.engine.flops import exit_gflops
+from ops.engine.loops import Predictions, build_dataset, build_loader, predict, save_scores, summarize
+from ops.engine.runlog import RunLogger
+from ops.engine.train import build, dataset_config
 
 
 def setup_eval(args: argparse.Namespace):

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ops.early_exit import exit_scores
-from ops.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ops.engine.early_exit import exit_scores
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -103,7 +103,7 @@ def normalize_frames(
     x: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
 ) -> torch.Tensor:
     """Returns float32 `(x.float() / 255 - mean) / std` of uint8 x (..., 3, H, W), bit for bit equal to
-    ops.transforms.normalize, computed in place on one buffer: on CPU the page faults of three full-size
+    ops.data.transforms.normalize, computed in place on one buffer: on CPU the page faults of three full-size
     temporaries cost about as much as the arithmetic."""
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
@@ -114,7 +114,7 @@ def normalize_frames(
 def glance_exit_mask(
     glance_logits: torch.Tensor, threshold: float, criterion: str = "confidence"
 ) -> torch.Tensor:
-    """Returns a bool mask (B,) of the videos whose glance score (ops.early_exit.exit_scores) >= threshold."""
+    """Returns a bool mask (B,) of the videos whose glance score (ops.engine.early_exit.exit_scores) >= threshold."""
     scores = exit_scores(glance_logits.unsqueeze(1), criterion)[:, 0]
     return (scores >= threshold).to(glance_logits.device)
 
@@ -130,7 +130,7 @@ def predict_with_exit(
     """Early-exit inference of a Uni-AdaFocus model on frames x (B, T, 3, S, S); returns (logits (B, C),
     exit_index (B,) long).
 
-    `thresholds` (E,) as `ops.early_exit.find_thresholds` gives them (the last one is -1e8: everybody exits).
+    `thresholds` (E,) as `ops.engine.early_exit.find_thresholds` gives them (the last one is -1e8: everybody exits).
     Videos whose glance score reaches thresholds[0] exit at 0 with the glance logits and never run the
     policies or the focus net (the batch is split). The others run the full model; for 'an' (K+1 exits) the
     first later exit whose threshold is met is reported with its logits (same choice as the offline sweep),

@@ -2,7 +2,7 @@
 reference for the 'an' preset, interleaved timers, and the timed inference / training-step callables.
 
 Every inference callable starts from uint8 frames (B, T, 3, H, W), as the loader delivers them, and includes
-the normalisation (ops.transforms.normalize), so the timings are end to end from decoded frames.
+the normalisation (ops.data.transforms.normalize), so the timings are end to end from decoded frames.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from torch import nn
 
 from archs import create_backbone
 from models import ModelConfig, build_criterion, build_model
-from ops.flops import count_macs, exit_gflops
-from ops.inference import deploy_model, normalize_frames, predict_with_exit
-from ops.transforms import normalize
+from ops.data.transforms import normalize
+from ops.engine.flops import count_macs, exit_gflops
+from ops.tools.inference import deploy_model, normalize_frames, predict_with_exit
 
 # Optimisations scripts/bench.py can switch on one by one (the "before" run uses none of them).
 OPTIMISATIONS = (

@@ -287,7 +287,7 @@ def generate(root: str, *, progress: bool = False, **kw) -> dict:
     t0 = time.perf_counter()
     final = os.path.join(root, "synthetic")
     if os.path.isdir(final) and os.listdir(final) and _read_params(final) is None:
-        raise FileExistsError(f"{final} exists and was not made by ops.synthetic; move it away")
+        raise FileExistsError(f"{final} exists and was not made by ops.data.synthetic; move it away")
     os.makedirs(root, exist_ok=True)
     tmp = os.path.join(root, f".synthetic.tmp-{uuid.uuid4().hex[:8]}")  # renamed into place when complete
     splits = {"train": params["videos_per_class_train"], "val": params["videos_per_class_val"]}

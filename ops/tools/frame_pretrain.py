@@ -27,16 +27,16 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.patches import deformable_patch_grid, region_range, scale_action
-from ops.lists import sample_train
-from ops.synthetic import TEMPLATE
-from ops.transforms import center_view_map, eval_views, normalize
-from ops.video_io import FrameFolder, read_frames
+from ops.data.lists import sample_train
+from ops.data.synthetic import TEMPLATE
+from ops.data.transforms import center_view_map, eval_views, normalize
+from ops.data.video_io import FrameFolder, read_frames
 
 
 def load_frames(folder: str, split: str, input_size: int) -> list[dict]:
     """Returns, per video of `split`, {'frames': (F, S, S, 3) uint8 RGB, 'boxes': (F, 4) float [x, y, w, h] (NaN
     while the glyph is off screen), 'window': (start, end), 'label'} in the evaluation view's geometry
-    (ops.transforms eval_views: short side scaled to S * 256 / 224, centre crop S; the glyph stays inside it by
+    (ops.data.transforms eval_views: short side scaled to S * 256 / 224, centre crop S; the glyph stays inside it by
     construction)."""
     with open(os.path.join(folder, "annotations.json")) as f:
         annotations = json.load(f)

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from models.patches import deformable_theta
-from ops.dataset import VideoDataset
-from ops.engine import to_input
-from ops.transforms import center_view_map
+from ops.data.dataset import VideoDataset
+from ops.data.transforms import center_view_map
+from ops.engine.loops import to_input
 
 
 def region_boxes(actions: torch.Tensor, patch_size: int, input_size: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """List files from official annotations (what scripts/gen_label.py writes): one reader per annotation format
 returning (categories, entries), and gen_label, which matches entries to extracted frame folders and writes
-the category file and train/val lists under the names ops.dataset_config reads.
+the category file and train/val lists under the names ops.data.dataset_config reads.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ops.extract import frame_numbers
+from ops.tools.extract import frame_numbers
 
 
 def count_frames(folder: str, template: str) -> int:
@@ -28,7 +28,7 @@ def write_list(path: str, rows: Iterable[tuple[str, int, list[int]]], separator:
 
 @dataclass(frozen=True)
 class Layout:
-    """Output files of one dataset, relative to its folder; the names ops.dataset_config reads."""
+    """Output files of one dataset, relative to its folder; the names ops.data.dataset_config reads."""
 
     categories: str
     train: str
@@ -258,7 +258,7 @@ def gen_label(
     **sources: str,
 ) -> dict:
     """Writes the category file and train/val lists of `dataset` under `out_dir` (file names as in LAYOUTS,
-    so `out_dir` = the dataset folder of ops.dataset_config). Frame counts come from the extracted folders
+    so `out_dir` = the dataset folder of ops.data.dataset_config). Frame counts come from the extracted folders
     (files matching the template); videos without a folder (or with no frames) are left out and reported.
     `sources` are the reader's arguments (see READERS). Returns {'files', 'rows': {split: n},
     'missing': {split: [video, ...]}, 'num_classes'}."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ops.distributed import unwrap as _unwrap
+from ops.engine.distributed import unwrap as _unwrap
 
 FORMAT = "uniadafocus-ckpt-1"
 HEAD_WORDS = ("fc", "projection", "classifier", "head")

@@ -1,6 +1,6 @@
 """Dataset table: where each dataset of the original code lives under the data root, and how to read it.
 
-The on-disk layouts are the original ones (TSM `ops/dataset_config.py` for something/somethingv2/jester/
+The on-disk layouts are the original ones (TSM `ops/data/dataset_config.py` for something/somethingv2/jester/
 kinetics/ucf101/hmdb51, the ActivityNet-family `return_dataset(dataset, data_dir)` for actnet/fcvid/minik),
 so existing frame folders and list files work unchanged. Bugs of the original fixed here, knowingly:
 - the root comes from an argument or env ADAFOCUS_DATA, not a hard-coded ROOT_DATASET;
@@ -20,7 +20,7 @@ AN_FAMILY = ("actnet", "fcvid", "minik")
 DATASETS = ("kinetics", "something", "somethingv2", "jester", "ucf101", "hmdb51") + AN_FAMILY + ("synthetic",)
 TOOL_FRAMES = "python scripts/vid2img.py (videos -> frame folders)"
 TOOL_LISTS = "python scripts/gen_label.py (category file + list files)"
-TOOL_SYNTHETIC = "python scripts/make_synthetic.py (or ops.synthetic.ensure_synthetic)"
+TOOL_SYNTHETIC = "python scripts/make_synthetic.py (or ops.data.synthetic.ensure_synthetic)"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -224,7 +224,9 @@ def get_dataset_config(name: str, root: str | None = None, data_dir: str | None 
     require_path(base, name, "frames", "dataset folder")
     cats = _read_categories(os.path.join(base, cat), name) if isinstance(cat, str) else None
     if name == "synthetic":
-        from ops.synthetic import FLIP_ALLOWED  # the generator decides whether its classes survive a flip
+        from ops.data.synthetic import (
+            FLIP_ALLOWED,  # the generator decides whether its classes survive a flip
+        )
 
         flip, preset = FLIP_ALLOWED, "tsm"
     else:

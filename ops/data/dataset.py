@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
-from ops.dataset_config import DatasetConfig, require_path
-from ops.lists import MAX_LABELS, VideoRecord, read_list_file, sample_eval, sample_train
-from ops.transforms import (
+from ops.data.dataset_config import DatasetConfig, require_path
+from ops.data.lists import MAX_LABELS, VideoRecord, read_list_file, sample_eval, sample_train
+from ops.data.transforms import (
     TEST_CROPS,
     GroupScale,
     crop_resize,
@@ -27,7 +27,7 @@ from ops.transforms import (
     resize_to_slots,
     view_boxes,
 )
-from ops.video_io import FrameFolder, FrameReadError, read_frames
+from ops.data.video_io import FrameFolder, FrameReadError, read_frames
 
 log = logging.getLogger(__name__)
 _COUNTER_ROWS = 65  # row 0: main process, rows 1..64: DataLoader workers (id % 64)
@@ -96,11 +96,11 @@ class VideoDataset(Dataset):
 
     Training (`train`, default: split == 'train'): random segment sampling, one multi-scale crop and one
     flip (if config.flip) for the whole item. Evaluation: segment centres; V = num_clips * test_crops views,
-    clip-major (view v = clip * test_crops + crop; crop order as ops.transforms.view_boxes).
+    clip-major (view v = clip * test_crops + crop; crop order as ops.data.transforms.view_boxes).
     Random draws per item, in order: glance sampler, candidate sampler, crop size, crop offset, flip (only
     if config.flip), label permutation (multi-label). The generator is seeded from torch.initial_seed(), so
     it differs per DataLoader worker and epoch and follows torch.manual_seed; `seed(n)` fixes it.
-    Resizing: cv2 INTER_LINEAR, or resize_backend='pil' for the original's PIL bilinear (see ops.transforms).
+    Resizing: cv2 INTER_LINEAR, or resize_backend='pil' for the original's PIL bilinear (see ops.data.transforms).
     Raw videos: with `video_root`, `<video_root>/<path><video_ext>` is read instead of the frame folder.
     A missing frame is replaced by the nearest existing one (counted in `missing_frames`, warned once per
     video and process). An unreadable video raises (on_bad_video='error') or is replaced by another item

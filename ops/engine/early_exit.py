@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ops.metrics import accuracy, mean_average_precision
+from ops.engine.metrics import accuracy, mean_average_precision
 
 CRITERIA = ("confidence", "max_softmax", "entropy")
 FAMILIES = ("geometric", "two_exit")
@@ -175,7 +175,7 @@ def _score(logits: torch.Tensor, target: torch.Tensor, metric: str) -> float:
 
 def _scorer(exit_logits: torch.Tensor, target: torch.Tensor, metric: str) -> Callable[[torch.Tensor], float]:
     """exits (n,) -> metric of the exit-selected logits. Top-1 hits of every exit are computed once
-    (same topk as :func:`ops.metrics.accuracy`), so a 400-point sweep only indexes a (n, E) table."""
+    (same topk as :func:`ops.engine.metrics.accuracy`), so a 400-point sweep only indexes a (n, E) table."""
     if metric == "top1":
         labels = target[:, 0] if target.dim() == 2 else target
         hits = exit_logits.topk(1, dim=-1).indices[..., 0].eq(labels.long().view(-1, 1))  # (n, E)

@@ -17,13 +17,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-from ops.dataset import VideoDataset, make_loader
-from ops.dataset_config import DatasetConfig
-from ops.distributed import DistInfo, all_reduce_sum, split_batch, split_workers
-from ops.metrics import accuracy, gather_across_ranks, mean_average_precision
-from ops.optim import adjust_learning_rate, autocast_context, backward_step, freeze_partial_bn
-from ops.runlog import RunLogger
-from ops.transforms import normalize
+from ops.data.dataset import VideoDataset, make_loader
+from ops.data.dataset_config import DatasetConfig
+from ops.data.transforms import normalize
+from ops.engine.distributed import DistInfo, all_reduce_sum, split_batch, split_workers
+from ops.engine.metrics import accuracy, gather_across_ranks, mean_average_precision
+from ops.engine.optim import adjust_learning_rate, autocast_context, backward_step, freeze_partial_bn
+from ops.engine.runlog import RunLogger
 
 
 def build_dataset(

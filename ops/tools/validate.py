@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ops.extract import frame_name, frame_numbers, pool_map
-from ops.lists import parse_list_row
+from ops.data.lists import parse_list_row
+from ops.tools.extract import frame_name, frame_numbers, pool_map
 
 PROBLEM_KINDS = ("malformed", "label", "missing_folder", "frame_count", "bad_image")
 
