@@ -1,8 +1,7 @@
 """Plain baselines on full frames: TSN / TSM (2-D backbone + segment consensus) and X3D (clip network).
 
-Same API as Uni-AdaFocus: `forward(x (B, T, 3, H, W))` -> dict with `logits` (B, C) and `exit_logits` (B, 1, C);
-`param_groups()`. Key names follow the original TSM repository (`base_model.*`, `new_fc.*`) and PySlowFast (X3D),
-so their checkpoints load.
+`forward(x (B, T, 3, H, W))` -> dict with `logits` (B, C) and `exit_logits` (B, 1, C). Key names follow the
+original TSM repository (`base_model.*`, `new_fc.*`) and PySlowFast (X3D, under `net.`), so their checkpoints load.
 """
 
 from __future__ import annotations
@@ -11,11 +10,13 @@ import torch
 from torch import nn
 
 from archs import create_backbone
+from models.base import VideoModel
 from models.config import ModelConfig
 from models.heads import TSN
+from models.pretrained import load_backbone_weights
 
 
-class TSNBaseline(TSN):
+class TSNBaseline(VideoModel, TSN):
     """TSN (model 'tsn') or TSM (model 'tsm', temporal shift) on T full frames; backbone `cfg.focus_arch`.
 
     Keys `base_model.*`, `new_fc.*` as in TSM checkpoints; `new_fc` is an ordinary (attached) head.
@@ -27,9 +28,9 @@ class TSNBaseline(TSN):
             shift=cfg.shift,
             n_segment=cfg.num_segments,
             shift_div=cfg.shift_div,
-            **cfg.backbone_kwargs(cfg.focus_arch),
+            **cfg.backbone_kwargs("focus"),
         )
-        super().__init__(base, cfg.num_classes, cfg.dropout, aux_head=False, partial_bn=cfg.partial_bn)
+        super().__init__(base, cfg.num_classes, cfg.dropout, aux_head=False)
         self.cfg = cfg
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
@@ -37,21 +38,26 @@ class TSNBaseline(TSN):
         final = super().forward(x.flatten(0, 1), x.shape[1])["final"]
         return {"logits": final, "exit_logits": final.unsqueeze(1)}
 
-    def param_groups(self) -> list[dict]:
-        """Returns [{params, lr_mult, decay_mult, name}]: backbone and head at the base learning rate."""
-        groups = [("base_model", self.base_model), ("new_fc", self.new_fc)]
-        return [
-            {
-                "params": [q for q in m.parameters() if q.requires_grad],
-                "lr_mult": 1.0,
-                "decay_mult": 1.0,
-                "name": name,
-            }
-            for name, m in groups
-        ]
+    def backbones(self) -> list[nn.Module]:
+        return [self.base_model]
+
+    def load_pretrained(self) -> TSNBaseline:
+        """Loads the backbone's ImageNet weights (nothing with `cfg.pretrain == 'none'`)."""
+        if self.cfg.pretrain not in ("none", "", None):
+            load_backbone_weights(self.base_model, self.cfg.focus_arch, self.cfg.focus_weights)
+        return self
+
+    def gflops_breakdown(self) -> dict:
+        """GFLOPs per video: T frames through the backbone and the head."""
+        from models.flops import clip_breakdown, frame_macs, linear_macs
+
+        t = self.cfg.num_segments
+        return clip_breakdown(
+            t * frame_macs(self.base_model, self.cfg.input_size), t * linear_macs(self.new_fc)
+        )
 
 
-class X3DBaseline(nn.Module):
+class X3DBaseline(VideoModel):
     """X3D (`cfg.focus_arch`, e.g. x3d_s / x3d_m / x3d_l) on T full frames at `cfg.input_size`."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -70,6 +76,17 @@ class X3DBaseline(nn.Module):
         logits = self.net(x.permute(0, 2, 1, 3, 4))
         return {"logits": logits, "exit_logits": logits.unsqueeze(1)}
 
-    def param_groups(self) -> list[dict]:
-        """Returns one group with every parameter at the base learning rate."""
-        return [{"params": list(self.net.parameters()), "lr_mult": 1.0, "decay_mult": 1.0, "name": "net"}]
+    def backbones(self) -> list[nn.Module]:
+        return [self.net]
+
+    def load_pretrained(self) -> X3DBaseline:
+        """Loads the network's Kinetics weights (nothing with `cfg.pretrain == 'none'`)."""
+        if self.cfg.pretrain not in ("none", "", None):
+            load_backbone_weights(self.net, self.cfg.focus_arch, self.cfg.focus_weights)
+        return self
+
+    def gflops_breakdown(self) -> dict:
+        """GFLOPs per video: one T-frame clip through X3D (its head included)."""
+        from models.flops import clip_breakdown, x3d_clip_macs
+
+        return clip_breakdown(x3d_clip_macs(self.net, self.cfg.input_size, self.cfg.num_segments), 0)

@@ -98,7 +98,6 @@ class TSN(nn.Module):
         num_classes: int,
         dropout: float,
         aux_head: bool = True,
-        partial_bn: bool = False,
     ) -> None:
         super().__init__()
         self.base_model = base_model
@@ -107,7 +106,6 @@ class TSN(nn.Module):
         setattr(base_model, name, nn.Dropout(p=dropout))
         self.feature_dim = feature_dim
         self.aux_head = aux_head
-        self.partial_bn = partial_bn
         self._last_layer = name
         self.new_fc = nn.Linear(feature_dim, num_classes)
         heads = [self.new_fc]
@@ -134,17 +132,6 @@ class TSN(nn.Module):
         else:
             out["final"] = self.new_fc(feat).view(-1, num_segments, self.new_fc.out_features).mean(1)
         return out
-
-    def train(self, mode: bool = True) -> TSN:
-        """Sets train mode; with partial BN every BatchNorm2d after the first stays in eval mode and frozen."""
-        super().train(mode)
-        if self.partial_bn and mode:
-            bns = [m for m in self.base_model.modules() if isinstance(m, nn.BatchNorm2d)]
-            for m in bns[1:]:
-                m.eval()
-                m.weight.requires_grad_(False)
-                m.bias.requires_grad_(False)
-        return self
 
 
 def x3d_frame_head(in_dim: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:

@@ -87,10 +87,3 @@ def plain_loss(outputs: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict[
     """Returns (CE(logits, y), parts) for the baselines."""
     loss = F.cross_entropy(outputs["logits"], first_label(target))
     return loss, {"loss": float(loss.detach())}
-
-
-def build_criterion(cfg: ModelConfig) -> Criterion:
-    """Returns `criterion(outputs, target) -> (loss, parts)`; parts are floats for logging (per-branch means)."""
-    if cfg.model == "uniadafocus":
-        return lambda outputs, target: uniadafocus_loss(outputs, target, cfg)
-    return plain_loss

@@ -9,29 +9,38 @@ One class serves the three presets; what differs is chosen at construction:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archs import create_backbone
+from models.base import VideoModel
 from models.config import ModelConfig
-from models.heads import TSN, PoolingClassifier, share_head_params, x3d_frame_head
+from models.encoders import build_encoders, encode_focus, encode_glance, share_x3d_heads
+from models.heads import PoolingClassifier
+from models.losses import Criterion, uniadafocus_loss
 from models.patches import deformable_patch_grid, random_actions
 from models.policies import (
     SpatialPolicy,
     TemporalPolicy,
-    clip_layout,
     featmap_crop_logits,
     interpolate_actions,
     mc_temporal_logits,
     sample_indices,
 )
+from models.pretrained import load_backbone_weights
 
 
-class UniAdaFocus(nn.Module):
-    """Uni-AdaFocus model; `forward(x (B, T, 3, S, S))` with T = N ('an') or T_g + N (glance frames first)."""
+class UniAdaFocus(VideoModel):
+    """Uni-AdaFocus model; `forward(x (B, T, 3, S, S))` with T = N ('an') or T_g + N (glance frames first).
+
+    Every trainable parameter gets a gradient in each training step (the unused ImageNet classifiers of the 'an'
+    backbones are frozen), so DDP needs no search for unused parameters. Mixed precision: the 'tsm' forward
+    runs under the engine's autocast (policies in float32, as the original); 'an' and 'x3d' autocast the two
+    backbones only and run everything else in float32, as the originals' mixed-precision scripts did.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -40,40 +49,9 @@ class UniAdaFocus(nn.Module):
         # 'learned', or 'random' for the evaluation control: uniform frames and random patches, same cost
         self.policy = "learned"
         tg, k, c = cfg.num_glance_segments, cfg.num_focus_segments, cfg.num_classes
-        if p == "an":
-            self.global_CNN = create_backbone(
-                cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch, glance=True)
-            )
-            dg = self.global_CNN.classifier.in_features
-            self.global_CNN_fc = nn.Sequential(nn.Dropout(cfg.fc_dropout), nn.Linear(dg, c))
-            self.aux_fc = nn.Linear(dg, c)
-            self.local_CNN = create_backbone(cfg.focus_arch, **cfg.backbone_kwargs(cfg.focus_arch))
-            dl = self.local_CNN.fc.in_features
-            self.local_CNN_fc = nn.Sequential(nn.Dropout(cfg.fc_dropout), nn.Linear(dl, c))
-            # The ImageNet classifiers stay in the state_dict (checkpoint compatibility) but are never used:
-            # freezing them keeps DDP free of unused trainable parameters.
-            for unused in (self.global_CNN.classifier, self.local_CNN.fc):
-                unused.requires_grad_(False)
-        elif p == "tsm":
-            self.global_CNN = self._tsn(cfg.glance_arch, tg, glance=True)
-            self.local_CNN = self._tsn(cfg.focus_arch, k)
-            dg = self.global_CNN.feature_dim
-            self.aux_fc = nn.Linear(dg, c)
-        else:
-            x3d_kw = dict(num_classes=c, **cfg.backbone_kwargs(cfg.glance_arch))
-            self.global_CNN = create_backbone(
-                cfg.glance_arch, num_frames=tg, crop_size=cfg.glance_size, **x3d_kw
-            )
-            dg, hidden = self.global_CNN.feature_dim, self.global_CNN.head.projection.in_features
-            self.global_CNN_head = x3d_frame_head(dg, hidden, c, cfg.dropout)
-            self.local_CNN = create_backbone(cfg.focus_arch, num_frames=k, crop_size=cfg.patch_size, **x3d_kw)
-            dl, hidden = self.local_CNN.feature_dim, self.local_CNN.head.projection.in_features
-            self.local_CNN_head = x3d_frame_head(dl, hidden, c, cfg.dropout)
-            self.aux_head = nn.Sequential(nn.Linear(dg, c))
-            self.share_head_params()
-        self.map_size = -(
-            -cfg.glance_size // cfg.glance_output_stride
-        )  # padded convs: ceil(S / output stride)
+        self.amp_scope = "model" if p == "tsm" else "backbones"
+        dg, dl = build_encoders(self)
+        self.map_size = -(-cfg.glance_size // cfg.glance_output_stride)  # padded convs: ceil(G / stride)
         self.spatial_policy = SpatialPolicy(dg, cfg.stn_hidden_dim, tg, self.map_size, per_frame=p == "an")
         self.temporal_policy = TemporalPolicy(dg, cfg.temporal_hidden_dim, tg, cfg.temperature)
         if p == "an":
@@ -85,21 +63,43 @@ class UniAdaFocus(nn.Module):
         # Monte-Carlo drop levels: T_g // 3 (AN, TSM), round(T_g / 3) (X3D).
         self.mc_levels = max(1, round(tg / 3) if p == "x3d" else tg // 3)
 
-    def _tsn(self, arch: str, segments: int, glance: bool = False) -> TSN:
-        cfg = self.cfg
-        base = create_backbone(
-            arch,
-            shift=cfg.shift,
-            n_segment=segments,
-            shift_div=cfg.shift_div,
-            **cfg.backbone_kwargs(arch, glance),
-        )
-        return TSN(base, cfg.num_classes, cfg.dropout, aux_head=True, partial_bn=cfg.partial_bn)
+    # ---- what the engine asks -----------------------------------------------------------------------------
+    @staticmethod
+    def input_layout(cfg: ModelConfig) -> tuple[int, int]:
+        """'an': the N candidates (the glance frames are taken among them); 'tsm'/'x3d': T_g glance frames + N."""
+        return (0 if cfg.preset == "an" else cfg.num_glance_segments), cfg.num_input_focus_segments
 
-    def share_head_params(self) -> None:
-        """X3D: copies each backbone's pretrained head (lin_5, projection) into its per-frame head."""
-        share_head_params(self.global_CNN.head, self.global_CNN_head)
-        share_head_params(self.local_CNN.head, self.local_CNN_head)
+    @property
+    def num_exits(self) -> int:
+        """'an': K + 1 exits (glance, then one per focus frame); 'tsm'/'x3d': 2 (glance, full)."""
+        return self.cfg.num_focus_segments + 1 if self.preset == "an" else 2
+
+    def backbones(self) -> list[nn.Module]:
+        return [self.global_CNN, self.local_CNN]
+
+    def criterion(self) -> Criterion:
+        cfg = self.cfg
+        return lambda outputs, target: uniadafocus_loss(outputs, target, cfg)
+
+    def load_pretrained(self) -> UniAdaFocus:
+        """Loads the ImageNet MobileNetV2 / ResNet (X3D: Kinetics `.pyth`) weights of both backbones (nothing with
+        `cfg.pretrain == 'none'`); `cfg.glance_weights` / `cfg.focus_weights` override the default files."""
+        cfg = self.cfg
+        if cfg.pretrain in ("none", "", None):
+            return self
+        glance, focus = self.global_CNN, self.local_CNN
+        if self.preset == "tsm":
+            glance, focus = glance.base_model, focus.base_model
+        load_backbone_weights(glance, cfg.glance_arch, cfg.glance_weights)
+        load_backbone_weights(focus, cfg.focus_arch, cfg.focus_weights)
+        if self.preset == "x3d":
+            share_x3d_heads(self)
+        return self
+
+    def gflops_breakdown(self) -> dict:
+        from models.flops import uniadafocus_breakdown
+
+        return uniadafocus_breakdown(self)
 
     # ---- input layout -------------------------------------------------------------------------------------
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -124,64 +124,18 @@ class UniAdaFocus(nn.Module):
 
     # ---- encoders -----------------------------------------------------------------------------------------
     def glance_resize(self, frames: torch.Tensor) -> torch.Tensor:
-        """Returns frames (M, 3, S, S) resized (bilinear) to the glance resolution, as the glance net sees them."""
-        size = (
-            self.cfg.glance_size
-        )  # X3D: 224 -> 160 as the original; AN/TSM: = input_size unless asked otherwise
+        """Returns frames (M, 3, S, S) resized (bilinear) to the glance resolution, as the glance net sees them
+        (X3D: 224 -> 160 as the original; AN/TSM: the frame size unless asked otherwise)."""
+        size = self.cfg.glance_size
         if frames.shape[-1] == size:
             return frames
         return F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
 
-    def _glance(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Glance net on (B, T_g, 3, S, S); returns featmap (B, D, T_g, h, w), feat (B, T_g, D),
-        frame_logits (B, T_g, C) and, for TSM/X3D, final (B, C) and avg (B, C)."""
-        b, t = frames.shape[:2]
-        flat = self.glance_resize(frames.flatten(0, 1))
-        if self.preset == "an":
-            fm = self.global_CNN.features(flat)
-            feat = fm.mean((2, 3))
-            return {
-                "featmap": clip_layout(fm, t, fm.shape[1]),
-                "feat": feat.view(b, t, -1),
-                "frame_logits": self.global_CNN_fc(feat).view(b, t, -1),
-            }
-        if self.preset == "tsm":
-            out = self.global_CNN(flat, t)
-            fm = out["featmap"]
-            return {
-                "featmap": clip_layout(fm, t, fm.shape[1]),
-                "feat": out["feat"].view(b, t, -1),
-                "frame_logits": out["reg_frames"],
-                "final": out["final"],
-                "avg": out["reg"],
-            }
-        fm, final, feat = self._x3d(self.global_CNN, flat.view(b, t, *flat.shape[1:]))
-        logits = self.global_CNN_head(feat)
-        return {"featmap": fm, "feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
-
-    @staticmethod
-    def _x3d(net: nn.Module, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """X3D on clips (B, T, 3, H, W); returns map (B, D, T, h, w), final logits (B, C) from the standard head on
-        the detached map (trains only the head), per-frame vectors (B, T, D)."""
-        fm = net.featmap(clips.permute(0, 2, 1, 3, 4))
-        return fm, net.head_from_featmap(fm.detach()), fm.mean((3, 4)).transpose(1, 2)
-
-    def _focus(self, patches: torch.Tensor, clips: int) -> dict[str, torch.Tensor]:
-        """Focus net on patches (clips*K, 3, P, P); returns feat (clips, K, D), frame_logits (clips, K, C) and,
-        for TSM/X3D, final (clips, C) and avg (clips, C)."""
-        k = patches.shape[0] // clips
-        if self.preset == "an":
-            feat = self.local_CNN.features(patches).mean((2, 3))
-            return {
-                "feat": feat.view(clips, k, -1),
-                "frame_logits": self.local_CNN_fc(feat).view(clips, k, -1),
-            }
-        if self.preset == "tsm":
-            out = self.local_CNN(patches, k)
-            return {"frame_logits": out["reg_frames"], "final": out["final"], "avg": out["reg"]}
-        _, final, feat = self._x3d(self.local_CNN, patches.view(clips, k, *patches.shape[1:]))
-        logits = self.local_CNN_head(feat)
-        return {"feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
+    def _backbone_amp(self, device: torch.device) -> torch.dtype | None:
+        """The engine's autocast dtype when this model narrows mixed precision to its backbones, else None."""
+        if self.amp_scope == "backbones" and torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+        return None
 
     # ---- forward ----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
@@ -206,8 +160,11 @@ class UniAdaFocus(nn.Module):
         here, the K selected frames in `focus_stage`; x may then be the raw uint8 frames.
         """
         glance_frames, candidates, glance_pos = self._split(x)
-        g = self._glance(glance_frames if prepare is None else prepare(glance_frames))
-        state = {"g": g, "candidates": candidates, "glance_pos": glance_pos, "prepare": prepare}
+        amp = self._backbone_amp(x.device)
+        with torch.autocast(x.device.type, enabled=False) if amp else contextlib.nullcontext():
+            frames = glance_frames if prepare is None else prepare(glance_frames)
+            g = encode_glance(self, self.glance_resize(frames.flatten(0, 1)), frames.shape[0], amp)
+        state = {"g": g, "candidates": candidates, "glance_pos": glance_pos, "prepare": prepare, "amp": amp}
         if self.preset != "an":
             state["glance_logits"] = g["avg"]
         elif not self.training:  # eval BN: the glance half of the classifier can be shared by every exit
@@ -224,6 +181,12 @@ class UniAdaFocus(nn.Module):
         """
         if rows is not None:
             state = select_rows(state, rows)
+        if state["amp"] is not None:  # the backbones alone run under autocast
+            with torch.autocast(state["candidates"].device.type, enabled=False):
+                return self._focus_stage(state, aux)
+        return self._focus_stage(state, aux)
+
+    def _focus_stage(self, state: dict, aux: bool) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         cfg = self.cfg
         an = self.preset == "an"
         g, candidates = state["g"], state["candidates"]
@@ -279,7 +242,7 @@ class UniAdaFocus(nn.Module):
             patches = deformable_patch_grid(
                 frames, actions, cfg.patch_size, frames.shape[-1], cfg.patch_size, cfg.input_size
             )
-        f = self._focus(patches, nb * b)
+        f = encode_focus(self, patches, nb * b, state["amp"])
 
         out.update(glance_frame_logits=g["frame_logits"], focus_indices=idx, actions=branch_actions[0])
         out["policy_actions"] = policy_actions.transpose(1, 2) if an else policy_actions

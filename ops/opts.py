@@ -11,187 +11,30 @@ README recipes, not the original parsers' defaults (those were never used for a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import warnings
+
+from models import presets
+from models.registry import DEFAULT_METHOD, get_method, method_names, store_name
+from ops.data.dataset_config import AN_FAMILY
 
 SCRIPTS = ("main", "nview", "early_exit")
-DATASETS = (
-    "actnet",
-    "fcvid",
-    "minik",
-    "something",
-    "somethingv2",
-    "jester",
-    "ucf101",
-    "hmdb51",
-    "synthetic",
-    "kinetics",
-)
-MODELS = ("uniadafocus", "tsn", "tsm", "x3d")
-ARCH_ALIASES = {
-    "mbv2": "mbv2",
-    "mobilenetv2": "mbv2",
-    "mobilenet_v2": "mbv2",
-    "resnet18": "resnet18",
-    "res18": "resnet18",
-    "resnet34": "resnet34",
-    "res34": "resnet34",
-    "resnet50": "resnet50",
-    "res50": "resnet50",
-    "x3d_s": "x3d_s",
-    "x3d_m": "x3d_m",
-    "x3d_l": "x3d_l",
-}
+DATASETS = tuple(presets.DATASET_PRESET)
 STORE_TRUE = ("evaluate", "lr_per_step", "compile", "multiprocessing_distributed")
-AN_ONLY = ("data_dir", "fc_dropout", "classifier_lr_ratio", "hidden_dim")
-UA_ONLY = (
-    "glance_arch",
-    "num_glance_segments",
-    "num_input_focus_segments",
-    "num_focus_segments",
-    "patch_size",
-    "glance_size",
-    "glance_output_stride",
-    "stn_hidden_dim",
-    "temporal_hidden_dim",
-    "norm_ratio",
-    "KL_ratio",
-    "stn_lr_ratio",
-    "temporal_lr_ratio",
-    "temperature",
+# Defaults that no preset changes (the preset-dependent ones come from models.presets).
+RUN_DEFAULTS = dict(
+    world_size=-1,
+    rank=-1,
+    test_crops=1,
+    num_clips=1,
+    device="auto",
+    resume="",
+    root_log="log",
+    criteria=["confidence", "entropy"],
+    policy="learned",
+    on_bad_video="error",
 )
-
-
-def dataset_preset(dataset: str) -> str:
-    """Returns 'an' | 'tsm' | 'x3d' for a dataset name (same table as ops.data.dataset_config's `preset` field)."""
-    if dataset in ("actnet", "fcvid", "minik"):
-        return "an"
-    return "x3d" if dataset == "kinetics" else "tsm"
-
-
-def preset_defaults(preset: str, dataset: str) -> dict:
-    """Returns the defaults (README recipes) for every preset-dependent field of the resolved Namespace."""
-    d = dict(
-        workers=16,
-        epochs=50,
-        lr_type="cos",
-        lr_steps=[50.0, 100.0],
-        eval_freq=1,
-        print_freq=20,
-        momentum=0.9,
-        dropout=0.5,
-        fc_dropout=0.2,
-        batch_size=64,
-        no_partialbn=True,
-        shift=False,
-        shift_div=8,
-        shift_place="blockres",
-        consensus_type="avg",
-        global_lr_ratio=0.5,
-        stn_lr_ratio=0.2,
-        temporal_lr_ratio=0.2,
-        classifier_lr_ratio=20.0,
-        KL_ratio=0.0,
-        temperature=1.0,
-        norm_ratio=0.5,
-        hidden_dim=1024,
-        stn_hidden_dim=128,
-        temporal_hidden_dim=64,
-        input_size=224,
-        glance_size=None,
-        glance_arch="mbv2",
-        focus_arch="resnet50",
-        num_glance_segments=8,
-        num_input_focus_segments=36,
-        num_focus_segments=12,
-        patch_size=128,
-        pretrain="imagenet",
-        amp="fp16",
-        clip_gradient=20.0,
-        world_size=-1,
-        rank=-1,
-        test_crops=1,
-        num_clips=1,
-        device="auto",
-        resume="",
-        root_log="log",
-        criteria=["confidence", "entropy"],
-        weight_decay=5e-4,
-        lr=0.02,
-        policy="learned",
-        on_bad_video="error",
-    )
-    if preset == "an":
-        d.update(
-            dropout=0.2,
-            clip_gradient=None,
-            num_glance_segments=16,
-            num_input_focus_segments=48,
-            num_focus_segments=16,
-            norm_ratio=1.0,
-        )
-        d.update(
-            {
-                "actnet": dict(lr=0.002, batch_size=32, weight_decay=2e-4, amp="none"),
-                "fcvid": dict(lr=0.004, batch_size=64, weight_decay=1e-4),
-                "minik": dict(lr=0.003, batch_size=48, weight_decay=1e-4, fc_dropout=0.1, norm_ratio=0.75),
-            }[dataset]
-        )
-    elif preset == "x3d":
-        d.update(
-            workers=24,
-            lr=0.005,
-            weight_decay=5e-5,
-            glance_arch="x3d_s",
-            focus_arch="x3d_l",
-            num_glance_segments=16,
-            num_input_focus_segments=96,
-            num_focus_segments=32,
-            glance_size=160,
-            stn_lr_ratio=0.4,
-            temporal_lr_ratio=0.4,
-        )
-    else:
-        d.update(shift=True)
-        d.update(
-            {
-                "something": dict(weight_decay=1e-3),
-                "jester": dict(weight_decay=1e-3, norm_ratio=0.25),
-                # The built-in demo: small ResNet-18 (width 16) glance and focus nets (faster than MobileNetV2
-                # to train on a CPU), native 128 px frames, the pattern readable only at 1:1, hence no norm loss
-                # (it pulls the region to the whole frame). lr: the TSM README's 0.02 at batch 64, scaled
-                # linearly to batch 16 (at 0.02 the spatial policy saturates at the whole frame in epoch 0).
-                "synthetic": dict(
-                    workers=2,
-                    epochs=5,
-                    batch_size=16,
-                    lr=0.005,
-                    num_glance_segments=8,
-                    num_input_focus_segments=16,
-                    num_focus_segments=4,
-                    input_size=128,
-                    patch_size=64,
-                    glance_size=80,
-                    glance_arch="resnet18",
-                    focus_arch="resnet18",
-                    focus_base_width=16,
-                    glance_output_stride=16,
-                    norm_ratio=0.0,
-                    pretrain="none",
-                    amp="none",
-                    eval_freq=1,
-                ),
-            }.get(dataset, {})
-        )
-    return d
-
-
-def _arch(name: str) -> str:
-    key = name.lower()
-    if key not in ARCH_ALIASES:
-        raise argparse.ArgumentTypeError(
-            f"unknown backbone '{name}' (choose from {sorted(set(ARCH_ALIASES))})"
-        )
-    return ARCH_ALIASES[key]
 
 
 class _Unsupported(argparse.Action):
@@ -244,41 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_clips", type=int, help="temporal clips at eval, logits averaged (default 1)")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS, help="uniadafocus (default) or a baseline")
+    g.add_argument(
+        "--model",
+        "--method",
+        dest="model",
+        choices=method_names(),
+        help=f"the method ({DEFAULT_METHOD} by default, or a baseline): "
+        + "; ".join(f"{n}: {get_method(n).description}" for n in method_names()),
+    )
     g.add_argument("--arch", help="Uni-AdaFocus: only names the run (store_name); baselines: the backbone")
-    g.add_argument("--glance_arch", type=_arch, help="glance backbone (preset: mbv2 | x3d_s)")
-    g.add_argument("--focus_arch", type=_arch, help="focus backbone (preset: resnet50 | x3d_l)")
+    g.add_argument(
+        "--focus_arch",
+        type=presets.arch_type,
+        help="focus backbone / a baseline's backbone (preset: resnet50 | x3d_l)",
+    )
     g.add_argument(
         "--num_segments",
         type=int,
         help="AN form: N candidate frames (= --num_input_focus_segments); baselines: frames per clip",
     )
-    g.add_argument("--num_glance_segments", type=int, help="T_g glance frames (preset)")
-    g.add_argument("--num_input_focus_segments", type=int, help="N candidate frames (preset)")
-    g.add_argument("--num_focus_segments", type=int, help="K selected focus frames, K <= N (preset)")
-    g.add_argument("--patch_size", type=int, help="P focus patch side (preset)")
-    g.add_argument(
-        "--glance_size",
-        type=int,
-        help="glance input side, resized in the model (default: --input_size; x3d 160)",
-    )
     g.add_argument("--dropout", "--do", type=float, help="dropout before the heads (preset)")
-    g.add_argument("--fc_dropout", type=float, help="AN: dropout before the glance/focus fc (preset)")
     g.add_argument(
-        "--hidden_dim", type=int, help="AN: accepted for the README commands, no-op (MLP width is 4096)"
+        "--focus_width_mult", type=float, help="MobileNetV2 focus / baseline width multiplier (1.0)"
     )
-    g.add_argument("--glance_width_mult", type=float, help="MobileNetV2 glance width multiplier (1.0)")
-    g.add_argument("--glance_last_channel", type=int, help="MobileNetV2 glance feature channels (1280)")
-    g.add_argument("--focus_base_width", type=int, help="ResNet focus base width (64)")
-    g.add_argument(
-        "--glance_output_stride",
-        type=int,
-        choices=(8, 16, 32),
-        help="ResNet glance: output stride by dilation; a finer feature map for the policies (32)",
-    )
-    g.add_argument("--stn_hidden_dim", type=int, help="spatial policy width (preset 128)")
-    g.add_argument("--temporal_hidden_dim", type=int, help="temporal policy width (preset 64)")
-    g.add_argument("--temperature", type=float, help="softmax temperature of the frame distribution (1.0)")
+    g.add_argument("--focus_base_width", type=int, help="ResNet focus / baseline base width (64)")
     g.add_argument("--consensus_type", choices=("avg",), help="TSN consensus: only avg")
     g.add_argument(
         "--shift", action="store_const", const=True, help="temporal shift in 2-D backbones (tsm preset: on)"
@@ -297,6 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--tune_from", help="initialise from a checkpoint, dropping heads whose class count differs"
     )
+    g.add_argument(
+        "--npb",
+        "--no_partialbn",
+        dest="partial_bn",
+        action="store_const",
+        const=False,
+        help="train all BatchNorm layers (default)",
+    )
+    g.add_argument(
+        "--partialbn",
+        dest="partial_bn",
+        action="store_const",
+        const=True,
+        help="TSN partial BN: freeze every BatchNorm but the first of each backbone",
+    )
+    for name in method_names():
+        method = get_method(name)
+        if method.add_arguments is not None:
+            method.add_arguments(p.add_argument_group(f"model: {name} (--model {name})"))
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help="(preset 50)")
@@ -327,32 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="clip the gradient norm; 0 = off (preset: 20, an: off)",
     )
     g.add_argument(
-        "--npb",
-        "--no_partialbn",
-        dest="no_partialbn",
-        action="store_const",
-        const=True,
-        help="train all BatchNorm layers (preset: on)",
-    )
-    g.add_argument(
-        "--partialbn",
-        dest="no_partialbn",
-        action="store_const",
-        const=False,
-        help="TSN partial BN: freeze every BatchNorm but the first of each backbone",
-    )
-    g.add_argument("--global_lr_ratio", type=float, help="lr_mult of the glance branch (0.5)")
-    g.add_argument("--stn_lr_ratio", type=float, help="lr_mult of the spatial policy (preset)")
-    g.add_argument("--temporal_lr_ratio", type=float, help="lr_mult of the temporal policy (preset)")
-    g.add_argument("--classifier_lr_ratio", type=float, help="AN: lr_mult of the pooling classifier (20)")
-    g.add_argument("--KL_ratio", type=float, help="weight of KL(w || uniform) (0)")
-    g.add_argument("--norm_ratio", type=float, help="weight of the patch-scale norm loss (preset)")
-    g.add_argument(
         "--amp",
         nargs="?",
         const="bf16",
         choices=("bf16", "fp16", "none"),
-        help="mixed precision on CUDA; bare --amp = bf16 (preset fp16, actnet none); no-op on CPU",
+        help="mixed precision for training on CUDA; bare --amp = bf16 (preset fp16, actnet none); evaluation "
+        "runs in float32 unless --amp is given; a no-op on CPU",
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--seed", type=int, help="seed python/numpy/torch (+rank); default: not seeded")
@@ -362,7 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--root_model", help="checkpoint folder (default: = --root_log)")
     g.add_argument("--store_name", help="run name (default: built as the originals did)")
     g.add_argument("--suffix", help="appended to store_name")
-    g.add_argument("-p", "--print-freq", "--print_freq", dest="print_freq", type=int, help="iterations (20)")
+    g.add_argument(
+        "-p",
+        "--print-freq",
+        "--print_freq",
+        dest="print_freq",
+        type=int,
+        help="log a line every n training iterations (20)",
+    )
     g.add_argument(
         "-ef", "--eval-freq", "--eval_freq", dest="eval_freq", type=int, help="validate every n epochs (1)"
     )
@@ -437,7 +275,10 @@ def parse_args(argv: list[str] | None = None, script: str = "main") -> argparse.
 def resolve_args(
     args: argparse.Namespace, parser: argparse.ArgumentParser, script: str
 ) -> argparse.Namespace:
-    """Fills presets, unifies the two families, validates (parser.error naming the flag) and derives names."""
+    """Fills presets, unifies the two families, validates (parser.error naming the flag) and derives names.
+
+    Model fields are resolved by the method's ModelConfig (preset table, method defaults, the one validation
+    step) and written back where the user gave none; the training recipe comes from the same preset table."""
     err = parser.error
     pos, opt = args.__dict__.pop("dataset_pos"), args.__dict__.pop("dataset_opt")
     modality = args.__dict__.pop("modality_pos")
@@ -454,32 +295,41 @@ def resolve_args(
     if args.modality != "RGB":
         err(f"argument modality: {args.modality!r} is not supported; only RGB frames are used")
     args.script = script
-    args.preset = dataset_preset(args.dataset)
     # store_true flags default to False, every other flag to None: "explicit" = what the user typed.
     args.explicit = sorted(
         k
         for k, v in vars(args).items()
-        if k not in ("dataset", "modality", "script", "preset")
+        if k not in ("dataset", "modality", "script")
         and v is not None
         and not (k in STORE_TRUE and v is False)
     )
-    args.model = args.model or "uniadafocus"
-    _check_scope(args, err)
-    if args.preset == "an" and args.model == "uniadafocus":
-        n_alias, n = args.num_segments, args.num_input_focus_segments
-        if n_alias is not None and n is not None and n_alias != n:
-            err(f"--num_segments {n_alias} and --num_input_focus_segments {n} disagree (both are N)")
-        args.num_input_focus_segments = n if n is not None else n_alias
-    for key, value in preset_defaults(args.preset, args.dataset).items():
+    args.model = args.model or DEFAULT_METHOD
+    method = get_method(args.model)
+    _check_scope(args, err, method)
+    try:
+        if method.resolve_args is not None:
+            method.resolve_args(args)
+        cfg = method.config_cls.from_args(args)
+    except ValueError as exc:
+        err(str(exc))
+    for f in dataclasses.fields(cfg):
+        if getattr(args, f.name, None) is None and f.name not in ("num_classes", "x3d_overrides"):
+            setattr(args, f.name, getattr(cfg, f.name))
+    for key, value in {**presets.dataset_recipe(args.dataset), **RUN_DEFAULTS}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    for key in sorted(set(args.explicit) & set(presets.WIDTH_FLAGS)):
+        field, kind = presets.WIDTH_FLAGS[key]
+        if not getattr(args, field).startswith(kind):
+            err(f"--{key} applies to a {kind} network, but --{field} is {getattr(args, field)}")
+    for key in sorted(set(args.explicit) & set(presets.NO_OPS)):
+        warnings.warn(f"--{key} does nothing: {presets.NO_OPS[key]}", stacklevel=2)
     if args.root_model is None:
         args.root_model = args.root_log
     if args.root_dataset is None:
         args.root_dataset = os.environ.get("ADAFOCUS_DATA") or None
     if args.clip_gradient is not None and args.clip_gradient <= 0:
         args.clip_gradient = None
-    _resolve_model(args, err)
     _validate(args, err, script)
     if args.store_name is None:
         args.store_name = store_name(args)
@@ -488,120 +338,43 @@ def resolve_args(
     return args
 
 
-def _check_scope(args: argparse.Namespace, err) -> None:
-    """Rejects flags that the chosen preset / model / script would silently ignore."""
+def _check_scope(args: argparse.Namespace, err, method) -> None:
+    """Rejects flags that the chosen dataset / method / script would silently ignore."""
     explicit = set(args.explicit)
-    if args.preset != "an":
-        for key in AN_ONLY:
-            if key in explicit:
-                hint = " (use --root_dataset)" if key == "data_dir" else ""
-                err(
-                    f"--{key} is only used by the AN preset (actnet, fcvid, minik), not by {args.dataset}{hint}"
-                )
-    if args.preset == "an" and args.shift:
-        err("--shift: the AN preset has no temporal shift (TSM preset only)")
-    if args.model != "uniadafocus":
-        for key in UA_ONLY:
-            if key in explicit:
-                err(f"--{key} only applies to --model uniadafocus, not to the {args.model} baseline")
-        if "shift" in explicit:
-            err("--shift/--no_shift: choose the baseline instead (--model tsm shifts, --model tsn does not)")
-    elif args.preset != "an" and "num_segments" in explicit:
+    if "data_dir" in explicit and args.dataset not in AN_FAMILY:
         err(
-            "--num_segments is not used by Uni-AdaFocus in the TSM/X3D form: use --num_glance_segments, "
-            "--num_input_focus_segments and --num_focus_segments"
+            f"--data_dir is only used by the AN datasets ({', '.join(AN_FAMILY)}), not by {args.dataset} "
+            "(use --root_dataset)"
         )
-    if args.policy not in (None, "learned") and (
-        args.model != "uniadafocus" or not (args.evaluate or args.script != "main")
-    ):
+    try:
+        presets.check_preset_flags(args.dataset, explicit)
+    except ValueError as exc:
+        err(str(exc))
+    owners: dict[str, list[str]] = {}
+    for name in method_names():
+        for flag in get_method(name).flags:
+            owners.setdefault(flag, []).append(name)
+    for key in sorted(explicit):
+        if key in owners and method.name not in owners[key]:
+            err(f"--{key} only applies to --model {' / '.join(owners[key])}, not to {method.name}")
+    evaluating = args.evaluate or args.script != "main"
+    if args.policy not in (None, "learned") and not (method.has_policy and evaluating):
         err(
             "--policy random only applies to evaluating (--evaluate, main_nViewEval.py, test_early_exit.py) "
-            "a Uni-AdaFocus model"
+            "a model with learned policies (--model uniadafocus)"
         )
     if args.script != "early_exit" and "criteria" in explicit:
         err("--criteria is only used by test_early_exit.py")
 
 
-def _resolve_model(args: argparse.Namespace, err) -> None:
-    is_3d = {"x3d_s", "x3d_m", "x3d_l"}
-    if args.model == "uniadafocus":
-        for key in ("glance_arch", "focus_arch"):
-            if (getattr(args, key) in is_3d) != (args.preset == "x3d"):
-                err(
-                    f"--{key} {getattr(args, key)}: the {args.preset} preset needs "
-                    f"{'an X3D backbone' if args.preset == 'x3d' else 'a 2-D backbone (mbv2, resnet*)'}"
-                )
-        if args.glance_size is None:
-            args.glance_size = args.input_size  # AN/TSM glance at the full frame unless asked (X3D: 160)
-        if args.glance_output_stride not in (None, 32) and not args.glance_arch.startswith("resnet"):
-            err(
-                f"--glance_output_stride {args.glance_output_stride}: only a ResNet glance (--glance_arch resnet*) "
-                f"has a dilated form, not {args.glance_arch}"
-            )
-        # AN: N is also called --num_segments; TSM/X3D Uni-AdaFocus has no such field.
-        args.num_segments = args.num_input_focus_segments if args.preset == "an" else None
-        # X3D's README passes --shift too; a shift only exists for 2-D backbones, so there it only names the run.
-        args.use_shift = bool(args.shift) and not {args.glance_arch, args.focus_arch} <= is_3d
-        args.backbone = None
-        return
-    if args.arch is not None:
-        try:
-            args.backbone = _arch(args.arch)
-        except argparse.ArgumentTypeError as exc:
-            err(f"argument --arch: {exc}")
-    elif "focus_arch" in args.explicit:
-        args.backbone = args.focus_arch
-    else:
-        focus = args.focus_arch
-        args.backbone = (
-            focus
-            if (focus in is_3d) == (args.model == "x3d")
-            else ("x3d_m" if args.model == "x3d" else "resnet50")
-        )
-    if (args.backbone in is_3d) != (args.model == "x3d"):
-        err(f"argument --arch: {args.backbone} does not fit --model {args.model}")
-    args.focus_arch = args.backbone  # the baselines run their single backbone as the "focus" network
-    if args.num_segments is None:
-        args.num_segments = 16 if args.model == "x3d" else 8
-    args.shift = args.use_shift = args.model == "tsm"
-
-
 def _validate(args: argparse.Namespace, err, script: str) -> None:
-    positive = ["epochs", "batch_size", "eval_freq", "print_freq", "input_size", "num_clips", "shift_div"]
-    if args.model == "uniadafocus":
-        positive += [
-            "num_glance_segments",
-            "num_input_focus_segments",
-            "num_focus_segments",
-            "patch_size",
-            "glance_size",
-            "stn_hidden_dim",
-            "temporal_hidden_dim",
-        ]
-    else:
-        positive.append("num_segments")
-    for key in positive:
+    for key in ("epochs", "batch_size", "eval_freq", "print_freq", "num_clips"):
         if getattr(args, key) < 1:
             err(f"--{key} must be >= 1, got {getattr(args, key)}")
     if args.workers < 0:
         err(f"--workers must be >= 0, got {args.workers}")
     if args.lr <= 0:
         err(f"--lr must be > 0, got {args.lr}")
-    for key in ("dropout", "fc_dropout"):
-        if not 0.0 <= getattr(args, key) < 1.0:
-            err(f"--{key} must be in [0, 1), got {getattr(args, key)}")
-    if args.model == "uniadafocus":
-        n, k, tg = args.num_input_focus_segments, args.num_focus_segments, args.num_glance_segments
-        if k > n:
-            err(f"--num_focus_segments (K={k}) must be <= --num_input_focus_segments (N={n})")
-        if args.preset == "an" and n % tg:
-            err(
-                f"AN preset: N={n} (--num_segments) must be divisible by --num_glance_segments T_g={tg} "
-                "(the glance frames are one of every N/T_g candidates)"
-            )
-        for key in ("patch_size", "glance_size"):
-            if getattr(args, key) > args.input_size:
-                err(f"--{key} {getattr(args, key)} exceeds --input_size {args.input_size}")
     if args.start_epoch is not None and not 0 <= args.start_epoch < args.epochs:
         err(f"--start-epoch {args.start_epoch} must be in [0, --epochs={args.epochs})")
     if args.nproc_per_node is not None and args.nproc_per_node < 1:
@@ -610,38 +383,6 @@ def _validate(args: argparse.Namespace, err, script: str) -> None:
         err(f"argument --device: expected auto, cpu, cuda or cuda:N, got {args.device!r}")
     if script in ("nview", "early_exit"):
         if not args.resume:
-            err(
-                f"--resume CHECKPOINT is required by {'main_nViewEval.py' if script == 'nview' else 'test_early_exit.py'}"
-            )
+            entry = "main_nViewEval.py" if script == "nview" else "test_early_exit.py"
+            err(f"--resume CHECKPOINT is required by {entry}")
         args.evaluate = True
-
-
-def store_name(args: argparse.Namespace) -> str:
-    """Returns the run name as the originals built it (AN: UniAdaFocus_..., TSM/X3D and baselines: TSM_...)."""
-    if args.preset == "an" and args.model == "uniadafocus":
-        name = f"UniAdaFocus_{args.dataset}_{args.glance_arch}_segment{args.num_input_focus_segments}_e{args.epochs}"
-    else:
-        arch = args.backbone if args.model != "uniadafocus" else (args.arch or args.focus_arch)
-        if args.shift:
-            arch += f"_shift{args.shift_div}_{args.shift_place}"
-        frames = args.num_glance_segments if args.model == "uniadafocus" else args.num_segments
-        name = "_".join(
-            [
-                "TSM",
-                args.dataset,
-                args.modality,
-                arch,
-                args.consensus_type,
-                f"segment{frames}",
-                f"e{args.epochs}",
-            ]
-        )
-        if args.model != "uniadafocus":
-            name = f"{args.model.upper()}{name[3:]}"
-        if args.pretrain != "imagenet":
-            name += f"_{args.pretrain}"
-        if args.lr_type != "step":
-            name += f"_{args.lr_type}"
-    if args.suffix is not None:
-        name += f"_{args.suffix}"
-    return name

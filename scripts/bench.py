@@ -33,7 +33,6 @@ from ops.tools.benchmark import (  # noqa: E402
     default_pairs,
     inference_fn,
     interleaved_medians,
-    num_exits,
     pair_gflops,
     prepare_models,
     train_step_fn,
@@ -102,7 +101,7 @@ def early_exit(model, x: torch.Tensor, exits: list[float], args, device) -> dict
         glance = model.glance_stage(x, normalize)["glance_logits"].float().max(dim=1).values.cpu()
     b = x.shape[0]
     threshold = float(glance.sort(descending=True).values[b // 2 - 1])  # the b/2 most confident exit
-    e = num_exits(model)
+    e = model.num_exits
     half = [threshold] + [1e8] * (e - 2) + [-1e8]
     never = [1e8] * (e - 1) + [-1e8]
     _, idx = predict_with_exit(model, x, half, prepare=normalize)
@@ -142,7 +141,7 @@ def bench_pair(name: str, args, opts: set[str], device: torch.device, log) -> tu
     out: dict = {"gflops_preset": gf["preset"], "gflops_baseline": gf["baseline"], "flops_ratio": flops_ratio}
     x_big = None
     for batch in (1, args.batch):
-        xp = frames(batch, pair.preset_frames, pair.preset.input_size, device, gen)
+        xp = frames(batch, pair.adaptive_frames, pair.adaptive.input_size, device, gen)
         xb = frames(batch, pair.baseline_frames, pair.baseline.input_size, device, gen)
         fns = {
             "preset": synced(inference_fn(p_dep, xp, opts, True), device),
@@ -182,11 +181,11 @@ def bench_pair(name: str, args, opts: set[str], device: torch.device, log) -> tu
     del p_dep, b_dep, x_big
     gc.collect()
     if args.train_batch > 0:
-        xp = frames(args.train_batch, pair.preset_frames, pair.preset.input_size, device, gen)
+        xp = frames(args.train_batch, pair.adaptive_frames, pair.adaptive.input_size, device, gen)
         xb = frames(args.train_batch, pair.baseline_frames, pair.baseline.input_size, device, gen)
         fns = {
-            "preset": synced(train_step_fn(preset.to(device), xp, pair.preset.num_classes, True), device),
-            "baseline": synced(train_step_fn(base.to(device), xb, pair.preset.num_classes, False), device),
+            "preset": synced(train_step_fn(preset.to(device), xp, pair.adaptive.num_classes), device),
+            "baseline": synced(train_step_fn(base.to(device), xb, pair.adaptive.num_classes), device),
         }
         t = interleaved_medians(fns, 1, 2)
         out["train_s_per_video"] = {k: v / args.train_batch for k, v in t.items()}

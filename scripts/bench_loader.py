@@ -11,7 +11,7 @@ loader's own cost (sampling, crop+resize, flip, layout, collate); `overhead_cpu`
 process CPU time (less sensitive to other processes).
 `workers_clips_per_s` is the throughput with --workers processes. The last line printed is one JSON object.
 
-    python scripts/bench_loader.py [--preset x3d|tsm|an] [--mode train|val] [--batch_size 1] [--workers 2]
+    python scripts/bench_loader.py [--layout x3d|tsm|an] [--mode train|val] [--batch_size 1] [--workers 2]
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from models import ModelConfig, input_layout, presets  # noqa: E402
 from ops.data.dataset import VideoDataset, make_loader  # noqa: E402
 from ops.data.dataset_config import DatasetConfig  # noqa: E402
 from ops.data.video_io import read_frames  # noqa: E402
-
-PRESET_FRAMES = {"x3d": (16, 96), "tsm": (8, 36), "an": (0, 48)}
 
 
 def render(n: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -98,7 +97,6 @@ def make_data(root: str, videos: int, frames: int, h: int, w: int) -> DatasetCon
         separator=" ",
         multi_label=False,
         flip=True,
-        preset="x3d",
         dataset_dir=root,
         video_root=os.path.join(root, "videos"),
     )
@@ -144,7 +142,6 @@ def bench_source(cfg: DatasetConfig, args, video: bool) -> dict:
         num_glance=args.num_glance,
         num_candidates=args.num_candidates,
         input_size=args.input_size,
-        preset=args.preset,
         video_root=cfg.video_root if video else None,
     )
     ds = RecordingDataset(cfg, split, **kw)
@@ -191,7 +188,9 @@ def bench_source(cfg: DatasetConfig, args, video: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="x3d", choices=sorted(PRESET_FRAMES))
+    p.add_argument(
+        "--layout", default="x3d", choices=presets.PRESETS, help="frames per clip of this Uni-AdaFocus preset"
+    )
     p.add_argument("--num_glance", type=int, default=None)
     p.add_argument("--num_candidates", type=int, default=None)
     p.add_argument("--mode", default="train", choices=["train", "val"])
@@ -208,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--source", default="both", choices=["frames", "video", "both"])
     p.add_argument("--root", default=None, help="keep the generated data here (default: a temporary folder)")
     args = p.parse_args(argv)
-    g, n = PRESET_FRAMES[args.preset]
+    g, n = input_layout(ModelConfig(preset=args.layout))
     args.num_glance = g if args.num_glance is None else args.num_glance
     args.num_candidates = n if args.num_candidates is None else args.num_candidates
     torch.set_num_threads(1)
@@ -223,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
             file=sys.stderr,
         )
         result = {
-            "preset": args.preset,
+            "layout": args.layout,
             "mode": args.mode,
             "frames_per_clip": args.num_glance + args.num_candidates,
             "input_size": args.input_size,

@@ -21,11 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from models import ModelConfig, build_model  # noqa: E402
+from models import build_model, config_from_args  # noqa: E402
 from ops.engine.checkpoint import save_checkpoint  # noqa: E402
-from ops.engine.evaluate import run_early_exit, run_nview, setup_eval  # noqa: E402
+from ops.engine.evaluate import run_early_exit, run_nview  # noqa: E402
 from ops.engine.loops import build_dataset  # noqa: E402
-from ops.engine.train import dataset_config, run  # noqa: E402
+from ops.engine.setup import load_dataset_config, setup_eval  # noqa: E402
+from ops.engine.train import run  # noqa: E402
 from ops.opts import parse_args  # noqa: E402
 from ops.tools.frame_pretrain import pretrain_backbones  # noqa: E402
 from ops.tools.policy_check import glyph_coverage  # noqa: E402
@@ -34,9 +35,9 @@ from ops.tools.policy_check import glyph_coverage  # noqa: E402
 def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
     """Pretrains the glance and focus backbones on single clips (ops.tools.frame_pretrain) and saves the model as
     `<root_log>/pretrained.pth.tar` for --tune_from; returns its path and the training report."""
-    config = dataset_config(args)  # generates the dataset on first use
+    config = load_dataset_config(args)  # generates the dataset on first use
     torch.manual_seed(args.seed)
-    model = build_model(ModelConfig.from_args(args, num_classes=config.num_classes))
+    model = build_model(config_from_args(args, num_classes=config.num_classes))
     report = pretrain_backbones(
         model, os.path.dirname(config.train_list), glance_steps=steps[0], focus_steps=steps[1], seed=args.seed
     )
@@ -46,8 +47,8 @@ def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
 
 def coverage(args) -> dict:
     """Returns {policy: glyph_coverage} on val for the checkpoint `args.resume`, learned and random policies."""
-    _, config, model, _ = setup_eval(args)
-    val = build_dataset(args, config, "val")
+    _, config, model, cfg = setup_eval(args)
+    val = build_dataset(args, config, "val", model.input_layout(cfg))
     result = {}
     for policy in ("learned", "random"):
         model.policy = policy

@@ -63,7 +63,7 @@ def _configs():
     from models.config import ModelConfig
 
     for key, preset, over, paper in _UA:
-        yield key, ModelConfig.for_preset(preset, num_classes=_CLASSES[preset], **over), paper
+        yield key, ModelConfig(preset=preset, num_classes=_CLASSES[preset], **over), paper
     for key, over, paper in _BASELINES:
         yield key, ModelConfig(num_classes=_CLASSES[over["preset"]], **over), paper
 

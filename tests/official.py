@@ -60,3 +60,50 @@ def fixture_clip(video: int, frame_numbers: list[int]) -> torch.Tensor:
     frames = np.stack([fixture_frame(video, t)[16:240, 48:272] for t in frame_numbers])
     x = torch.from_numpy(frames).permute(0, 3, 1, 2)
     return (x.float() / 255 - MEAN) / STD
+
+
+# Constants of the official ops/early_exit_*.py (GFLOPs = multiply-accumulates, thop style), spec 5.1.
+_PATCH_SIZES = (96, 128, 160, 192)
+_AN = dict(
+    glance=0.299511328,
+    spatial=0.822485376,
+    temporal=0.00412992,
+    patch=(0.750725056, 1.334601664, 2.08530016, 3.002820544),
+)
+_TSM = dict(
+    glance=0.299956768,
+    spatial=0.41124288,
+    temporal=0.002065024,
+    patch=(0.75143776, 1.335314368, 2.086012864, 3.003533248),
+)
+_X3D = dict(glance=2.415453044, full=5.984521316, spatial=0.376217984, temporal=0.001524864)
+
+
+def official_exit_gflops(preset: str, patch_size: int = 128, num_focus: int = 16) -> list[float]:
+    """Per-exit GFLOPs from the official early-exit constants (equal to the official ``get_flops``).
+
+    'an': num_focus + 1 exits, G(k) = 16 glance frames + k patches + policies (k > 0) + classifier.
+    'tsm': [8 glance frames, + policies + num_focus patches]. 'x3d': [X3D-S glance, + X3D-L + policies]
+    (the constants are for patch 128 and 32 focus frames only).
+    """
+    if preset == "x3d":
+        if (patch_size, num_focus) != (128, 32):
+            raise ValueError("official X3D constants exist only for patch_size=128, num_focus=32")
+        c = _X3D
+        return [c["glance"] + 0.0 + 0.0 + 0.0, c["glance"] + c["full"] + c["temporal"] + c["spatial"]]
+    if preset not in ("an", "tsm"):
+        raise ValueError(f"unknown preset {preset!r}; choose from ('an', 'tsm', 'x3d')")
+    if patch_size not in _PATCH_SIZES:
+        raise ValueError(f"official constants exist for patch sizes {_PATCH_SIZES}, got {patch_size}")
+    c = _AN if preset == "an" else _TSM
+    r = c["patch"][_PATCH_SIZES.index(patch_size)]
+    flops = []
+    for k in range(num_focus + 1) if preset == "an" else (0, num_focus):
+        policies = (c["temporal"], c["spatial"]) if k > 0 else (0.0, 0.0)
+        if preset == "an":
+            # Same operand order as the original sum, so the tables match to the last bit.
+            classifier = (5.246976 * 16 + 8.392704 * k + 0.8192 * 16 + 1.6384 * k) * 1e-3
+            flops.append(c["glance"] * 16 + r * k + classifier + policies[0] + policies[1])
+        else:
+            flops.append(c["glance"] * 8 + r * k + policies[0] + policies[1])
+    return flops

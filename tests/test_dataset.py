@@ -144,13 +144,13 @@ def test_val_item_equals_official_input(official):
 def test_an_preset_multilabel_and_official_input(official):
     root, frames = official
     cfg = get_dataset_config("actnet", data_dir=os.path.join(root, "actnet"))
-    ds = VideoDataset(cfg, "val", num_glance=16, num_candidates=48)
+    ds = VideoDataset(cfg, "val", num_glance=0, num_candidates=48)  # the AN layout: candidates only
     x, target, _ = ds[0]
     assert x.shape == (48, 3, 224, 224) and target.tolist() == [3, 7, -1]  # distinct labels sorted, padded
     with open(os.path.join(FIX, "an_gain1.json")) as f:
         stats = json.load(f)["videos"][0]["input_stats"]
     assert normalize(x).sum(dtype=torch.float64).item() == pytest.approx(stats["sum"], rel=1e-9)
-    train = VideoDataset(cfg, "train", num_candidates=48, input_size=32)
+    train = VideoDataset(cfg, "train", num_glance=0, num_candidates=48, input_size=32)
     train.seed(0)
     assert train[0][0].shape == (48, 3, 32, 32)
     seen = {tuple(train.target(train.records[0]).tolist()) for _ in range(100)}

@@ -88,7 +88,6 @@ def test_tsm_layouts(tmp_path, name, monkeypatch):
         assert cfg.flip == FLIP_ALLOWED
     else:
         assert cfg.flip == (name not in ("something", "somethingv2", "jester"))
-    assert cfg.preset == "tsm"
     assert cfg.video_root == (str(tmp_path / "synthetic/videos") if name == "synthetic" else None)
 
 
@@ -101,13 +100,7 @@ def test_kinetics_root_separator_and_lists(tmp_path, monkeypatch):
         tmp_path / "kinetics/labels/train_videofolder.txt"
     )  # UA: relative to the CWD
     assert cfg.val_list == str(tmp_path / "kinetics/labels/val_videofolder.txt")
-    assert (cfg.num_classes, cfg.categories, cfg.image_tmpl, cfg.preset, cfg.flip) == (
-        400,
-        None,
-        "img_{:05d}.jpg",
-        "x3d",
-        True,
-    )
+    assert (cfg.num_classes, cfg.categories, cfg.image_tmpl, cfg.flip) == (400, None, "img_{:05d}.jpg", True)
 
 
 def test_root_precedence_and_missing_root(tmp_path, monkeypatch):
@@ -142,12 +135,11 @@ def test_activitynet_family(tmp_path, name, n):
         str(d / f"{name}_train_split.txt"),
         str(d / f"{name}_val_split.txt"),
     )
-    assert (cfg.num_classes, cfg.separator, cfg.multi_label, cfg.flip, cfg.preset) == (
+    assert (cfg.num_classes, cfg.separator, cfg.multi_label, cfg.flip) == (
         n,
         ",",
         True,
         True,
-        "an",
     )
     assert cfg.image_tmpl == "image_{:05d}.jpg"  # the config's own prefix when nothing is extracted yet
     _touch(d / "frames/v_abc/img_00001.jpg")  # extracted with the original tool's default prefix

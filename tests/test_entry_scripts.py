@@ -23,7 +23,7 @@ from ops.opts import parse_args
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = (
     "--eval-freq 1 --input_size 64 --glance_size 64 --patch_size 32 --num_glance_segments 4 --num_input_focus_segments 8 "
-    "--num_focus_segments 2 --glance_width_mult 0.25 --glance_last_channel 32 --focus_base_width 8 "
+    "--num_focus_segments 2 --glance_base_width 8 --focus_base_width 8 "
     "--stn_hidden_dim 8 --temporal_hidden_dim 8 --batch-size 4 --lr 0.01 -j 0"
 ).split()
 
@@ -220,7 +220,7 @@ def test_scripts_run_from_the_command_line_and_reject_bad_flags(data_root, tmp_p
     bad = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert (
         bad.returncode == 2
-        and "--num_focus_segments (K=9) must be <= --num_input_focus_segments (N=8)" in bad.stderr
+        and "num_focus_segments (K=9) must be <= num_input_focus_segments (N=8)" in bad.stderr
     )
     good = subprocess.run(cmd[:-2], cwd=ROOT, capture_output=True, text=True)
     assert good.returncode == 0, good.stderr[-2000:]

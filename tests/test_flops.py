@@ -74,7 +74,7 @@ def test_script_prints_table_then_json(capsys):
 
 
 def test_exit_gflops_follows_the_model_size():
-    cfg = ModelConfig.for_preset("an", **TINY["an"])
+    cfg = ModelConfig(preset="an", **TINY["an"])
     exits = exit_gflops(cfg)
     assert len(exits) == cfg.num_focus_segments + 1
     steps = [b - a for a, b in zip(exits[1:], exits[2:])]
@@ -86,9 +86,9 @@ def test_exit_gflops_follows_the_model_size():
 
 def test_glance_is_counted_at_the_glance_size():
     base = dict(TINY["tsm"], glance_arch="resnet18", focus_arch="resnet18", input_size=128, patch_size=64)
-    full = exit_gflops(ModelConfig.for_preset("tsm", **base, glance_size=128))
-    half = exit_gflops(ModelConfig.for_preset("tsm", **base, glance_size=64))
+    full = exit_gflops(ModelConfig(preset="tsm", **base, glance_size=128))
+    half = exit_gflops(ModelConfig(preset="tsm", **base, glance_size=64))
     assert half[0] / full[0] == pytest.approx(0.25, abs=0.03)  # exit 0: the glance net (+ tiny heads)
     # a finer glance map (output stride 16) costs more glance MACs and a larger spatial policy
-    fine = exit_gflops(ModelConfig.for_preset("tsm", **base, glance_size=64, glance_output_stride=16))
+    fine = exit_gflops(ModelConfig(preset="tsm", **base, glance_size=64, glance_output_stride=16))
     assert fine[0] > half[0] and fine[1] - fine[0] > half[1] - half[0]

@@ -78,8 +78,8 @@ def test_pretraining_moves_backbones_only(tmp_path):
     assert frames.shape == (8, 3, 64, 64, 3) and not np.isnan(boxes).any()
     frames, boxes, labels = _clips(videos, 8, 3, rng, visible=False)  # one frame per segment, glyph or not
     assert frames.shape == (8, 3, 64, 64, 3) and np.isnan(boxes).any()
-    cfg = ModelConfig.for_preset(
-        "tsm",
+    cfg = ModelConfig(
+        preset="tsm",
         num_classes=2,
         input_size=64,
         glance_size=64,
@@ -89,6 +89,7 @@ def test_pretraining_moves_backbones_only(tmp_path):
         num_focus_segments=2,
         glance_arch="resnet18",
         focus_arch="resnet18",
+        glance_base_width=8,
         focus_base_width=8,
         stn_hidden_dim=8,
         temporal_hidden_dim=8,

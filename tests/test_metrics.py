@@ -7,11 +7,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data.distributed import DistributedSampler
 
+from ops.engine.distributed import DistInfo, gather_in_sampler_order
 from ops.engine.metrics import (
     AverageMeter,
     accuracy,
     average_precisions,
-    gather_across_ranks,
     mean_average_precision,
     multi_hot,
 )
@@ -90,10 +90,10 @@ def test_average_meter():
 
 def test_gather_single_rank_truncates():
     x = torch.arange(6).view(3, 2)
-    assert torch.equal(gather_across_ranks(x, 1), x)
-    assert torch.equal(gather_across_ranks(x, 1, dataset_len=2), x[:2])
+    assert torch.equal(gather_in_sampler_order(x, DistInfo()), x)
+    assert torch.equal(gather_in_sampler_order(x, DistInfo(), dataset_len=2), x[:2])
     with pytest.raises(ValueError):
-        gather_across_ranks(x, 1, dataset_len=4)
+        gather_in_sampler_order(x, DistInfo(), dataset_len=4)
 
 
 def _free_port() -> int:
@@ -104,14 +104,15 @@ def _free_port() -> int:
 
 def _gather_worker(rank: int, world_size: int, port: int, results) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    info = DistInfo(rank=rank, world_size=world_size, is_main=rank == 0, backend="gloo")
     try:
         data = torch.arange(5 * 3, dtype=torch.float32).view(5, 3)  # dataset of 5 items
         sampler = DistributedSampler(range(5), num_replicas=world_size, rank=rank, shuffle=False)
         idx = list(sampler)  # rank 0: [0, 2, 4], rank 1: [1, 3, 0] (0 is padding)
-        padded = gather_across_ranks(data[idx], world_size)
-        clean = gather_across_ranks(data[idx], world_size, dataset_len=5)
+        padded = gather_in_sampler_order(data[idx], info)
+        clean = gather_in_sampler_order(data[idx], info, dataset_len=5)
         # strided layout without padding: ranks hold 3 and 2 items
-        uneven = gather_across_ranks(torch.arange(rank, 5, world_size), world_size)
+        uneven = gather_in_sampler_order(torch.arange(rank, 5, world_size), info)
         results.put(
             (rank, idx, padded.tolist(), clean.tolist(), uneven.tolist())
         )  # plain lists: no shared memory

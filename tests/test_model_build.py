@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from archs import WeightsError, create_backbone
-from models import ModelConfig, build_criterion, build_model, load_pretrained
+from models import ModelConfig, build_model, config_from_dict
 from ops.opts import parse_args
 from tests.official import load_fixture
 from tests.test_model_grads import TINY, tiny_input
@@ -17,7 +17,7 @@ CLASSES = {"an": 200, "tsm": 174, "x3d": 400}
 
 @pytest.mark.parametrize("preset", ["an", "tsm", "x3d"])
 def test_state_dict_keys_and_shapes_equal_the_original(preset):
-    model = build_model(ModelConfig.for_preset(preset, num_classes=CLASSES[preset]))
+    model = build_model(ModelConfig(preset=preset, num_classes=CLASSES[preset]))
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}
     theirs = {e["key"]: e["shape"] for e in load_fixture(f"state_dict_keys_{preset}.json")["entries"]}
     assert len(theirs) == {"an": 750, "tsm": 672, "x3d": 1754}[preset]
@@ -26,7 +26,7 @@ def test_state_dict_keys_and_shapes_equal_the_original(preset):
 
 def test_x3d_preset_eval_forward():
     torch.manual_seed(0)
-    model = build_model(ModelConfig.for_preset("x3d", num_classes=400)).eval()
+    model = build_model(ModelConfig(preset="x3d", num_classes=400)).eval()
     assert torch.equal(model.global_CNN_head[0].weight, model.global_CNN.head.lin_5.weight.flatten(1))
     assert torch.equal(model.local_CNN_head[3].bias, model.local_CNN.head.projection.bias)
     clip_shapes = []
@@ -54,7 +54,7 @@ def test_baselines_forward_keys_and_loss(model_name, arch):
         dict(focus_base_width=4)
         if arch == "resnet18"
         else (
-            dict(glance_width_mult=0.25, glance_last_channel=16)
+            dict(focus_width_mult=0.25)
             if arch == "mobilenetv2"
             else dict(x3d_overrides=TINY["x3d"]["x3d_overrides"])
         )
@@ -71,7 +71,7 @@ def test_baselines_forward_keys_and_loss(model_name, arch):
         assert any(".net.weight" in k for k in keys) == (model_name == "tsm")  # temporal shift wraps convs
     out = model(torch.randn(2, 4, 3, 64, 64))
     assert out["logits"].shape == (2, 5) and out["exit_logits"].shape == (2, 1, 5)
-    loss, parts = build_criterion(cfg)(out, torch.tensor([0, 4]))
+    loss, parts = model.criterion()(out, torch.tensor([0, 4]))
     loss.backward()
     assert parts["loss"] == pytest.approx(float(loss.detach()))
     assert [g["name"] for g in model.param_groups()] in (["base_model", "new_fc"], ["net"])
@@ -127,13 +127,14 @@ def test_config_from_command_line():
     )
     base = ModelConfig.from_args(parse_args(["jester", "RGB", "--model", "tsm", "--arch", "resnet18"]), 27)
     assert (base.model, base.focus_arch, base.num_segments, base.shift) == ("tsm", "resnet18", 8, True)
-    assert ModelConfig(**an.to_dict()) == an
+    assert config_from_dict(an.to_dict()) == an
 
 
 def test_dilated_glance_gives_the_policies_a_finer_map():
-    cfg = ModelConfig.for_preset(
-        "tsm",
-        **dict(TINY["tsm"], glance_arch="resnet18", glance_size=80, patch_size=64, glance_output_stride=16),
+    cfg = ModelConfig(
+        preset="tsm",
+        **dict(TINY["tsm"], glance_arch="resnet18", glance_base_width=8, glance_size=80, patch_size=64),
+        glance_output_stride=16,
     )
     model = build_model(cfg).eval()
     assert (model.map_size, model.feat_patch) == (5, 2)  # ceil(80 / 16); P * h // S = 64 * 5 // 128
@@ -145,40 +146,43 @@ def test_dilated_glance_gives_the_policies_a_finer_map():
 
 def test_invalid_config_and_input_are_rejected():
     with pytest.raises(ValueError, match="num_focus_segments"):
-        ModelConfig.for_preset("tsm", num_focus_segments=40)
+        ModelConfig(preset="tsm", num_focus_segments=40)
     with pytest.raises(ValueError, match="unknown backbone"):
-        ModelConfig.for_preset("tsm", focus_arch="vgg16")
-    with pytest.raises(ValueError, match="needs a ResNet glance"):
-        ModelConfig.for_preset("tsm", glance_output_stride=16)  # the preset's glance is MobileNetV2
-    model = build_model(ModelConfig.for_preset("tsm", **TINY["tsm"]))
+        ModelConfig(preset="tsm", focus_arch="vgg16")
+    with pytest.raises(ValueError, match="only a ResNet glance"):
+        ModelConfig(preset="tsm", glance_output_stride=16)  # the preset's glance is MobileNetV2
+    model = build_model(ModelConfig(preset="tsm", **TINY["tsm"]))
     with pytest.raises(ValueError, match=r"expected frames \(B, 14, 3, S, S\)"):
         model(torch.zeros(1, 8, 3, 128, 128))
 
 
 def test_load_pretrained_round_trip_and_errors(tmp_path):
-    cfg = ModelConfig.for_preset(
-        "tsm", **TINY["tsm"], glance_weights=str(tmp_path / "g.pth"), focus_weights=str(tmp_path / "f.pth")
+    cfg = ModelConfig(
+        preset="tsm",
+        **TINY["tsm"],
+        glance_weights=str(tmp_path / "g.pth"),
+        focus_weights=str(tmp_path / "f.pth"),
     )
     # ImageNet-style files: plain backbones with their own classifier and no temporal shift.
     glance = create_backbone("mobilenetv2", width_mult=0.25, last_channel=32)
     focus = create_backbone("resnet50", base_width=8)
     torch.save(glance.state_dict(), tmp_path / "g.pth")
     torch.save(focus.state_dict(), tmp_path / "f.pth")
-    model = load_pretrained(build_model(cfg), cfg)
+    model = build_model(cfg).load_pretrained()
     assert torch.equal(
         model.global_CNN.base_model.features[3].conv[0].net.weight, glance.features[3].conv[0].weight
     )
     assert torch.equal(model.local_CNN.base_model.layer4[2].conv3.weight, focus.layer4[2].conv3.weight)
-    untouched = build_model(ModelConfig.for_preset("tsm", **TINY["tsm"], pretrain="none"))
+    untouched = build_model(ModelConfig(preset="tsm", **TINY["tsm"], pretrain="none"))
     before = untouched.local_CNN.base_model.conv1.weight.clone()
-    load_pretrained(untouched, untouched.cfg)
+    untouched.load_pretrained()
     assert torch.equal(untouched.local_CNN.base_model.conv1.weight, before)
-    missing = ModelConfig.for_preset("tsm", **TINY["tsm"], glance_weights=str(tmp_path / "nope.pth"))
+    missing = ModelConfig(preset="tsm", **TINY["tsm"], glance_weights=str(tmp_path / "nope.pth"))
     with pytest.raises(WeightsError, match="nope.pth"):
-        load_pretrained(build_model(missing), missing)
-    wrong = ModelConfig.for_preset("tsm", **TINY["tsm"], glance_weights=str(tmp_path / "f.pth"))
+        build_model(missing).load_pretrained()
+    wrong = ModelConfig(preset="tsm", **TINY["tsm"], glance_weights=str(tmp_path / "f.pth"))
     with pytest.raises(WeightsError, match="does not fit"):
-        load_pretrained(build_model(wrong), wrong)
+        build_model(wrong).load_pretrained()
 
 
 def test_eval_forward_is_deterministic_and_batch_independent():

@@ -18,7 +18,7 @@ ATOL, RTOL = 1e-5, 1e-4
 
 def _model(preset: str, gain: int):
     fixture = load_fixture(f"{preset}_gain{gain}.json")
-    cfg = ModelConfig.for_preset(preset, num_classes=fixture["meta"]["num_class"])
+    cfg = ModelConfig(preset=preset, num_classes=fixture["meta"]["num_class"])
     model = build_model(cfg)
     model.load_state_dict(contract_state_dict(model, gain), strict=True)
     return model.eval(), fixture

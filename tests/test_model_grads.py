@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import ModelConfig, build_criterion, build_model
+from models import ModelConfig, build_model
 from models.losses import repeated_ce
 from tests.official import contract_state_dict
 
@@ -105,7 +105,7 @@ EXPECTED = {
 
 def tiny_model(preset: str):
     torch.manual_seed(0)
-    cfg = ModelConfig.for_preset(preset, **TINY[preset])
+    cfg = ModelConfig(preset=preset, **TINY[preset])
     model = build_model(cfg)
     model.load_state_dict(contract_state_dict(model))
     return model, cfg
@@ -175,7 +175,7 @@ def test_training_forward_layout_and_full_loss(trained_forward):
         assert out["exit_logits"].shape == (b, 2, c) and out["actions"].shape == (b, 4)
     # random branch: scales fixed to a P-pixel region
     y = torch.tensor([[1, -1, -1], [3, 0, -1]]) if preset == "an" else torch.tensor([1, 3])
-    loss, parts = build_criterion(cfg)(out, y)
+    loss, parts = model.criterion()(out, y)
     yy = torch.tensor([1, 3])
     p = _part_losses(out, yy)
     expected = (

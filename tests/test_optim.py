@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from models.base import freeze_partial_bn
 from ops.engine.optim import (
     adjust_learning_rate,
     amp_dtype,
@@ -14,7 +15,6 @@ from ops.engine.optim import (
     backward_step,
     build_optimizer,
     clip_gradients,
-    freeze_partial_bn,
     lr_at,
     make_grad_scaler,
 )

@@ -4,7 +4,9 @@ import shlex
 
 import pytest
 
-from ops.opts import DATASETS, build_parser, dataset_preset, parse_args
+from models import config_from_args
+from models.presets import dataset_preset
+from ops.opts import DATASETS, build_parser, parse_args
 
 # Copied from the original READMEs (UA-AN, UA-TSM, UA-X3D), without the launcher prefix.
 AN_COMMON = (
@@ -78,7 +80,7 @@ def test_an_readme_commands(ds):
     assert (
         a.run_dir == a.log_dir == f"LOG_DIR/UniAdaFocus_{ds}_mbv2_segment48_e50"
     )  # AN: root_model = root_log
-    assert a.clip_gradient is None and a.model == "uniadafocus" and a.use_shift is False
+    assert a.clip_gradient is None and a.model == "uniadafocus" and a.shift is False
     assert "hidden_dim" in a.explicit and "lr" in a.explicit and "glance_size" not in a.explicit
 
 
@@ -126,8 +128,8 @@ def test_tsm_readme_commands(ds, n, k, p, wd, nr):
         "nccl",
         True,
     )
-    assert (a.world_size, a.rank, a.no_partialbn, a.shift, a.use_shift) == (1, 0, True, True, True)
-    assert a.num_segments is None and (a.glance_arch, a.focus_arch) == ("mbv2", "resnet50")
+    assert (a.world_size, a.rank, a.partial_bn, a.shift) == (1, 0, False, True)
+    assert a.num_segments is None and (a.glance_arch, a.focus_arch) == ("mobilenetv2", "resnet50")
     assert a.store_name == f"TSM_{ds}_RGB_resnet50_shift8_blockres_avg_segment8_e50_cos"
     assert a.run_dir == f"LOG_DIR/{a.store_name}"
 
@@ -164,7 +166,7 @@ def test_x3d_readme_commands(script, extra):
         0.4,
     )
     # --shift is in the X3D README but X3D has no shift: it only names the run, as in the original.
-    assert a.shift is True and a.use_shift is False
+    assert a.shift is True and config_from_args(a, 400).shift is False
     assert a.store_name == "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment16_e50_cos"
     assert a.test_crops == (3 if extra else 1) and a.evaluate == bool(extra)
 
@@ -206,13 +208,7 @@ def test_presets_fill_defaults_and_flags_override(monkeypatch):
     )
     assert (a.num_segments, a.num_input_focus_segments) == (32, 32)  # either spelling of N
     a = parse_args(["synthetic", "RGB", "--no_shift", "--partialbn", "--gd", "0", "--amp"])
-    assert (a.shift, a.use_shift, a.no_partialbn, a.clip_gradient, a.amp) == (
-        False,
-        False,
-        False,
-        None,
-        "bf16",
-    )
+    assert (a.shift, a.partial_bn, a.clip_gradient, a.amp) == (False, True, None, "bf16")
     assert a.pretrain == "none" and a.store_name == "TSM_synthetic_RGB_resnet18_avg_segment8_e5_none_cos"
     assert (a.glance_arch, a.glance_size, a.glance_output_stride) == ("resnet18", 80, 16)
     with pytest.raises(SystemExit):  # only a ResNet glance has a dilated form
@@ -225,17 +221,19 @@ def test_presets_fill_defaults_and_flags_override(monkeypatch):
 
 def test_baselines_and_store_name_override():
     a = parse_args(["something", "RGB", "--model", "tsm", "--arch", "mobilenetv2"])
-    assert (a.backbone, a.focus_arch, a.num_segments, a.use_shift) == ("mbv2", "mbv2", 8, True)
+    assert (a.focus_arch, a.num_segments, a.shift) == ("mobilenetv2", 8, True)
     assert a.store_name == "TSM_something_RGB_mbv2_shift8_blockres_avg_segment8_e50_cos"
     a = parse_args(["kinetics", "RGB", "--model", "x3d", "--num_segments", "4", "--store_name", "mine"])
-    assert (a.backbone, a.num_segments, a.use_shift, a.store_name, a.run_dir) == (
+    assert (a.focus_arch, a.num_segments, a.shift, a.store_name, a.run_dir) == (
         "x3d_l",
         4,
         False,
         "mine",
         "log/mine",
     )
-    assert parse_args(["jester", "RGB", "--model", "tsn", "--focus_arch", "resnet18"]).backbone == "resnet18"
+    assert (
+        parse_args(["jester", "RGB", "--model", "tsn", "--focus_arch", "resnet18"]).focus_arch == "resnet18"
+    )
     a = parse_args(["--dataset", "fcvid", "--model", "tsn", "--suffix", "try2", "--root_model", "ck"])
     assert a.store_name == "TSN_fcvid_RGB_resnet50_avg_segment8_e50_cos_try2" and a.run_dir.startswith("ck/")
 
@@ -255,12 +253,12 @@ def test_baselines_and_store_name_override():
         ),
         (["something", "RGB", "--glance_arch", "vgg"], "main", "unknown backbone 'vgg'"),
         (["something", "RGB", "--fc_dropout", "0.3"], "main", "--fc_dropout is only used by the AN preset"),
-        (["something", "RGB", "--data_dir", "d"], "main", "--data_dir is only used by the AN preset"),
+        (["something", "RGB", "--data_dir", "d"], "main", "--data_dir is only used by the AN datasets"),
         (["something", "RGB", "--num_segments", "8"], "main", "--num_segments is not used by Uni-AdaFocus"),
         (
             ["something", "RGB", "--num_focus_segments", "40"],
             "main",
-            "--num_focus_segments (K=40) must be <=",
+            "num_focus_segments (K=40) must be <=",
         ),
         (["--dataset", "actnet", "--num_segments", "48", "--num_glance_segments", "10"], "main", "divisible"),
         (
@@ -276,7 +274,7 @@ def test_baselines_and_store_name_override():
         ([], "main", "the dataset is required"),
         (["ucf", "RGB"], "main", "invalid choice 'ucf'"),
         (["something", "RGB", "--lr", "-1"], "main", "--lr must be > 0"),
-        (["something", "RGB", "--patch_size", "300"], "main", "--patch_size 300 exceeds --input_size 224"),
+        (["something", "RGB", "--patch_size", "300"], "main", "patch_size 300 exceeds input_size 224"),
         (["something", "RGB", "--start-epoch", "50"], "main", "--start-epoch 50 must be in [0, --epochs=50)"),
         (["something", "RGB", "--device", "tpu"], "main", "argument --device"),
         (
@@ -291,10 +289,17 @@ def test_baselines_and_store_name_override():
             "main",
             "resnet50 does not fit --model x3d",
         ),
-        (["something", "RGB", "--glance_size", "256"], "main", "--glance_size 256 exceeds --input_size 224"),
+        (["something", "RGB", "--glance_size", "256"], "main", "glance_size 256 exceeds input_size 224"),
         (["--dataset", "actnet", "--shift"], "main", "the AN preset has no temporal shift"),
         (["kinetics", "RGB", "--focus_arch", "resnet50"], "main", "the x3d preset needs an X3D backbone"),
         (["jester", "RGB", "--glance_arch", "x3d_s"], "main", "the tsm preset needs a 2-D backbone"),
+        (["something", "RGB", "--model", "tsn", "--shift"], "main", "choose the baseline instead"),
+        (["something", "RGB", "--dropout", "1.5"], "main", "dropout must be in [0, 1)"),
+        (
+            ["something", "RGB", "--model", "tsn", "--glance_base_width", "8"],
+            "main",
+            "--glance_base_width only",
+        ),
         (["something", "RGB", "--temp", "2"], "main", "unrecognized arguments: --temp"),  # no abbreviations
     ],
 )
@@ -317,17 +322,12 @@ def test_help_documents_no_ops_and_additions():
         parse_args(["something", "RGB"], script="train")
 
 
-def test_preset_table_agrees_with_dataset_config(tmp_path):
+def test_preset_table_covers_every_dataset():
     dc = pytest.importorskip("ops.data.dataset_config")
-    # the original on-disk layouts (spec 2.1), one dataset per preset
-    (tmp_path / "kinetics").mkdir()
-    (tmp_path / "something-something-v1").mkdir()
-    (tmp_path / "something-something-v1" / "category.txt").write_text("a\nb\n")
-    (tmp_path / "an").mkdir()
-    (tmp_path / "an" / "classInd.txt").write_text("a\nb\n")
-    for name, kw in [("kinetics", {}), ("something", {}), ("actnet", {"data_dir": str(tmp_path / "an")})]:
-        assert dc.get_dataset_config(name, root=str(tmp_path), **kw).preset == dataset_preset(name), name
     assert set(dc.DATASETS) == set(DATASETS)
+    assert {dataset_preset(d) for d in ("actnet", "fcvid", "minik")} == {"an"} and dataset_preset(
+        "kinetics"
+    ) == "x3d"
 
 
 def test_glance_size_follows_input_size_unless_given():

@@ -66,7 +66,7 @@ def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
     with open(os.path.join(folder, "annotations.json")) as f:
         annotations = json.load(f)
     zoom, shift = _view_transform(folder, dataset)
-    cfg = ModelConfig.for_preset("tsm", num_classes=2, input_size=s, patch_size=p, glance_size=s)
+    cfg = ModelConfig(preset="tsm", num_classes=2, input_size=s, patch_size=p, glance_size=s)
     shown, hidden, covering, far = [], [], [], []
     gen = torch.Generator().manual_seed(0)
     lo, _ = region_range(s)

@@ -174,12 +174,7 @@ def test_dataset_config_reads_it(tiny):
     dataset = pytest.importorskip("ops.data.dataset")
     root, _ = tiny
     cfg = dataset_config.get_dataset_config("synthetic", root=root)
-    assert (cfg.num_classes, cfg.flip, cfg.image_tmpl, cfg.preset) == (
-        3,
-        synthetic.FLIP_ALLOWED,
-        "img_{:05d}.jpg",
-        "tsm",
-    )
+    assert (cfg.num_classes, cfg.flip, cfg.image_tmpl) == (3, synthetic.FLIP_ALLOWED, "img_{:05d}.jpg")
     records = dataset.read_list_file(cfg.train_list, cfg.separator, cfg.num_classes, cfg.multi_label)
     assert len(records) == 6 and all(os.path.isdir(os.path.join(cfg.frames_root, r.path)) for r in records)
 

@@ -1,8 +1,9 @@
 """The video dataset (TSM format: frame folders or raw videos) and its zero-copy loader.
 
-Frame numbers are 1-based everywhere (the number in the frame file name). Per preset, one item is:
-- 'an': the N candidate frames (the model takes the glance subset candidates[g::3] itself);
-- 'tsm' / 'x3d': T_g glance frames then N candidate frames, sampled independently (as the original).
+Frame numbers are 1-based everywhere (the number in the frame file name). One item is the model's input layout
+(`models.input_layout`): `num_glance` glance frames then `num_candidates` candidate frames, sampled
+independently (as the original); `num_glance` is 0 where the model takes its glance frames among the candidates
+(Uni-AdaFocus 'an') or has no glance (baselines).
 Every distinct frame number of an item is decoded once (glance and candidate sets overlap).
 """
 
@@ -123,7 +124,6 @@ class VideoDataset(Dataset):
         test_crops: int = 1,
         num_clips: int = 1,
         list_file: str | None = None,
-        preset: str | None = None,
         video_root: str | None = None,
         video_ext: str = ".mp4",
         on_bad_video: str = "error",
@@ -137,8 +137,7 @@ class VideoDataset(Dataset):
         if num_clips < 1 or on_bad_video not in ("error", "skip"):
             raise ValueError("need num_clips >= 1 and on_bad_video in ('error', 'skip')")
         self.config, self.train = config, (split == "train") if train is None else train
-        self.preset = preset or config.preset
-        self.num_glance = 0 if self.preset == "an" else num_glance
+        self.num_glance = num_glance
         self.num_candidates = num_candidates
         if self.num_glance + self.num_candidates < 1:
             raise ValueError("need at least one frame per item (num_glance + num_candidates >= 1)")
@@ -248,7 +247,7 @@ class VideoDataset(Dataset):
 
     # -- sampling -------------------------------------------------------------------------------------------
     def frame_numbers(self, record: VideoRecord, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Return (num_clips, T) 1-based frame numbers: glance, then candidates (preset 'an': candidates)."""
+        """Return (num_clips, T) 1-based frame numbers: glance (if any), then candidates."""
         n, parts = record.num_frames, (self.num_glance, self.num_candidates)
         if self.train:
             rng = rng or self.rng()

@@ -41,7 +41,6 @@ class DatasetConfig:
     separator: str  # ' ' or ','
     multi_label: bool  # up to 3 labels per video, target padded with -1 (actnet, fcvid)
     flip: bool  # horizontal flip allowed in training (never for something*/jester: direction is the label)
-    preset: str  # 'an' | 'tsm' | 'x3d'
     dataset_dir: str = ""  # the dataset's own folder under the root
     video_root: str | None = None  # default folder of raw videos <path><ext> (synthetic: <dir>/videos)
 
@@ -195,7 +194,6 @@ def _an_config(name: str, data_dir: str) -> DatasetConfig:
         separator=sep,
         multi_label=multi,
         flip=True,
-        preset="an",
         dataset_dir=data_dir,
     )
 
@@ -228,12 +226,9 @@ def get_dataset_config(name: str, root: str | None = None, data_dir: str | None 
             FLIP_ALLOWED,  # the generator decides whether its classes survive a flip
         )
 
-        flip, preset = FLIP_ALLOWED, "tsm"
+        flip = FLIP_ALLOWED
     else:
-        flip, preset = (
-            name not in ("something", "somethingv2", "jester"),
-            ("x3d" if name == "kinetics" else "tsm"),
-        )
+        flip = name not in ("something", "somethingv2", "jester")
     video_root = os.path.join(base, "videos") if name == "synthetic" else None
     return DatasetConfig(
         name=name,
@@ -246,7 +241,6 @@ def get_dataset_config(name: str, root: str | None = None, data_dir: str | None 
         separator=" ",
         multi_label=False,
         flip=flip,
-        preset=preset,
         dataset_dir=base,
         video_root=video_root,
     )

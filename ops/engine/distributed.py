@@ -230,10 +230,11 @@ def all_reduce_mean(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor
     return all_reduce_sum(t, info) / info.world_size
 
 
-def all_gather_cat(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Returns the concatenation over ranks (rank order) of `tensor` (n_r, ...), n_r may differ per rank."""
+def all_gather_list(tensor: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
+    """Returns every rank's `tensor` (n_r, ...) in rank order, on the tensor's device; n_r may differ per rank
+    (single process: [a detached copy])."""
     if not info.distributed:
-        return tensor.detach().clone()
+        return [tensor.detach().clone()]
     home = tensor.device
     t = tensor.detach().to(info.device).contiguous()
     sizes = [torch.zeros(1, dtype=torch.long, device=info.device) for _ in range(info.world_size)]
@@ -242,7 +243,36 @@ def all_gather_cat(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     pad = t.new_zeros((max(sizes) - t.shape[0], *t.shape[1:]))
     parts = [t.new_empty((max(sizes), *t.shape[1:])) for _ in sizes]
     dist.all_gather(parts, torch.cat([t, pad]))
-    return torch.cat([p[:n] for p, n in zip(parts, sizes)]).to(home)
+    return [p[:n].to(home) for p, n in zip(parts, sizes)]
+
+
+def all_gather_cat(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Returns the concatenation over ranks (rank order) of `tensor` (n_r, ...), n_r may differ per rank."""
+    return torch.cat(all_gather_list(tensor, info))
+
+
+def gather_in_sampler_order(
+    tensor: torch.Tensor, info: DistInfo, dataset_len: int | None = None
+) -> torch.Tensor:
+    """All-gathers per-rank results (n_r, ...) of a DistributedSampler split into one (N, ...) tensor in dataset
+    order, on every rank.
+
+    Rank r holds the items r, r + W, r + 2W, ... of the (padded) index list, so item j of rank r goes to
+    position j * W + r; the first ranks may hold one more. `dataset_len` cuts the result to that length, which
+    removes exactly the duplicates the sampler appended to even out the ranks (the original counted them in
+    mAP/accuracy; dropped knowingly). With shuffle=True the order is the sampler's, still without duplicates."""
+    parts = all_gather_list(tensor, info)
+    sizes = [p.shape[0] for p in parts]
+    if any(a < b for a, b in zip(sizes, sizes[1:])) or max(sizes) - min(sizes) > 1:
+        raise ValueError(f"per-rank lengths {sizes} do not follow the DistributedSampler layout")
+    out = tensor.new_empty((sum(sizes), *tensor.shape[1:]))
+    for rank, part in enumerate(parts):
+        out[rank :: len(parts)] = part
+    if dataset_len is not None:
+        if dataset_len > out.shape[0]:
+            raise ValueError(f"dataset_len={dataset_len} > {out.shape[0]} gathered items")
+        out = out[:dataset_len]
+    return out
 
 
 def wrap_ddp(model: nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> nn.Module:
@@ -256,7 +286,7 @@ def wrap_ddp(model: nn.Module, info: DistInfo, find_unused_parameters: bool = Fa
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """Returns the module inside DDP / DataParallel / torch.compile wrappers."""
+    """Returns the module inside DDP / DataParallel / torch.compile wrappers (the one way to unwrap a model)."""
     while True:
         if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             model = model.module

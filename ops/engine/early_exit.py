@@ -1,6 +1,5 @@
 """Sample-wise early exit (spec section 4): exit criteria, threshold calibration on the training split
-for a target exit distribution, the accuracy/mAP-vs-GFLOPs sweep, CSV/PNG output and the official
-per-exit GFLOPs tables (spec 5.1).
+for a target exit distribution, the accuracy/mAP-vs-GFLOPs sweep and its CSV/PNG output.
 
 Float32 torch ops where the original used them (criteria, exit distributions, ``floor(n * p_k)``), so the
 curves equal the official ``early_exit()`` on the same logits; expected GFLOPs are summed in float64.
@@ -20,23 +19,7 @@ from ops.engine.metrics import accuracy, mean_average_precision
 
 CRITERIA = ("confidence", "max_softmax", "entropy")
 FAMILIES = ("geometric", "two_exit")
-METRICS = ("top1", "map")
-
-# Constants of the official ops/early_exit_*.py (GFLOPs = multiply-accumulates, thop style), spec 5.1.
-_PATCH_SIZES = (96, 128, 160, 192)
-_AN = dict(
-    glance=0.299511328,
-    spatial=0.822485376,
-    temporal=0.00412992,
-    patch=(0.750725056, 1.334601664, 2.08530016, 3.002820544),
-)
-_TSM = dict(
-    glance=0.299956768,
-    spatial=0.41124288,
-    temporal=0.002065024,
-    patch=(0.75143776, 1.335314368, 2.086012864, 3.003533248),
-)
-_X3D = dict(glance=2.415453044, full=5.984521316, spatial=0.376217984, temporal=0.001524864)
+METRICS = ("top1", "mAP")
 
 
 def _tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -168,7 +151,7 @@ def expected_gflops(counts: Sequence[int], flops_per_exit: Sequence[float]) -> f
 def _score(logits: torch.Tensor, target: torch.Tensor, metric: str) -> float:
     if metric == "top1":
         return accuracy(logits, target, topk=(1,))[0]
-    if metric == "map":
+    if metric == "mAP":
         return mean_average_precision(logits, target)
     raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
 
@@ -296,33 +279,3 @@ def plot_curve(
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def official_exit_gflops(preset: str, patch_size: int = 128, num_focus: int = 16) -> list[float]:
-    """Per-exit GFLOPs from the official early-exit constants (equal to the official ``get_flops``).
-
-    'an': num_focus + 1 exits, G(k) = 16 glance frames + k patches + policies (k > 0) + classifier.
-    'tsm': [8 glance frames, + policies + num_focus patches]. 'x3d': [X3D-S glance, + X3D-L + policies]
-    (the constants are for patch 128 and 32 focus frames only).
-    """
-    if preset == "x3d":
-        if (patch_size, num_focus) != (128, 32):
-            raise ValueError("official X3D constants exist only for patch_size=128, num_focus=32")
-        c = _X3D
-        return [c["glance"] + 0.0 + 0.0 + 0.0, c["glance"] + c["full"] + c["temporal"] + c["spatial"]]
-    if preset not in ("an", "tsm"):
-        raise ValueError(f"unknown preset {preset!r}; choose from ('an', 'tsm', 'x3d')")
-    if patch_size not in _PATCH_SIZES:
-        raise ValueError(f"official constants exist for patch sizes {_PATCH_SIZES}, got {patch_size}")
-    c = _AN if preset == "an" else _TSM
-    r = c["patch"][_PATCH_SIZES.index(patch_size)]
-    flops = []
-    for k in range(num_focus + 1) if preset == "an" else (0, num_focus):
-        policies = (c["temporal"], c["spatial"]) if k > 0 else (0.0, 0.0)
-        if preset == "an":
-            # Same operand order as the original sum, so the tables match to the last bit.
-            classifier = (5.246976 * 16 + 8.392704 * k + 0.8192 * 16 + 1.6384 * k) * 1e-3
-            flops.append(c["glance"] * 16 + r * k + classifier + policies[0] + policies[1])
-        else:
-            flops.append(c["glance"] * 8 + r * k + policies[0] + policies[1])
-    return flops

@@ -11,22 +11,11 @@ import numpy as np
 import torch
 
 from ops.engine import distributed as D
-from ops.engine.checkpoint import load_checkpoint
 from ops.engine.early_exit import no_exit_point, plot_curve, sweep, write_csv
 from ops.engine.flops import exit_gflops
 from ops.engine.loops import Predictions, build_dataset, build_loader, predict, save_scores, summarize
 from ops.engine.runlog import RunLogger
-from ops.engine.train import build, dataset_config
-
-
-def setup_eval(args: argparse.Namespace):
-    """Returns (DistInfo, dataset config, model with the `--resume` checkpoint loaded on its device, ModelConfig)."""
-    info = D.init(args)
-    D.seed_everything(args.seed if args.seed is not None else 0, info.rank)
-    config = dataset_config(args)
-    model, cfg = build(args, info, config)
-    load_checkpoint(args.resume, model)
-    return info, config, model, cfg
+from ops.engine.setup import setup_eval
 
 
 def nview_worker(args: argparse.Namespace) -> dict | None:
@@ -34,11 +23,14 @@ def nview_worker(args: argparse.Namespace) -> dict | None:
     info, config, model, cfg = setup_eval(args)
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
     try:
-        val_set = build_dataset(args, config, "val", test_crops=args.test_crops, num_clips=args.num_clips)
+        layout = model.input_layout(cfg)
+        val_set = build_dataset(
+            args, config, "val", layout, test_crops=args.test_crops, num_clips=args.num_clips
+        )
         pred = predict(model, build_loader(val_set, args, info, shuffle=False), args, info, logger)
         views = args.test_crops * args.num_clips
         metrics = summarize(pred, config.multi_label)
-        exits = exit_gflops(cfg)
+        exits = exit_gflops(model)
         gflops = exits[-1]
         metrics.update(
             views=views, gflops_per_view=gflops, gflops=gflops * views, gflops_glance=exits[0] * views
@@ -87,8 +79,9 @@ def _exit_logits(args, info, config, model, logger) -> tuple[Predictions, Predic
         logger.info(f"=> cached exit logits {path}")
         cached = torch.load(path, weights_only=True)
         return Predictions(**cached["train"]), Predictions(**cached["val"])
-    calib = build_dataset(args, config, "train", train=True)
-    val = build_dataset(args, config, "val", test_crops=args.test_crops, num_clips=args.num_clips)
+    layout = model.input_layout(model.cfg)
+    calib = build_dataset(args, config, "train", layout, train=True)
+    val = build_dataset(args, config, "val", layout, test_crops=args.test_crops, num_clips=args.num_clips)
     train_pred = predict(
         model, build_loader(calib, args, info, shuffle=False), args, info, logger, "calibrate"
     )
@@ -102,18 +95,18 @@ def _exit_logits(args, info, config, model, logger) -> tuple[Predictions, Predic
 def early_exit_worker(args: argparse.Namespace) -> dict | None:
     """Writes log_early_exit_{criterion}.csv/.png and returns {criterion: points} on the main process."""
     info, config, model, cfg = setup_eval(args)
+    if model.num_exits < 2:
+        D.cleanup(info)
+        raise ValueError(f"--model {cfg.model} has one exit: early exit needs a model with several")
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
     try:
         train_pred, val_pred = _exit_logits(args, info, config, model, logger)
         if not info.is_main:
             return None
         views = args.test_crops * args.num_clips
-        flops = [g * views for g in exit_gflops(cfg)]
-        num_exits = val_pred.exit_logits.shape[1]
-        if num_exits < 2:
-            raise ValueError(f"{cfg.model}: the model has one exit; early exit needs Uni-AdaFocus")
-        family = "two_exit" if num_exits == 2 else "geometric"
-        metric = "map" if config.multi_label else "top1"
+        flops = [g * views for g in exit_gflops(model)]
+        family = "two_exit" if model.num_exits == 2 else "geometric"
+        metric = "mAP" if config.multi_label else "top1"
         base = no_exit_point(val_pred.exit_logits, val_pred.target, flops, metric)
         logger.info(f"no early exit: {metric} {base[1]:.2f} at {base[0]:.2f} GFLOPs ({views} views)")
         results = {}
@@ -135,7 +128,7 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
                 stem + ".png",
                 base,
                 title=f"{args.store_name} ({criterion})",
-                metric_name="mAP (%)" if metric == "map" else "top-1 (%)",
+                metric_name="mAP (%)" if metric == "mAP" else "top-1 (%)",
             )
             results[criterion] = points
             for p in _operating_points(points, flops):

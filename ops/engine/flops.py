@@ -1,180 +1,27 @@
-"""GFLOPs of Uni-AdaFocus and the baselines, counted with fvcore in the papers' convention.
-
-Convention (the one the published numbers use): multiply-accumulates of convolutions and linear layers, per video,
-for the inference path; BatchNorm and pooling are not counted. Each backbone is counted with the head the paper
-counted with it (MobileNetV2 / ResNet: none for 'an', the two TSN heads per frame for 'tsm'; X3D: its standard
-head), plus the spatial policy, the temporal policy and, for 'an', the pooling classifier (MLPs + per-step heads).
-Training-only parts (Monte-Carlo temporal logits, feature-map aux head, per-frame aux heads) are not counted; the
-X3D per-frame glance heads that produce the glance-exit logit are reported under `not_in_total` (the paper's
-constant omits them: +0.027 GFLOPs for 16 frames, K-400).
-
-Counting is per unit (one frame / one clip length) at batch 1 and scaled: 2-D nets are per-frame; X3D costs are
-exactly affine in the number of frames (no temporal stride), so they are counted at T = 1 and 2 and extrapolated.
-"""
+"""GFLOPs of a model, as the model counts them (models/flops.py: fvcore, multiply-accumulates, papers' convention)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
-from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from models.config import ModelConfig
-
-# Ops the papers' convention leaves out (fvcore's `None` handle does not drop a default handle, so count 0).
-_NOT_COUNTED = (
-    "aten::batch_norm",
-    "aten::adaptive_avg_pool2d",
-    "aten::adaptive_avg_pool3d",
-    "aten::avg_pool3d",
-    "aten::upsample_bilinear2d",
-    "aten::grid_sampler",
-)
-
-
-class _Call(nn.Module):
-    """Wraps `fn(module, *inputs)` so fvcore can trace a method (e.g. `features`) of `module`."""
-
-    def __init__(self, module: nn.Module, fn: Callable) -> None:
-        super().__init__()
-        self.module = module
-        self.fn = fn
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.fn(self.module, *inputs)
-
-
-def count_macs(module: nn.Module, *inputs: torch.Tensor, fn: Callable | None = None) -> int:
-    """Returns the conv + linear multiply-accumulates of `module(*inputs)` (or `fn(module, *inputs)`), no BN/pooling."""
-    target = _Call(module, fn) if fn is not None else module
-    fca = FlopCountAnalysis(target.eval(), inputs)
-    fca.set_op_handle(**{name: (lambda i, o: 0) for name in _NOT_COUNTED})
-    fca.unsupported_ops_warnings(False)
-    fca.uncalled_modules_warnings(False)
-    with torch.no_grad():
-        return int(fca.total())
-
-
-def _frame_macs(net: nn.Module, size: int) -> int:
-    """Returns MACs of `net.features` on one frame (size x size). Temporal shifts move data without MACs, so
-    they are set to 1-frame clips for the count (and restored): a T-frame clip costs T times this."""
-    from archs import TemporalShift
-
-    shifts = [m for m in net.modules() if isinstance(m, TemporalShift)]
-    saved = [m.n_segment for m in shifts]
-    try:
-        for m in shifts:
-            m.n_segment = 1
-        return count_macs(net, torch.zeros(1, 3, size, size), fn=lambda m, x: m.features(x))
-    finally:
-        for m, n in zip(shifts, saved):
-            m.n_segment = n
-
-
-def _x3d_affine(net: nn.Module, size: int, frames: int) -> int:
-    """Returns MACs of X3D `net` (featmap + standard head) on a clip of `frames` frames, from counts at T = 1, 2."""
-    one, two = (count_macs(net, torch.zeros(1, 3, t, size, size)) for t in (1, 2))
-    return one + (two - one) * (frames - 1)
-
-
-def _linear_macs(layer: nn.Linear) -> int:
-    return layer.in_features * layer.out_features
-
-
-def uniadafocus_breakdown(model: nn.Module) -> dict:
-    """Returns per-component GFLOPs of a UniAdaFocus model for one video: keys `glance`, `glance_heads`,
-    `spatial_policy`, `temporal_policy`, `focus`, `focus_heads` (totals over the frames), `per_focus_frame`,
-    `exits` (list: cost of each exit, k = 0..E-1), `total` (= last exit) and `not_in_total`."""
-    cfg: ModelConfig = model.cfg
-    tg, k, g, p = cfg.num_glance_segments, cfg.num_focus_segments, cfg.glance_size, cfg.patch_size
-    dg = model.spatial_policy.encoder[0].in_channels
-    h = model.map_size
-    out: dict = {"not_in_total": {}}
-    spatial = count_macs(model.spatial_policy, torch.zeros(1, dg, tg, h, h))
-    temporal = count_macs(model.temporal_policy, torch.zeros(1, tg, dg))
-    if cfg.preset == "an":
-        glance = tg * _frame_macs(model.global_CNN, g)
-        focus_unit = _frame_macs(model.local_CNN, p)
-        cls = model.classifier
-        glance_heads = tg * (
-            _linear_macs(cls.global_mlp.layers[0]) + _linear_macs(cls.global_classifiers[0][1])
-        )
-        head_unit = _linear_macs(cls.local_mlp.layers[0]) + _linear_macs(cls.local_classifiers[0][1])
-    elif cfg.preset == "tsm":
-        glance = tg * _frame_macs(model.global_CNN.base_model, g)
-        focus_unit = _frame_macs(model.local_CNN.base_model, p)
-        # The official per-frame constants include both TSN heads (new_fc, new_new_fc) on every frame.
-        glance_heads = tg * 2 * _linear_macs(model.global_CNN.new_fc)
-        head_unit = 2 * _linear_macs(model.local_CNN.new_fc)
-    else:
-        glance = _x3d_affine(model.global_CNN, g, tg)
-        focus_x3d = _x3d_affine(model.local_CNN, p, k)
-        focus_unit = focus_x3d / k
-        glance_heads, head_unit = 0, 0  # the standard X3D heads are counted inside `glance` / `focus`
-        frame_head = model.global_CNN_head
-        out["not_in_total"]["glance_frame_heads"] = (
-            tg * (_linear_macs(frame_head[0]) + _linear_macs(frame_head[3])) / 1e9
-        )
-    g0 = (glance + glance_heads) / 1e9
-    per_frame = (focus_unit + head_unit) / 1e9
-    policies = (spatial + temporal) / 1e9
-    if cfg.preset == "an":
-        exits = [g0] + [g0 + policies + i * per_frame for i in range(1, k + 1)]
-    else:
-        exits = [g0, g0 + policies + k * per_frame]
-    out.update(
-        glance=glance / 1e9,
-        glance_heads=glance_heads / 1e9,
-        spatial_policy=spatial / 1e9,
-        temporal_policy=temporal / 1e9,
-        focus=k * focus_unit / 1e9,
-        focus_heads=k * head_unit / 1e9,
-        per_focus_frame=per_frame,
-        exits=exits,
-        total=exits[-1],
-    )
-    return out
-
-
-def baseline_breakdown(model: nn.Module) -> dict:
-    """Returns GFLOPs of a baseline (TSN/TSM/X3D on T full frames): `backbone`, `heads`, `exits` ([total]), `total`."""
-    cfg: ModelConfig = model.cfg
-    t, s = cfg.num_segments, cfg.input_size
-    if cfg.model == "x3d":
-        backbone, heads = _x3d_affine(model.net, s, t), 0
-    else:
-        backbone = t * _frame_macs(model.base_model, s)
-        heads = t * _linear_macs(model.new_fc)
-    total = (backbone + heads) / 1e9
-    return {
-        "backbone": backbone / 1e9,
-        "heads": heads / 1e9,
-        "exits": [total],
-        "total": total,
-        "not_in_total": {},
-    }
+from models.registry import build_model
+from ops.engine.distributed import unwrap
 
 
 def gflops_breakdown(model_or_cfg: nn.Module | ModelConfig) -> dict:
-    """Returns the per-component GFLOPs dict of a model (or of the model a ModelConfig builds, random weights)."""
-    if isinstance(model_or_cfg, ModelConfig):
-        from models import build_model
-
-        model = build_model(model_or_cfg)
-    else:
-        model = getattr(model_or_cfg, "module", model_or_cfg)  # unwrap DDP
+    """Returns the per-component GFLOPs dict (`exits`, `total`, ...) of a model, or of the model a ModelConfig
+    builds (random weights: weights do not change the count); the model is counted in eval mode."""
+    model = build_model(model_or_cfg) if isinstance(model_or_cfg, ModelConfig) else unwrap(model_or_cfg)
     was_training = model.training
     try:
         model.eval()
-        if model.cfg.model == "uniadafocus":
-            return uniadafocus_breakdown(model)
-        return baseline_breakdown(model)
+        return model.gflops_breakdown()
     finally:
         model.train(was_training)
 
 
 def exit_gflops(model_or_cfg: nn.Module | ModelConfig) -> list[float]:
-    """Returns GFLOPs per video of each exit (AN: K+1 exits, k focus frames; TSM/X3D: [glance-only, full];
-    baselines: [full]), in the papers' convention."""
+    """Returns GFLOPs per video of each exit (e.g. AN: K+1 exits; TSM/X3D: [glance only, full]; baselines:
+    [full])."""
     return list(gflops_breakdown(model_or_cfg)["exits"])

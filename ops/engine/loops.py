@@ -1,7 +1,7 @@
 """The loops every entry script shares: data loaders, one training epoch, and prediction over a split.
 
-The loops are generic: what differs between Uni-AdaFocus presets and baselines lives in the model's forward
-(a dict with at least `logits` (B, C) and `exit_logits` (B, E, C)) and in the criterion.
+The loops are generic: what differs between methods lives in the model (models.base.VideoModel: forward returns
+a dict with at least `logits` (B, C) and `exit_logits` (B, E, C); its criterion, layout, partial BN, AMP scope).
 Frames travel as uint8 from the loader to the device and are normalised there, once per batch.
 """
 
@@ -20,9 +20,15 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 from ops.data.dataset import VideoDataset, make_loader
 from ops.data.dataset_config import DatasetConfig
 from ops.data.transforms import normalize
-from ops.engine.distributed import DistInfo, all_reduce_sum, split_batch, split_workers
-from ops.engine.metrics import accuracy, gather_across_ranks, mean_average_precision
-from ops.engine.optim import adjust_learning_rate, autocast_context, backward_step, freeze_partial_bn
+from ops.engine.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    gather_in_sampler_order,
+    split_batch,
+    split_workers,
+)
+from ops.engine.metrics import accuracy, mean_average_precision
+from ops.engine.optim import adjust_learning_rate, autocast_context, backward_step, lr_at
 from ops.engine.runlog import RunLogger
 
 
@@ -30,28 +36,24 @@ def build_dataset(
     args: argparse.Namespace,
     config: DatasetConfig,
     split: str,
+    layout: tuple[int, int],
     *,
     train: bool | None = None,
     test_crops: int = 1,
     num_clips: int = 1,
 ) -> VideoDataset:
-    """Returns the split's VideoDataset laid out for the model (glance + candidates, or AN candidates)."""
-    if args.model == "uniadafocus":
-        glance, candidates = args.num_glance_segments, args.num_input_focus_segments
-    else:  # baselines: one set of frames, no glance
-        glance, candidates = 0, args.num_segments
+    """Returns the split's VideoDataset with the model's input layout (glance frames, candidate frames)."""
     list_file = {"train": args.train_list, "val": args.val_list}[split]
     return VideoDataset(
         config,
         split,
         train=train,
-        num_glance=glance,
-        num_candidates=candidates,
+        num_glance=layout[0],
+        num_candidates=layout[1],
         input_size=args.input_size,
         test_crops=test_crops,
         num_clips=num_clips,
         list_file=list_file,
-        preset="an" if args.model != "uniadafocus" else None,
         video_root=args.video_root,
         on_bad_video=args.on_bad_video,
     )
@@ -102,18 +104,9 @@ def to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
     return normalize(x)
 
 
-def set_train_mode(model: nn.Module, partial_bn: bool) -> None:
-    """model.train(), then TSN partial BN (every BatchNorm but the first, per backbone) when asked."""
-    model.train()
-    if partial_bn:
-        for backbone in backbones(model):
-            freeze_partial_bn(backbone)
-
-
-def backbones(model: nn.Module) -> list[nn.Module]:
-    """Returns the CNN backbones of a model (Uni-AdaFocus: glance and focus; baselines: the one network)."""
-    named = dict(model.named_children())
-    return [named[k] for k in ("global_CNN", "local_CNN", "base_model", "net") if k in named]
+def eval_amp(args: argparse.Namespace) -> str:
+    """Mixed precision of evaluation: float32 as the originals, unless --amp was given explicitly."""
+    return args.amp if "amp" in args.explicit else "none"
 
 
 def train_one_epoch(
@@ -127,8 +120,10 @@ def train_one_epoch(
     logger: RunLogger,
     scaler=None,
 ) -> dict[str, float]:
-    """Runs one epoch; returns the epoch means of the loss, its parts and top-1/top-5 (policy branch), over ranks."""
-    set_train_mode(model, not args.no_partialbn)
+    """Runs one epoch; returns the epoch means of the loss, its parts and top-1/top-5 (policy branch), over ranks.
+
+    Every `args.print_freq` iterations a line with the running means goes to the log."""
+    model.train()  # the model keeps its partial-BN layers frozen itself
     sums: dict[str, float] = {}
     seen = 0
     bar = logger.progress(loader, desc=f"train {epoch}", leave=False)
@@ -153,6 +148,13 @@ def train_one_epoch(
         seen += n
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", top1=f"{sums['top1'] / seen:.1f}")
+        if (step + 1) % args.print_freq == 0:
+            lr = lr_at(epoch, args, step, len(loader))
+            logger.info(
+                f"Epoch: [{epoch}][{step + 1}/{len(loader)}] lr {lr:.5f} loss {loss.item():.4f} "
+                f"({sums['loss'] / seen:.4f}) top1 {top1:.2f} ({sums['top1'] / seen:.2f}) "
+                f"top5 {top5:.2f} ({sums['top5'] / seen:.2f})"
+            )
     keys = sorted(sums)
     totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64), info)
     return {k: float(v / totals[-1]) for k, v in zip(keys, totals[:-1])}
@@ -185,7 +187,7 @@ def predict(
     start = time.perf_counter()
     for frames, target, index in logger.progress(loader, desc=desc, leave=False):
         views = frames.shape[1] if frames.dim() == 6 else 1
-        with autocast_context(info.device, args.amp):
+        with autocast_context(info.device, eval_amp(args)):
             out = model(to_input(frames, info.device))
         b = frames.shape[0]
         parts["logits"].append(out["logits"].float().view(b, views, -1).mean(1))
@@ -195,10 +197,7 @@ def predict(
         parts["index"].append(torch.as_tensor(index, device=info.device))
     seconds = time.perf_counter() - start
     n = len(loader.dataset)
-    merged = {
-        k: gather_across_ranks(torch.cat(v), info.world_size if info.distributed else 1, n).cpu()
-        for k, v in parts.items()
-    }
+    merged = {k: gather_in_sampler_order(torch.cat(v), info, n).cpu() for k, v in parts.items()}
     return Predictions(seconds=seconds, **merged)
 
 

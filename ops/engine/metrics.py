@@ -1,5 +1,5 @@
-"""Validation metrics: top-k accuracy, mAP as the original ``cal_map``, running averages and a
-cross-rank gather that drops the DistributedSampler padding."""
+"""Validation metrics: top-k accuracy (multi-label targets scored on column 0, as the original AN ``validate``),
+mAP as the original ``cal_map``, running averages."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+
+from models.losses import first_label
 
 
 def _as_tensor(x: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-
-
-def _first_label(target: torch.Tensor) -> torch.Tensor:
-    """(n,) or (n, L) padded with -1 -> (n,): multi-label targets are scored on column 0, as the original
-    AN ``validate`` does (``target[:, 0]``)."""
-    return target[:, 0] if target.dim() == 2 else target
 
 
 def accuracy(
@@ -28,7 +23,7 @@ def accuracy(
 
     logits (n, C); target (n,) int or (n, L) padded with -1 (column 0 is used). k is capped at C.
     """
-    logits, target = _as_tensor(logits), _first_label(_as_tensor(target)).long()
+    logits, target = _as_tensor(logits), first_label(_as_tensor(target)).long()
     n, num_classes = logits.shape
     if n == 0:
         raise ValueError("accuracy of an empty batch")
@@ -112,36 +107,3 @@ class AverageMeter:
 
     def __str__(self) -> str:
         return ("{name} {val" + self.fmt + "} ({avg" + self.fmt + "})").format(**self.__dict__)
-
-
-def gather_across_ranks(
-    tensor: torch.Tensor, world_size: int, dataset_len: int | None = None
-) -> torch.Tensor:
-    """All-gather per-rank results (n_r, ...) into one (N, ...) tensor in dataset order, on every rank.
-
-    Assumes the DistributedSampler layout: rank r holds the items r, r + W, r + 2W, ... of the (padded)
-    index list, so item j of rank r sits at position j * W + r; ranks may hold different lengths (the
-    first ranks one more). With ``dataset_len`` the result is cut to that length, which removes exactly
-    the duplicates the sampler appended to even out the ranks (the original counted them in mAP/accuracy;
-    dropped knowingly). With shuffle=True the order is the sampler's order, still without duplicates.
-    Needs an initialised process group when world_size > 1 (gloo or nccl; tensors on the group's device).
-    """
-    if world_size > 1:
-        n_local = torch.tensor([tensor.shape[0]], dtype=torch.long, device=tensor.device)
-        sizes_t = [torch.zeros_like(n_local) for _ in range(world_size)]
-        dist.all_gather(sizes_t, n_local)
-        sizes = [int(s.item()) for s in sizes_t]
-        if any(a < b for a, b in zip(sizes, sizes[1:])) or max(sizes) - min(sizes) > 1:
-            raise ValueError(f"per-rank lengths {sizes} do not follow the DistributedSampler layout")
-        padded = tensor.new_zeros((max(sizes), *tensor.shape[1:]))
-        padded[: tensor.shape[0]] = tensor
-        chunks = [torch.empty_like(padded) for _ in range(world_size)]
-        dist.all_gather(chunks, padded.contiguous())
-        tensor = tensor.new_empty((sum(sizes), *tensor.shape[1:]))
-        for rank, (chunk, size) in enumerate(zip(chunks, sizes)):
-            tensor[rank::world_size] = chunk[:size]
-    if dataset_len is not None:
-        if dataset_len > tensor.shape[0]:
-            raise ValueError(f"dataset_len={dataset_len} > {tensor.shape[0]} gathered items")
-        tensor = tensor[:dataset_len]
-    return tensor

@@ -1,4 +1,4 @@
-"""Optimiser, learning-rate schedule, TSN partial BN, gradient clipping and mixed-precision helpers.
+"""Optimiser, learning-rate schedule, gradient clipping and mixed-precision helpers.
 
 As the originals: SGD with momentum over the model's param groups, each group's lr = lr_e * lr_mult and
 weight_decay = wd * decay_mult (decay_mult = 1 everywhere, so BN and biases are decayed too); lr_e follows a
@@ -69,26 +69,6 @@ def adjust_learning_rate(
         g["lr"] = lr * g.get("lr_mult", 1.0)
         g["weight_decay"] = args.weight_decay * g.get("decay_mult", 1.0)
     return lr
-
-
-def freeze_partial_bn(model: nn.Module, keep_first: int = 1) -> list[str]:
-    """TSN partial BN on one backbone: every BatchNorm after the first `keep_first` goes to eval mode with
-    frozen affine parameters. Returns the names of the frozen layers.
-
-    Call it once before wrapping in DDP (so DDP never waits for the frozen affine grads) and again after
-    every `model.train()`, which puts BN back in train mode; it is idempotent. Apply it per backbone (the
-    originals' glance and focus TSNs each kept their own first BN)."""
-    frozen, seen = [], 0
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            seen += 1
-            if seen > keep_first:
-                m.eval()
-                for p in (m.weight, m.bias):
-                    if p is not None:
-                        p.requires_grad_(False)
-                frozen.append(name)
-    return frozen
 
 
 def clip_gradients(

@@ -7,12 +7,9 @@ import random
 import time
 
 import torch
-from torch import nn
 
-from models import ModelConfig, build_criterion, build_model, load_pretrained
-from ops.data.dataset_config import DatasetConfig, get_dataset_config
 from ops.engine import distributed as D
-from ops.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint, tune_from
+from ops.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint
 from ops.engine.loops import (
     build_dataset,
     build_loader,
@@ -24,39 +21,7 @@ from ops.engine.loops import (
 )
 from ops.engine.optim import adjust_learning_rate, build_optimizer, make_grad_scaler
 from ops.engine.runlog import RunLogger
-
-
-def dataset_config(args: argparse.Namespace) -> DatasetConfig:
-    """Returns the dataset's config; the built-in synthetic dataset is generated on first use."""
-    if args.dataset == "synthetic":
-        from ops.data.synthetic import ensure_current
-
-        ensure_current(_root(args), progress=True)  # any size; regenerated if an older generator made it
-    return get_dataset_config(args.dataset, args.root_dataset, args.data_dir)
-
-
-def _root(args: argparse.Namespace) -> str:
-    from ops.data.dataset_config import resolve_root
-
-    return resolve_root(args.root_dataset)
-
-
-def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> tuple[nn.Module, ModelConfig]:
-    """Returns the model on the device (pretrained backbones unless resuming/evaluating) and its config."""
-    cfg = ModelConfig.from_args(args, num_classes=config.num_classes)
-    model = build_model(cfg)
-    if not (args.resume or args.evaluate):
-        load_pretrained(model, cfg)
-    if args.tune_from:
-        tune_from(args.tune_from, model, verbose=info.is_main)
-    if args.policy != "learned":  # evaluation control (opts allows it only when evaluating Uni-AdaFocus)
-        model.policy = args.policy
-    return model.to(info.device), cfg
-
-
-def metric_name(config: DatasetConfig) -> str:
-    """The metric a run is judged by: mAP on multi-label data (ActivityNet, FCVID), else top-1."""
-    return "mAP" if config.multi_label else "top1"
+from ops.engine.setup import build, load_dataset_config, metric_name
 
 
 def main_worker(args: argparse.Namespace) -> dict | None:
@@ -73,10 +38,11 @@ def main_worker(args: argparse.Namespace) -> dict | None:
 
 
 def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogger) -> dict | None:
-    config = dataset_config(args)
+    config = load_dataset_config(args)
     model, cfg = build(args, info, config)
+    layout = model.input_layout(cfg)
     logger.write_args(args)
-    criterion = build_criterion(cfg)
+    criterion = model.criterion()
     optimizer = build_optimizer(model.param_groups(), args)
     scaler = make_grad_scaler(info.device, args.amp)
     start_epoch, best = 0, None
@@ -95,7 +61,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         logger.info(f"=> loaded {args.resume} (epoch {start_epoch}, best {best})")
     if args.start_epoch is not None:
         start_epoch = args.start_epoch
-    val_set = build_dataset(args, config, "val")
+    val_set = build_dataset(args, config, "val", layout)
     val_loader = build_loader(val_set, args, info, shuffle=False)
     name = metric_name(config)
     if args.evaluate:
@@ -107,14 +73,14 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
             save_scores(args.save_scores, pred, [val_set.records[i].path for i in pred.index.tolist()])
         return metrics if info.is_main else None
 
-    train_set = build_dataset(args, config, "train")
+    train_set = build_dataset(args, config, "train", layout)
     train_loader = build_loader(train_set, args, info, shuffle=True, drop_last=True)
     if len(train_loader) == 0:
         raise ValueError(
             f"{config.train_list}: {len(train_set)} videos give no full batch of "
             f"{args.batch_size // info.world_size} per process; lower --batch-size"
         )
-    train_model = D.wrap_ddp(model, info, find_unused_parameters=cfg.model == "uniadafocus")
+    train_model = D.wrap_ddp(model, info, find_unused_parameters=model.find_unused_parameters)
     if args.compile:
         train_model = torch.compile(train_model)
     metrics = None

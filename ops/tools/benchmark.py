@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from archs import create_backbone
-from models import ModelConfig, build_criterion, build_model
+from models import ModelConfig, build_model
+from models.base import VideoModel
+from models.flops import clip_breakdown, frame_macs
 from ops.data.transforms import normalize
-from ops.engine.flops import count_macs, exit_gflops
+from ops.engine.flops import exit_gflops
 from ops.tools.inference import deploy_model, normalize_frames, predict_with_exit
 
 # Optimisations scripts/bench.py can switch on one by one (the "before" run uses none of them).
@@ -34,7 +35,7 @@ OPTIMISATIONS = (
 )
 
 
-class DenseGlanceFocus(nn.Module):
+class DenseGlanceFocus(VideoModel):
     """Dense reference of the 'an' preset: MobileNetV2 and ResNet-50 both on all T full frames; pooled
     features concatenated, one linear classifier, mean over frames. forward(x (B, T, 3, H, W)) returns
     {'logits' (B, C), 'exit_logits' (B, 1, C)}."""
@@ -42,8 +43,8 @@ class DenseGlanceFocus(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.glance = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs(cfg.glance_arch, glance=True))
-        self.focus = create_backbone(cfg.focus_arch, **cfg.backbone_kwargs(cfg.focus_arch))
+        self.glance = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs("glance"))
+        self.focus = create_backbone(cfg.focus_arch, **cfg.backbone_kwargs("focus"))
         self.fc = nn.Linear(self.glance.feature_dim + self.focus.feature_dim, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -53,45 +54,49 @@ class DenseGlanceFocus(nn.Module):
         logits = self.fc(feat).view(b, t, -1).mean(1)
         return {"logits": logits, "exit_logits": logits.unsqueeze(1)}
 
-    def gflops(self) -> float:
-        """Returns GFLOPs per video (conv + linear MACs of both nets and the classifier on T frames)."""
+    def backbones(self) -> list[nn.Module]:
+        return [self.glance, self.focus]
+
+    def gflops_breakdown(self) -> dict:
+        """GFLOPs per video: both nets and the classifier on T frames."""
         s, t = self.cfg.input_size, self.cfg.num_segments
-        frame = torch.zeros(1, 3, s, s)
-        macs = sum(count_macs(net, frame, fn=lambda m, z: m.features(z)) for net in (self.glance, self.focus))
-        return t * (macs + self.fc.in_features * self.fc.out_features) / 1e9
+        macs = sum(frame_macs(net, s) for net in (self.glance, self.focus))
+        return clip_breakdown(t * macs, t * self.fc.in_features * self.fc.out_features)
 
 
 @dataclass
 class Pair:
-    """A Uni-AdaFocus preset and its dense baseline (model configs, frames each takes per video)."""
+    """A Uni-AdaFocus preset and its dense baseline: model configs, frames each takes per video, and how the
+    baseline is built (default: the registry's model of its config)."""
 
     name: str
     title: str
-    preset: ModelConfig
+    adaptive: ModelConfig
     baseline: ModelConfig
-    preset_frames: int
+    adaptive_frames: int
     baseline_frames: int
+    build_baseline: Callable[[ModelConfig], nn.Module] = build_model
 
 
 def default_pairs() -> dict[str, Pair]:
     """Returns the three pairs of the README tables: TSM 8+12@96 vs TSM-R50 8f@224, X3D 16+32@128 vs X3D-L
     16x312^2, AN 16+16@128 vs MobileNetV2 + ResNet-50 on 16 full frames."""
-    tsm = ModelConfig.for_preset(
-        "tsm",
+    tsm = ModelConfig(
+        preset="tsm",
         num_classes=174,
         num_input_focus_segments=36,
         num_focus_segments=12,
         patch_size=96,
         pretrain="none",
     )
-    x3d = ModelConfig.for_preset("x3d", num_classes=400, pretrain="none")
-    an = ModelConfig.for_preset("an", num_classes=200, pretrain="none")
+    x3d = ModelConfig(preset="x3d", num_classes=400, pretrain="none")
+    an = ModelConfig(preset="an", num_classes=200, pretrain="none")
     return {
         "tsm": Pair(
             "tsm",
             "UA-TSM 8+12 @96 vs TSM-R50 8f @224",
             tsm,
-            ModelConfig.for_preset("tsm", model="tsm", num_classes=174, num_segments=8, pretrain="none"),
+            ModelConfig(preset="tsm", model="tsm", num_classes=174, num_segments=8, pretrain="none"),
             8 + 36,
             8,
         ),
@@ -99,8 +104,8 @@ def default_pairs() -> dict[str, Pair]:
             "x3d",
             "UA-X3D 16+32 @128 vs X3D-L 16x312^2",
             x3d,
-            ModelConfig.for_preset(
-                "x3d",
+            ModelConfig(
+                preset="x3d",
                 model="x3d",
                 focus_arch="x3d_l",
                 num_classes=400,
@@ -115,24 +120,23 @@ def default_pairs() -> dict[str, Pair]:
             "an",
             "UA-AN 16+16 @128 vs MobileNetV2+ResNet-50 16f @224",
             an,
-            ModelConfig.for_preset("an", num_classes=200, num_segments=16, pretrain="none"),
+            ModelConfig(preset="an", num_classes=200, num_segments=16, pretrain="none"),
             48,
             16,
+            build_baseline=DenseGlanceFocus,
         ),
     }
 
 
 def build_pair(pair: Pair) -> tuple[nn.Module, nn.Module]:
-    """Returns (preset model, baseline model), randomly initialised, eval mode."""
-    base = DenseGlanceFocus(pair.baseline) if pair.name == "an" else build_model(pair.baseline)
-    return build_model(pair.preset).eval(), base.eval()
+    """Returns (Uni-AdaFocus model, baseline model), randomly initialised, eval mode."""
+    return build_model(pair.adaptive).eval(), pair.build_baseline(pair.baseline).eval()
 
 
-def pair_gflops(preset: nn.Module, baseline: nn.Module) -> dict[str, object]:
+def pair_gflops(adaptive: nn.Module, baseline: nn.Module) -> dict[str, object]:
     """Returns {'preset_exits': [GFLOPs per exit], 'preset': full, 'baseline': GFLOPs} per video."""
-    exits = exit_gflops(preset)
-    base = baseline.gflops() if isinstance(baseline, DenseGlanceFocus) else exit_gflops(baseline)[-1]
-    return {"preset_exits": exits, "preset": exits[-1], "baseline": base}
+    exits = exit_gflops(adaptive)
+    return {"preset_exits": exits, "preset": exits[-1], "baseline": exit_gflops(baseline)[-1]}
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
@@ -162,13 +166,14 @@ def prepare_models(preset: nn.Module, baseline: nn.Module, opts: set[str]) -> tu
     return deploy_model(preset, **kw), deploy_model(baseline, **kw)
 
 
-def inference_fn(model: nn.Module, frames: torch.Tensor, opts: set[str], uniadafocus: bool) -> Callable:
+def inference_fn(model: nn.Module, frames: torch.Tensor, opts: set[str], staged: bool) -> Callable:
     """Returns a callable running one inference of `model` on uint8 `frames` (no early exit): the standard
-    eval forward, or with 'lean' the deployment path (predict_with_exit, always under inference_mode)."""
+    eval forward, or with 'lean' for a staged model (glance_stage / focus_stage) the deployment path
+    (predict_with_exit, always under inference_mode)."""
     grad_off = torch.inference_mode if "inference_mode" in opts else torch.no_grad
     norm = normalize_frames if "inplace_norm" in opts else normalize
-    if uniadafocus and "lean" in opts:
-        never = [1e8] * (num_exits(model) - 1) + [-1e8]
+    if staged and "lean" in opts:
+        never = [1e8] * (model.num_exits - 1) + [-1e8]
         if "lazy_norm" in opts:
             return lambda: predict_with_exit(model, frames, never, prepare=norm)
         return lambda: predict_with_exit(model, norm(frames), never)
@@ -180,25 +185,19 @@ def inference_fn(model: nn.Module, frames: torch.Tensor, opts: set[str], uniadaf
     return standard
 
 
-def num_exits(model: nn.Module) -> int:
-    """Returns the number of exits of a Uni-AdaFocus model (K + 1 for 'an', 2 otherwise)."""
-    cfg = model.cfg
-    return cfg.num_focus_segments + 1 if cfg.preset == "an" else 2
-
-
-def train_step_fn(model: nn.Module, frames: torch.Tensor, num_classes: int, uniadafocus: bool) -> Callable:
-    """Returns a callable doing one SGD step (forward, loss, backward, update) of `model` in train mode on
-    uint8 `frames` with random labels."""
+def train_step_fn(model: nn.Module, frames: torch.Tensor, num_classes: int) -> Callable:
+    """Returns a callable doing one SGD step (forward, the model's criterion, backward, update) of `model` in
+    train mode on uint8 `frames` with random labels."""
     model.train()
     target = torch.randint(0, num_classes, (frames.shape[0],))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
-    criterion = build_criterion(model.cfg) if uniadafocus else None
+    criterion = model.criterion()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         out = model(normalize(frames))
-        loss = criterion(out, target)[0] if criterion else F.cross_entropy(out["logits"], target)
+        loss = criterion(out, target)[0]
         loss.backward()
         optimizer.step()
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from models.heads import TSN
 from models.patches import deformable_patch_grid, region_range, scale_action
 from ops.data.lists import sample_train
 from ops.data.synthetic import TEMPLATE
@@ -145,9 +146,9 @@ def pretrain_backbones(
     focus clips the final focus training accuracy over seeds 0-3 was 0.90 / 0.52 (hue only, the pattern never
     learned) / 0.67 / 0.78; with 32, over seeds 1, 2, 4, 0.81 / 0.73 / 0.76."""
     cfg = model.cfg
-    if cfg.preset != "tsm":
+    if not all(isinstance(net, TSN) for net in (model.global_CNN, model.local_CNN)):
         raise ValueError(
-            f"frame pretraining is written for the TSM preset (the synthetic data), not {cfg.preset!r}"
+            "frame pretraining needs TSN-wrapped glance and focus nets (the tsm preset, as the demo)"
         )
     videos = load_frames(folder, "train", cfg.input_size)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)

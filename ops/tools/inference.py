@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ops.engine.distributed import unwrap
 from ops.engine.early_exit import exit_scores
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -93,7 +94,7 @@ def deploy_model(
 ) -> nn.Module:
     """Returns an eval-mode deep copy of `model` prepared for inference (BN folded, channels-last weights);
     `model` itself is not changed. Outputs equal the original's eval outputs up to float rounding."""
-    model = copy.deepcopy(getattr(model, "module", model)).eval()
+    model = copy.deepcopy(unwrap(model)).eval()
     if fold_bn:
         fold_batchnorm(model)
     return to_channels_last(model, conv2d=channels_last, conv3d=channels_last_3d)
@@ -137,10 +138,9 @@ def predict_with_exit(
     though these videos have computed all K focus frames. `prepare` (e.g. `normalize_frames` for uint8 x) is
     applied to the used frames only (see `UniAdaFocus.glance_stage`).
     """
-    model = getattr(model, "module", model)
+    model = unwrap(model)
     th = torch.as_tensor(thresholds, dtype=torch.float32).flatten().cpu()
-    cfg = model.cfg
-    num_exits = cfg.num_focus_segments + 1 if cfg.preset == "an" else 2
+    num_exits = model.num_exits
     if model.training or th.numel() != num_exits:
         raise ValueError(
             f"predict_with_exit needs an eval-mode model and {num_exits} thresholds, got "

@@ -1,0 +1,138 @@
+"""The glance and focus encoders of Uni-AdaFocus, per preset (attributes set on the model, so the state_dict keys
+are the official ones: `global_CNN*`, `local_CNN*`, `aux_fc` / `aux_head`):
+- 'an':  per-frame 2-D nets (MobileNetV2 / ResNet) with their own fc heads (`global_CNN_fc`, `local_CNN_fc`);
+- 'tsm': TSN-wrapped 2-D nets with temporal shift (`new_fc` on the detached feature, `new_new_fc` attached);
+- 'x3d': X3D clip nets (standard head on the detached map) with per-frame heads (`global_CNN_head`, ...).
+
+`amp` (a dtype or None) is the autocast the engine asked for, applied here to the backbones only when the model
+narrows mixed precision to them (`amp_scope == 'backbones'`); their outputs return in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from archs import create_backbone
+from models.heads import TSN, share_head_params, x3d_frame_head
+from models.policies import clip_layout
+
+
+def build_encoders(model: nn.Module) -> tuple[int, int]:
+    """Creates the glance and focus networks (and their heads) on `model`; returns their feature widths
+    (glance D_g, focus D_l)."""
+    cfg, p = model.cfg, model.cfg.preset
+    tg, k, c = cfg.num_glance_segments, cfg.num_focus_segments, cfg.num_classes
+    if p == "an":
+        model.global_CNN = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs("glance"))
+        dg = model.global_CNN.classifier.in_features
+        model.global_CNN_fc = nn.Sequential(nn.Dropout(cfg.fc_dropout), nn.Linear(dg, c))
+        model.aux_fc = nn.Linear(dg, c)
+        model.local_CNN = create_backbone(cfg.focus_arch, **cfg.backbone_kwargs("focus"))
+        dl = model.local_CNN.fc.in_features
+        model.local_CNN_fc = nn.Sequential(nn.Dropout(cfg.fc_dropout), nn.Linear(dl, c))
+        # The ImageNet classifiers stay in the state_dict (checkpoint compatibility) but are never used:
+        # freezing them leaves DDP no unused trainable parameter.
+        for unused in (model.global_CNN.classifier, model.local_CNN.fc):
+            unused.requires_grad_(False)
+        return dg, dl
+    if p == "tsm":
+        model.global_CNN = _tsn(cfg, "glance", tg)
+        model.local_CNN = _tsn(cfg, "focus", k)
+        dg = model.global_CNN.feature_dim
+        model.aux_fc = nn.Linear(dg, c)
+        return dg, model.local_CNN.feature_dim
+    x3d_kw = dict(num_classes=c, **cfg.backbone_kwargs("glance"))
+    model.global_CNN = create_backbone(cfg.glance_arch, num_frames=tg, crop_size=cfg.glance_size, **x3d_kw)
+    dg, hidden = model.global_CNN.feature_dim, model.global_CNN.head.projection.in_features
+    model.global_CNN_head = x3d_frame_head(dg, hidden, c, cfg.dropout)
+    model.local_CNN = create_backbone(cfg.focus_arch, num_frames=k, crop_size=cfg.patch_size, **x3d_kw)
+    dl, hidden = model.local_CNN.feature_dim, model.local_CNN.head.projection.in_features
+    model.local_CNN_head = x3d_frame_head(dl, hidden, c, cfg.dropout)
+    model.aux_head = nn.Sequential(nn.Linear(dg, c))
+    share_x3d_heads(model)
+    return dg, dl
+
+
+def _tsn(cfg, role: str, segments: int) -> TSN:
+    arch = cfg.glance_arch if role == "glance" else cfg.focus_arch
+    base = create_backbone(
+        arch, shift=cfg.shift, n_segment=segments, shift_div=cfg.shift_div, **cfg.backbone_kwargs(role)
+    )
+    return TSN(base, cfg.num_classes, cfg.dropout, aux_head=True)
+
+
+def share_x3d_heads(model: nn.Module) -> None:
+    """X3D: copies each backbone's head (lin_5, projection) into its per-frame head (done after loading the
+    pretrained weights too, as the original)."""
+    share_head_params(model.global_CNN.head, model.global_CNN_head)
+    share_head_params(model.local_CNN.head, model.local_CNN_head)
+
+
+def _autocast(device: torch.device, amp: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+
+
+def encode_glance(
+    model: nn.Module, flat: torch.Tensor, b: int, amp: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """Glance net on frames flat (B*T_g, 3, G, G) at the glance resolution; returns featmap (B, D, T_g, h, w),
+    feat (B, T_g, D), frame_logits (B, T_g, C) and, for 'tsm'/'x3d', final (B, C) and avg (B, C)."""
+    t, p = flat.shape[0] // b, model.cfg.preset
+    if p == "an":
+        with _autocast(flat.device, amp):
+            fm = model.global_CNN.features(flat)
+        fm = fm.float() if amp is not None else fm
+        feat = fm.mean((2, 3))
+        return {
+            "featmap": clip_layout(fm, t, fm.shape[1]),
+            "feat": feat.view(b, t, -1),
+            "frame_logits": model.global_CNN_fc(feat).view(b, t, -1),
+        }
+    if p == "tsm":
+        out = model.global_CNN(flat, t)
+        fm = out["featmap"]
+        return {
+            "featmap": clip_layout(fm, t, fm.shape[1]),
+            "feat": out["feat"].view(b, t, -1),
+            "frame_logits": out["reg_frames"],
+            "final": out["final"],
+            "avg": out["reg"],
+        }
+    fm, final, feat = _x3d(model.global_CNN, flat.view(b, t, *flat.shape[1:]), amp)
+    logits = model.global_CNN_head(feat)
+    return {"featmap": fm, "feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
+
+
+def encode_focus(
+    model: nn.Module, patches: torch.Tensor, clips: int, amp: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """Focus net on patches (clips*K, 3, P, P); returns feat (clips, K, D), frame_logits (clips, K, C) and,
+    for 'tsm'/'x3d', final (clips, C) and avg (clips, C)."""
+    k, p = patches.shape[0] // clips, model.cfg.preset
+    if p == "an":
+        with _autocast(patches.device, amp):
+            fm = model.local_CNN.features(patches)
+        feat = (fm.float() if amp is not None else fm).mean((2, 3))
+        return {"feat": feat.view(clips, k, -1), "frame_logits": model.local_CNN_fc(feat).view(clips, k, -1)}
+    if p == "tsm":
+        out = model.local_CNN(patches, k)
+        return {"frame_logits": out["reg_frames"], "final": out["final"], "avg": out["reg"]}
+    _, final, feat = _x3d(model.local_CNN, patches.view(clips, k, *patches.shape[1:]), amp)
+    logits = model.local_CNN_head(feat)
+    return {"feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
+
+
+def _x3d(
+    net: nn.Module, clips: torch.Tensor, amp: torch.dtype | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """X3D on clips (B, T, 3, H, W); returns map (B, D, T, h, w), final logits (B, C) from the standard head on
+    the detached map (trains only the head), per-frame vectors (B, T, D)."""
+    with _autocast(clips.device, amp):
+        fm = net.featmap(clips.permute(0, 2, 1, 3, 4))
+        final = net.head_from_featmap(fm.detach())
+    if amp is not None:
+        fm, final = fm.float(), final.float()
+    return fm, final, fm.mean((3, 4)).transpose(1, 2)

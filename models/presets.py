@@ -1,0 +1,259 @@
+"""The preset table: the only place that spells a preset default, a dataset -> preset rule, a per-dataset
+recipe or a backbone alias.
+
+A preset is the published recipe of one Uni-AdaFocus sub-project, chosen by the dataset:
+- 'an'  (actnet, fcvid, minik): MobileNetV2 glance + ResNet-50 focus, T_g 16, N 48, K 16, FrameExit classifier;
+- 'tsm' (something, somethingv2, jester, ucf101, hmdb51, synthetic): MobileNetV2-TSM + ResNet-50-TSM, T_g 8,
+  N 36, K 12;
+- 'x3d' (kinetics): X3D-S glance @160 + X3D-L focus, T_g 16, N 96, K 32.
+Values are the original READMEs' command lines (not the original parsers' defaults, which no published number
+used). `recipe(preset, dataset)` gives every preset-dependent value of the command line (model fields and
+training recipe); `models.config.ModelConfig` takes its model fields from the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# Accepted spellings of the backbone names -> the names of archs.BACKBONES.
+ARCH_ALIASES = {
+    "mbv2": "mobilenetv2",
+    "mobilenetv2": "mobilenetv2",
+    "mobilenet_v2": "mobilenetv2",
+    "resnet18": "resnet18",
+    "res18": "resnet18",
+    "resnet34": "resnet34",
+    "res34": "resnet34",
+    "resnet50": "resnet50",
+    "res50": "resnet50",
+    "x3d_s": "x3d_s",
+    "x3d_m": "x3d_m",
+    "x3d_l": "x3d_l",
+}
+CLIP_ARCHS = ("x3d_s", "x3d_m", "x3d_l")  # 3-D networks on whole clips; the others are per-frame 2-D networks
+# How a backbone is spelled in run names (the original AN command line says `--glance_arch mbv2`).
+RUN_NAME_ARCH = {"mobilenetv2": "mbv2"}
+
+DATASET_PRESET = {
+    "actnet": "an",
+    "fcvid": "an",
+    "minik": "an",
+    "something": "tsm",
+    "somethingv2": "tsm",
+    "jester": "tsm",
+    "ucf101": "tsm",
+    "hmdb51": "tsm",
+    "synthetic": "tsm",
+    "kinetics": "x3d",
+}
+PRESETS = ("an", "tsm", "x3d")
+
+# Values shared by every preset unless the preset or the dataset says otherwise.
+COMMON = dict(
+    # model
+    glance_arch="mobilenetv2",
+    focus_arch="resnet50",
+    num_glance_segments=8,
+    num_input_focus_segments=36,
+    num_focus_segments=12,
+    input_size=224,
+    patch_size=128,
+    glance_size=None,  # None: the frame size (input_size)
+    glance_output_stride=32,
+    stn_hidden_dim=128,
+    temporal_hidden_dim=64,
+    dropout=0.5,
+    fc_dropout=0.2,
+    hidden_dim=1024,
+    shift=False,
+    shift_div=8,
+    shift_place="blockres",
+    consensus_type="avg",
+    partial_bn=False,  # TSN partial BN (the original parser's default is on; every README passes --npb)
+    temperature=1.0,
+    norm_ratio=0.5,
+    KL_ratio=0.0,
+    mc_samples=128,
+    global_lr_ratio=0.5,
+    stn_lr_ratio=0.2,
+    temporal_lr_ratio=0.2,
+    classifier_lr_ratio=20.0,
+    pretrain="imagenet",
+    glance_width_mult=1.0,
+    glance_last_channel=None,  # None: the network's own (1280)
+    glance_base_width=64,
+    focus_width_mult=1.0,
+    focus_base_width=64,
+    # training recipe
+    workers=16,
+    epochs=50,
+    batch_size=64,
+    lr=0.02,
+    lr_type="cos",
+    lr_steps=[50.0, 100.0],
+    momentum=0.9,
+    weight_decay=5e-4,
+    clip_gradient=20.0,
+    amp="fp16",
+    eval_freq=1,
+    print_freq=20,
+)
+
+PRESET_VALUES: dict[str, dict] = {
+    "an": dict(
+        dropout=0.2,
+        clip_gradient=None,
+        num_glance_segments=16,
+        num_input_focus_segments=48,
+        num_focus_segments=16,
+        norm_ratio=1.0,
+    ),
+    "tsm": dict(shift=True),
+    "x3d": dict(
+        workers=24,
+        lr=0.005,
+        weight_decay=5e-5,
+        glance_arch="x3d_s",
+        focus_arch="x3d_l",
+        num_glance_segments=16,
+        num_input_focus_segments=96,
+        num_focus_segments=32,
+        glance_size=160,
+        stn_lr_ratio=0.4,
+        temporal_lr_ratio=0.4,
+    ),
+}
+
+DATASET_RECIPES: dict[str, dict] = {
+    "actnet": dict(lr=0.002, batch_size=32, weight_decay=2e-4, amp="none"),
+    "fcvid": dict(lr=0.004, batch_size=64, weight_decay=1e-4),
+    "minik": dict(lr=0.003, batch_size=48, weight_decay=1e-4, fc_dropout=0.1, norm_ratio=0.75),
+    "something": dict(weight_decay=1e-3),
+    "jester": dict(weight_decay=1e-3, norm_ratio=0.25),
+    # The built-in demo: small ResNet-18 (width 16) glance and focus nets (faster than MobileNetV2 to train on
+    # a CPU), native 128 px frames, the pattern readable only at 1:1, hence no norm loss (it pulls the region
+    # to the whole frame). lr: the TSM README's 0.02 at batch 64, scaled linearly to batch 16 (at 0.02 the
+    # spatial policy saturates at the whole frame in epoch 0).
+    "synthetic": dict(
+        workers=2,
+        epochs=5,
+        batch_size=16,
+        lr=0.005,
+        num_glance_segments=8,
+        num_input_focus_segments=16,
+        num_focus_segments=4,
+        input_size=128,
+        patch_size=64,
+        glance_size=80,
+        glance_arch="resnet18",
+        focus_arch="resnet18",
+        glance_base_width=16,
+        focus_base_width=16,
+        glance_output_stride=16,
+        norm_ratio=0.0,
+        pretrain="none",
+        amp="none",
+        eval_freq=1,
+    ),
+}
+
+# Flags that only one preset reads (anywhere else they would be silently ignored, so they are refused).
+PRESET_ONLY = {"fc_dropout": "an", "classifier_lr_ratio": "an", "hidden_dim": "an"}
+# Width options and the kind of network each applies to: (the field naming that network, its name prefix).
+WIDTH_FLAGS = {
+    "glance_width_mult": ("glance_arch", "mobilenetv2"),
+    "glance_last_channel": ("glance_arch", "mobilenetv2"),
+    "glance_base_width": ("glance_arch", "resnet"),
+    "focus_width_mult": ("focus_arch", "mobilenetv2"),
+    "focus_base_width": ("focus_arch", "resnet"),
+}
+# Compatibility flags of the original command lines that change nothing here (a warning says so).
+NO_OPS = {
+    "hidden_dim": "the AN classifier's MLP width is 4096 in the original code whatever --hidden_dim says"
+}
+
+
+def canonical_arch(name: str) -> str:
+    """Returns the backbone name of archs.BACKBONES for `name` ('mbv2' -> 'mobilenetv2'); raises ValueError."""
+    key = name.lower().replace("-", "_")
+    if key not in ARCH_ALIASES:
+        raise ValueError(f"unknown backbone {name!r} (choose from {', '.join(sorted(set(ARCH_ALIASES)))})")
+    return ARCH_ALIASES[key]
+
+
+def arch_type(name: str) -> str:
+    """argparse `type=` for backbone flags: canonical_arch with argparse's error type."""
+    try:
+        return canonical_arch(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def is_clip_arch(name: str) -> bool:
+    """True for 3-D clip networks (X3D), False for per-frame 2-D networks."""
+    return canonical_arch(name) in CLIP_ARCHS
+
+
+def dataset_preset(dataset: str) -> str:
+    """Returns the preset ('an' | 'tsm' | 'x3d') of a dataset name; raises ValueError for an unknown one."""
+    if dataset not in DATASET_PRESET:
+        raise ValueError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASET_PRESET)})")
+    return DATASET_PRESET[dataset]
+
+
+def preset_datasets(preset: str) -> list[str]:
+    """Returns the datasets that use `preset`."""
+    return [d for d, p in DATASET_PRESET.items() if p == preset]
+
+
+def recipe(preset: str, dataset: str | None = None) -> dict:
+    """Returns a copy of every preset-dependent value for `preset`, with `dataset`'s own recipe on top."""
+    if preset not in PRESET_VALUES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    return {**COMMON, **PRESET_VALUES[preset], **DATASET_RECIPES.get(dataset or "", {})}
+
+
+def dataset_recipe(dataset: str) -> dict:
+    """Returns `recipe` of the dataset's preset and the dataset."""
+    return recipe(dataset_preset(dataset), dataset)
+
+
+def run_name_arch(arch: str) -> str:
+    """Returns how a backbone is spelled in run names."""
+    return RUN_NAME_ARCH.get(arch, arch)
+
+
+def tsm_run_name(args: argparse.Namespace, prefix: str, arch: str, frames: int) -> str:
+    """Returns the run name in the form of the TSM code (also used by the Uni-AdaFocus TSM/X3D code):
+    `{prefix}_{dataset}_{modality}_{arch}[_shift{div}_{place}]_{consensus}_segment{frames}_e{epochs}`, then
+    `_{pretrain}` unless imagenet and `_{lr_type}` unless step."""
+    arch = run_name_arch(arch)
+    if args.shift:
+        arch += f"_shift{args.shift_div}_{args.shift_place}"
+    parts = [
+        prefix,
+        args.dataset,
+        args.modality,
+        arch,
+        args.consensus_type,
+        f"segment{frames}",
+        f"e{args.epochs}",
+    ]
+    name = "_".join(parts)
+    if args.pretrain != "imagenet":
+        name += f"_{args.pretrain}"
+    if args.lr_type != "step":
+        name += f"_{args.lr_type}"
+    return name
+
+
+def check_preset_flags(dataset: str, explicit: set[str]) -> None:
+    """Raises ValueError for a flag of `explicit` that the dataset's preset does not read (PRESET_ONLY)."""
+    preset = dataset_preset(dataset)
+    for key in sorted(explicit):
+        owner = PRESET_ONLY.get(key, preset)
+        if owner != preset:
+            users = ", ".join(preset_datasets(owner))
+            raise ValueError(
+                f"--{key} is only used by the {owner.upper()} preset ({users}), not by {dataset}"
+            )

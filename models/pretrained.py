@@ -1,0 +1,25 @@
+"""Loading a backbone's published weights (ImageNet MobileNetV2 / ResNet, Kinetics X3D `.pyth`) into a model."""
+
+from __future__ import annotations
+
+from torch import nn
+
+# Keys of the published files' classifiers, which the models replace (TSN) or resize (another class count).
+HEAD_PREFIXES = ("classifier.", "fc.", "head.projection.")
+
+
+def load_backbone_weights(module: nn.Module, arch: str, path: str | None) -> None:
+    """Loads the weights of backbone `arch` from `path` (None: archs' default location) into `module`. The
+    file's classifier keys may be missing or differ in shape; anything else that does not fit is an error
+    naming the file (a missing file: archs' error saying where to download it and where to put it)."""
+    from archs import WeightsError, load_weights, pretrained_path
+
+    source = path if path else str(pretrained_path(arch))
+    result = load_weights(module, source, strict=False)
+    bad_unexpected = [k for k in result.unexpected if not k.startswith(HEAD_PREFIXES)]
+    bad_mismatch = [m for m in result.mismatched if not m.startswith(HEAD_PREFIXES)]
+    if result.missing or bad_unexpected or bad_mismatch:
+        raise WeightsError(
+            f"{source} does not fit backbone {arch!r}: missing {result.missing[:10]}, "
+            f"unexpected {bad_unexpected[:10]}, shape mismatches {bad_mismatch[:10]}"
+        )

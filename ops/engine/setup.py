@@ -1,0 +1,51 @@
+"""Set-up shared by training and evaluation: the dataset config, the model on its device, the judged metric."""
+
+from __future__ import annotations
+
+import argparse
+
+from torch import nn
+
+from models import ModelConfig, build_model, config_from_args
+from ops.data.dataset_config import DatasetConfig, get_dataset_config, resolve_root
+from ops.engine import distributed as D
+from ops.engine.checkpoint import load_checkpoint, tune_from
+
+
+def load_dataset_config(args: argparse.Namespace) -> DatasetConfig:
+    """Returns the dataset's config; the built-in synthetic dataset is generated on first use."""
+    if args.dataset == "synthetic":
+        from ops.data.synthetic import ensure_current
+
+        ensure_current(
+            resolve_root(args.root_dataset), progress=True
+        )  # regenerated if an older version made it
+    return get_dataset_config(args.dataset, args.root_dataset, args.data_dir)
+
+
+def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> tuple[nn.Module, ModelConfig]:
+    """Returns the model on the device (pretrained backbones unless resuming/evaluating) and its config."""
+    cfg = config_from_args(args, num_classes=config.num_classes)
+    model = build_model(cfg)
+    if not (args.resume or args.evaluate):
+        model.load_pretrained()
+    if args.tune_from:
+        tune_from(args.tune_from, model, verbose=info.is_main)
+    if args.policy != "learned":  # evaluation control (opts allows it only for methods with policies)
+        model.policy = args.policy
+    return model.to(info.device), cfg
+
+
+def metric_name(config: DatasetConfig) -> str:
+    """The metric a run is judged by: mAP on multi-label data (ActivityNet, FCVID), else top-1."""
+    return "mAP" if config.multi_label else "top1"
+
+
+def setup_eval(args: argparse.Namespace) -> tuple[D.DistInfo, DatasetConfig, nn.Module, ModelConfig]:
+    """Returns (DistInfo, dataset config, model with the `--resume` checkpoint loaded on its device, ModelConfig)."""
+    info = D.init(args)
+    D.seed_everything(args.seed if args.seed is not None else 0, info.rank)
+    config = load_dataset_config(args)
+    model, cfg = build(args, info, config)
+    load_checkpoint(args.resume, model)
+    return info, config, model, cfg

@@ -1,0 +1,214 @@
+"""The method registry and the model interface: a toy method added from outside trains, evaluates, is counted
+and rebuilt from its checkpoint through the unchanged entry points; partial BN survives DDP; every trainable
+parameter gets a gradient (DDP needs no unused-parameter search); the AMP scope of each preset."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from models import ModelConfig, build_model, config_from_dict, get_method
+from models.base import VideoModel
+from models.registry import Method, register_method, unregister_method
+from ops.data.synthetic import ensure_synthetic
+from ops.engine.checkpoint import read_checkpoint
+from ops.engine.evaluate import run_nview
+from ops.engine.flops import exit_gflops
+from ops.engine.train import run
+from ops.opts import build_parser, parse_args
+from tests.test_model_grads import tiny_input, tiny_model
+
+
+@dataclass
+class ToyConfig(ModelConfig):
+    toy_hidden: int | None = None
+
+
+class Toy(VideoModel):
+    """Mean colour of each frame -> linear embedding -> mean over time -> linear classifier."""
+
+    def __init__(self, cfg: ToyConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Linear(3, cfg.toy_hidden)
+        self.fc = nn.Linear(cfg.toy_hidden, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.fc(self.embed(x.mean((3, 4))).relu().mean(1))
+        return {"logits": logits, "exit_logits": logits.unsqueeze(1)}
+
+    def backbones(self) -> list[nn.Module]:
+        return [self.embed]
+
+
+TOY = Method(
+    "toy",
+    Toy,
+    "a toy: mean colour per frame, an MLP",
+    config_cls=ToyConfig,
+    flags=("toy_hidden",),
+    defaults={"toy_hidden": 16, "num_segments": 3},
+    add_arguments=lambda g: g.add_argument("--toy_hidden", type=int, help="toy embedding width (16)"),
+)
+
+
+@pytest.fixture
+def toy():
+    register_method(TOY)
+    yield TOY
+    unregister_method("toy")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp("data"))
+    ensure_synthetic(
+        root,
+        num_classes=3,
+        videos_per_class_train=4,
+        videos_per_class_val=2,
+        min_frames=8,
+        max_frames=10,
+        height=48,
+        width=64,
+        num_clutter=3,
+        num_distractors=1,
+    )
+    return root
+
+
+def test_toy_method_runs_through_the_unchanged_entry_points(toy, data_root, tmp_path):
+    assert "--toy_hidden" in build_parser().format_help()
+    common = ["synthetic", "RGB", "--model", "toy", "--root_dataset", data_root, "--root_log", str(tmp_path)]
+    args = parse_args(
+        common
+        + ["--toy_hidden", "8", "--epochs", "2", "-b", "4", "-j", "0", "--input_size", "32", "--seed", "0"]
+    )
+    assert (args.toy_hidden, args.num_segments, args.store_name) == (
+        8,
+        3,
+        "TOY_synthetic_RGB_segment3_e2",
+    )
+    metrics = run(args)
+    assert 0.0 <= metrics["top1"] <= 100.0 and "glance_top1" not in metrics  # one exit
+    ckpt = read_checkpoint(os.path.join(args.run_dir, "ckpt.pth.tar"))
+    cfg = config_from_dict(ckpt["model_config"])
+    assert type(cfg) is ToyConfig and (cfg.toy_hidden, cfg.num_classes, cfg.num_segments) == (8, 3, 3)
+    model = build_model(cfg)
+    model.load_state_dict(ckpt["state_dict"])
+    # default FLOPs of a VideoModel: fvcore over the whole eval forward (T frames x 3 x hidden, then hidden x C)
+    assert exit_gflops(model) == [(3 * 3 * 8 + 8 * 3) / 1e9]
+    again = run_nview(
+        parse_args(
+            common
+            + [
+                "--toy_hidden",
+                "8",
+                "--epochs",
+                "2",
+                "-j",
+                "0",
+                "--input_size",
+                "32",
+                "--resume",
+                args.run_dir + "/ckpt.pth.tar",
+            ],
+            script="nview",
+        )
+    )
+    assert again["top1"] == metrics["top1"] and again["gflops"] == pytest.approx(exit_gflops(model)[0])
+
+
+def test_method_flags_are_refused_for_other_methods(toy, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["synthetic", "RGB", "--toy_hidden", "8"])
+    assert "--toy_hidden only applies to --model toy, not to uniadafocus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["synthetic", "RGB", "--model", "toy", "--patch_size", "32"])
+    assert "--patch_size only applies to --model uniadafocus, not to toy" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="already registered"):
+        register_method(Method("toy", Toy, "another toy"))
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        get_method("nope")
+
+
+def test_partial_bn_is_frozen_before_ddp_and_survives_train(monkeypatch):
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    cfg = ModelConfig(
+        preset="tsm",
+        model="tsn",
+        focus_arch="resnet18",
+        focus_base_width=4,
+        num_classes=3,
+        num_segments=2,
+        input_size=32,
+        partial_bn=True,
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    bns = [m for m in model.base_model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns[0].weight.requires_grad and not any(b.weight.requires_grad for b in bns[1:])
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        ddp = nn.parallel.DistributedDataParallel(model)
+        opt = torch.optim.SGD([p for p in ddp.parameters() if p.requires_grad], lr=0.1)
+        stats = bns[1].running_mean.clone()
+        for _ in range(2):  # a second step fails in DDP if a registered parameter got no gradient
+            ddp.eval()
+            ddp.train()  # what the engine calls each epoch: BN after the first must stay frozen
+            assert bns[0].training and not any(b.training for b in bns[1:])
+            opt.zero_grad()
+            ddp(torch.randn(2, 2, 3, 32, 32))["logits"].sum().backward()
+            opt.step()
+        assert torch.equal(bns[1].running_mean, stats)  # eval-mode BN: statistics untouched
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("preset", ["an", "tsm", "x3d"])
+def test_every_trainable_parameter_gets_a_gradient(preset):
+    model, cfg = tiny_model(preset)
+    assert model.find_unused_parameters is False
+    model.train()
+    torch.manual_seed(0)
+    y = torch.tensor([[1, -1, -1], [3, 0, -1]]) if preset == "an" else torch.tensor([1, 3])
+    loss, _ = model.criterion()(model(tiny_input(cfg)), y)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+
+
+@pytest.mark.parametrize("preset,scope", [("an", "backbones"), ("x3d", "backbones"), ("tsm", "model")])
+def test_amp_scope(preset, scope):
+    model, cfg = tiny_model(preset)
+    assert model.amp_scope == scope
+    model.train()
+    seen = {}
+    first_conv = next(m for m in model.global_CNN.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+    head = {"an": "global_CNN_fc.1", "tsm": "global_CNN.new_new_fc", "x3d": "global_CNN_head.3"}[preset]
+    for name, module in [
+        ("backbone", first_conv),
+        ("head", model.get_submodule(head)),
+        ("policy", model.spatial_policy.encoder[0]),
+    ]:
+        module.register_forward_hook(lambda m, i, o, name=name: seen.setdefault(name, o.dtype) and None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(tiny_input(cfg))
+    assert seen["backbone"] == torch.bfloat16 and seen["policy"] == torch.float32
+    assert seen["head"] == (torch.bfloat16 if scope == "model" else torch.float32)
+    if scope == "backbones":
+        assert out["logits"].dtype == torch.float32 and out["glance_frame_logits"].dtype == torch.float32
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
