@@ -108,7 +108,9 @@ def store_name(args: argparse.Namespace) -> str:
     if method.run_name is not None:
         name = method.run_name(args)
     else:
-        name = f"{method.name.upper()}_{args.dataset}_{args.modality}_segment{args.num_segments}_e{args.epochs}"
+        name = (
+            f"{method.name.upper()}_{args.dataset}_{args.modality}_segment{args.num_segments}_e{args.epochs}"
+        )
     return name if args.suffix is None else f"{name}_{args.suffix}"
 
 
