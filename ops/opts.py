@@ -41,7 +41,7 @@ ARCH_ALIASES = {
     "x3d_m": "x3d_m",
     "x3d_l": "x3d_l",
 }
-STORE_TRUE = ("evaluate", "lr_per_step", "compile", "multiprocessing_distributed")
+STORE_TRUE = ("evaluate", "lr_per_step", "compile", "multiprocessing_distributed", "trust_checkpoint")
 AN_ONLY = ("data_dir", "fc_dropout", "classifier_lr_ratio", "hidden_dim")
 UA_ONLY = (
     "glance_arch",
@@ -367,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-ef", "--eval-freq", "--eval_freq", dest="eval_freq", type=int, help="validate every n epochs (1)"
     )
     g.add_argument("--resume", help="checkpoint to resume (ours or the original implementation's)")
+    g.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="open --resume / --tune_from files as full pickles, which runs code from the file: only for files "
+        "you trust (default off: tensors and plain types only, anything else is refused)",
+    )
     g.add_argument(
         "--start-epoch",
         "--start_epoch",

@@ -25,7 +25,7 @@ def setup_eval(args: argparse.Namespace):
     D.seed_everything(args.seed if args.seed is not None else 0, info.rank)
     config = dataset_config(args)
     model, cfg = build(args, info, config)
-    load_checkpoint(args.resume, model)
+    load_checkpoint(args.resume, model, trust=args.trust_checkpoint)
     return info, config, model, cfg
 
 

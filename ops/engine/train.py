@@ -48,7 +48,7 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
     if not (args.resume or args.evaluate):
         load_pretrained(model, cfg)
     if args.tune_from:
-        tune_from(args.tune_from, model, verbose=info.is_main)
+        tune_from(args.tune_from, model, verbose=info.is_main, trust=args.trust_checkpoint)
     if args.policy != "learned":  # evaluation control (opts allows it only when evaluating Uni-AdaFocus)
         model.policy = args.policy
     return model.to(info.device), cfg
@@ -82,7 +82,11 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
     start_epoch, best = 0, None
     if args.resume:
         ckpt = load_checkpoint(
-            args.resume, model, None if args.evaluate else optimizer, None if args.evaluate else scaler
+            args.resume,
+            model,
+            None if args.evaluate else optimizer,
+            None if args.evaluate else scaler,
+            trust=args.trust_checkpoint,
         )
         start_epoch, best = ckpt["epoch"], ckpt["best_metric"]
         seed = (
