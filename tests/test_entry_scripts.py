@@ -156,6 +156,13 @@ def test_early_exit_writes_curves_and_reuses_cached_logits(trained, data_root, t
     again = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))
     assert "cached exit logits" in capsys.readouterr().out
     assert [p["metric"] for p in again["entropy"]] == [p["metric"] for p in results["entropy"]]
+    (cache,) = [f for f in os.listdir(log_dir) if f.startswith("early_exit_logits_")]
+    with open(os.path.join(log_dir, cache), "r+b") as f:
+        f.truncate(os.path.getsize(os.path.join(log_dir, cache)) // 2)  # as if killed while writing it
+    redone = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))
+    out = capsys.readouterr().out
+    assert f"{os.path.join(log_dir, cache)}: not a readable torch.save file" in out and "again" in out
+    assert [p["metric"] for p in redone["entropy"]] == [p["metric"] for p in results["entropy"]]
 
 
 class _Calls:
