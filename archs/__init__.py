@@ -9,7 +9,15 @@ from torch import nn
 from .mobilenet_v2 import MobileNetV2, mobilenet_v2
 from .resnet import ResNet, resnet18, resnet34, resnet50
 from .temporal_shift import TemporalShift, make_temporal_shift, temporal_shift
-from .weights import LoadResult, WeightsError, load_weights, pretrained_path, read_state_dict
+from .weights import (
+    LoadResult,
+    UnreadableFileError,
+    WeightsError,
+    load_torch_file,
+    load_weights,
+    pretrained_path,
+    read_state_dict,
+)
 from .x3d import X3D, x3d_l, x3d_m, x3d_s
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
@@ -55,9 +63,11 @@ __all__ = [
     "MobileNetV2",
     "ResNet",
     "TemporalShift",
+    "UnreadableFileError",
     "WeightsError",
     "X3D",
     "create_backbone",
+    "load_torch_file",
     "load_weights",
     "make_temporal_shift",
     "mobilenet_v2",

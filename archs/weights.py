@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import pickle
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +45,15 @@ class WeightsError(RuntimeError):
     """A weights file is missing or does not fit the module."""
 
 
+class UnreadableFileError(ValueError):
+    """A file that torch.load cannot open safely; `unsafe` is True when it was refused because unpickling it
+    needs more than tensors and plain python types (building those objects runs code from the file)."""
+
+    def __init__(self, message: str, *, unsafe: bool):
+        super().__init__(message)
+        self.unsafe = unsafe
+
+
 class LoadResult(NamedTuple):
     missing: list[str]
     unexpected: list[str]
@@ -75,6 +86,62 @@ def _is_url(s: str) -> bool:
     return s.startswith(("http://", "https://"))
 
 
+# What torch's weights_only unpickler says when a file names a function or class outside its allowlist (as
+# opposed to a damaged or foreign file: unknown opcodes, truncated data, no zip directory).
+_REFUSED = re.compile(r"GLOBAL|allowlisted|call reduce for")
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    # torch re-raises the unpickler's error inside a long generic message; its first line is the useful part.
+    inner = exc.__context__ if isinstance(exc.__context__, pickle.UnpicklingError) else exc
+    lines = [line.strip() for line in str(inner).splitlines() if line.strip()]
+    return lines[0].split(" Please use ")[0] if lines else type(exc).__name__
+
+
+def load_torch_file(
+    path: str | os.PathLike,
+    *,
+    trust: bool = False,
+    safe_globals: Sequence = (),
+    trust_hint: str = "",
+    map_location="cpu",
+) -> object:
+    """Returns the object stored in a `torch.save` file, read with weights_only=True: tensors, containers, plain
+    python types and the types in `safe_globals` only, so nothing in the file runs. trust=True reads the full pickle
+    instead, which runs whatever code the file holds.
+
+    Raises UnreadableFileError naming the file: unsafe=True (message ending with `trust_hint`) when the file needs
+    other objects; unsafe=False when it is damaged (e.g. truncated) or was not written by torch.save."""
+    try:
+        if trust:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise  # missing or unreadable file: the OS error names it
+        raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc  # torch's zip reader on a cut file
+    except pickle.UnpicklingError as exc:
+        reason = _unpickler_reason(exc)
+        if not trust and _REFUSED.search(reason):
+            raise UnreadableFileError(
+                f"{path}: refused to open: it holds more than tensors and plain python types ({reason}); "
+                f"building those objects would run code from the file. {trust_hint}".rstrip(),
+                unsafe=True,
+            ) from exc
+        raise _damaged(path, reason) from exc
+    except Exception as exc:  # damaged or foreign files: torch raises RuntimeError, EOFError, KeyError, ...
+        first = str(exc).splitlines()[0].split(". ")[0] if str(exc) else ""
+        raise _damaged(path, f"{type(exc).__name__}: {first}" if first else type(exc).__name__) from exc
+
+
+def _damaged(path: str | os.PathLike, reason: str) -> UnreadableFileError:
+    return UnreadableFileError(
+        f"{path}: not a readable torch.save file (damaged, e.g. truncated, or of another kind): {reason}",
+        unsafe=False,
+    )
+
+
 def extract_state_dict(obj: object, source: str = "<object>") -> dict[str, torch.Tensor]:
     """Returns the flat state_dict inside a checkpoint object: a plain state_dict, or one under `state_dict`
     (Uni-AdaFocus / TSM checkpoints), `model_state` (PySlowFast `.pyth`) or `model`; a leading `module.` (DDP) is
@@ -98,6 +165,12 @@ def extract_state_dict(obj: object, source: str = "<object>") -> dict[str, torch
     return out
 
 
+_WEIGHTS_HINT = (
+    "If you trust the file, save its tensors as a plain state_dict (torch.save(state_dict, new_file)) and use "
+    "that file, or call archs.load_weights(..., weights_only=False)"
+)
+
+
 def read_state_dict(path_or_url: str | os.PathLike, *, weights_only: bool = True) -> dict[str, torch.Tensor]:
     """Returns the state_dict stored in a file (or at a URL the caller gave; downloaded through torch.hub's cache)."""
     source = str(path_or_url)
@@ -107,10 +180,9 @@ def read_state_dict(path_or_url: str | os.PathLike, *, weights_only: bool = True
         if not Path(source).is_file():
             raise WeightsError(f"weights file not found: {source}")
         try:
-            obj = torch.load(source, map_location="cpu", weights_only=weights_only)
-        except Exception as exc:  # torch raises several types for unreadable or non-weights pickles
-            hint = " (if you trust this file, retry with weights_only=False)" if weights_only else ""
-            raise WeightsError(f"cannot read weights from {source}: {exc}{hint}") from exc
+            obj = load_torch_file(source, trust=not weights_only, trust_hint=_WEIGHTS_HINT)
+        except UnreadableFileError as exc:
+            raise WeightsError(f"weights file {exc}") from exc
     return extract_state_dict(obj, source)
 
 

@@ -21,7 +21,7 @@ from ops.data.dataset_config import AN_FAMILY
 
 SCRIPTS = ("main", "nview", "early_exit")
 DATASETS = tuple(presets.DATASET_PRESET)
-STORE_TRUE = ("evaluate", "lr_per_step", "compile", "multiprocessing_distributed")
+STORE_TRUE = ("evaluate", "lr_per_step", "compile", "multiprocessing_distributed", "trust_checkpoint")
 # Defaults that no preset changes (the preset-dependent ones come from models.presets).
 RUN_DEFAULTS = dict(
     world_size=-1,
@@ -206,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--resume", help="checkpoint to resume (ours or the original implementation's)")
     g.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="open --resume / --tune_from files as full pickles, which runs code from the file: only for files "
+        "you trust (default off: tensors and plain types only, anything else is refused)",
+    )
+    g.add_argument(
         "--start-epoch",
         "--start_epoch",
         dest="start_epoch",
@@ -363,6 +369,8 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
             "--policy random only applies to evaluating (--evaluate, main_nViewEval.py, test_early_exit.py) "
             "a model with learned policies (--model uniadafocus)"
         )
+    if args.trust_checkpoint and not (args.resume or args.tune_from):
+        err("--trust_checkpoint only applies to the file of --resume or --tune_from")
     if args.script != "early_exit" and "criteria" in explicit:
         err("--criteria is only used by test_early_exit.py")
 

@@ -4,6 +4,7 @@ official outputs (fixture weight contract), and weight loading."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -329,6 +330,36 @@ def test_load_weights_errors_name_file_and_keys(tmp_path):
     assert torch.equal(dst.fc.weight, before) and torch.equal(dst.conv1.weight, sd["conv1.weight"])
     with pytest.raises(WeightsError, match="not found"):
         load_weights(_tiny(), tmp_path / "nope.pth")
+
+
+class _RunsShell:
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_weights_file_that_runs_code_or_is_damaged_is_refused_by_name(tmp_path):
+    marker = tmp_path / "MARKER"
+    sd = _tiny().state_dict()
+    evil = tmp_path / "evil.pth"
+    torch.save({"state_dict": sd, "note": _RunsShell(marker)}, evil)
+    with pytest.raises(WeightsError) as err:
+        load_weights(_tiny(), evil)
+    msg = str(err.value)
+    assert str(evil) in msg and "would run code from the file" in msg and "plain state_dict" in msg
+    assert not marker.exists()
+    good = tmp_path / "good.pth"
+    torch.save(sd, good)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(WeightsError) as err:
+        load_weights(_tiny(), cut)
+    assert str(cut) in str(err.value) and "not a readable torch.save file" in str(err.value)
+    dst = _tiny()
+    load_weights(dst, good)
+    assert torch.equal(dst.conv1.weight, sd["conv1.weight"])
 
 
 def test_pretrained_path_missing_file_says_where(tmp_path):

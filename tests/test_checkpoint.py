@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import random
 import warnings
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from ops.engine.checkpoint import (
+    CheckpointError,
     get_rng_state,
     load_checkpoint,
     read_checkpoint,
@@ -30,6 +32,26 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc(self.body(x).relu())
+
+
+class RunsShell:
+    """Unpickling it runs a shell command: what a malicious checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+class MakesDir:
+    """Unpickling it creates a folder (no shell): a harmless stand-in for code in a trusted file."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __reduce__(self):
+        return os.makedirs, (self.folder,)
 
 
 def trained(seed: int = 0):
@@ -154,6 +176,73 @@ def test_original_format_checkpoint_with_module_prefix(tmp_path):
         load_checkpoint(str(tmp_path / "part.pth"), Net())
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_checkpoint(str(tmp_path / "nope.pth"), Net())
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_checkpoint_that_runs_code_is_refused_and_names_the_flag(tmp_path, zipped):
+    marker = tmp_path / "MARKER"
+    model, _ = trained()
+    path = tmp_path / "evil.pth.tar"
+    state = {"epoch": 3, "state_dict": model.state_dict(), "note": RunsShell(marker)}
+    torch.save(state, path, _use_new_zipfile_serialization=zipped)
+    calls = {
+        "read_checkpoint": lambda: read_checkpoint(str(path)),
+        "load_checkpoint": lambda: load_checkpoint(str(path), Net()),
+        "tune_from": lambda: tune_from(str(path), Net(), verbose=False),
+    }
+    for name, call in calls.items():
+        with pytest.raises(CheckpointError) as err:
+            call()
+        msg = str(err.value)
+        assert err.value.unsafe and str(path) in msg and "--trust_checkpoint" in msg, (name, msg)
+        assert f"{os.system.__module__}.system" in msg, msg  # says what the file wanted to call
+    assert not marker.exists()
+
+
+def test_trusted_checkpoint_loads_the_full_pickle(tmp_path):
+    folder = tmp_path / "made_while_loading"
+    model, _ = trained()
+    path = tmp_path / "trusted.pth.tar"
+    torch.save({"epoch": 4, "state_dict": model.state_dict(), "note": MakesDir(folder)}, path)
+    with pytest.raises(CheckpointError, match="--trust_checkpoint"):
+        load_checkpoint(str(path), Net())
+    assert not folder.exists()
+    loaded = Net()
+    ckpt = load_checkpoint(str(path), loaded, trust=True)
+    assert (
+        folder.is_dir() and ckpt["note"] is None and ckpt["epoch"] == 4
+    )  # os.makedirs ran and returned None
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    folder.rmdir()
+    report = tune_from(str(path), Net(classes=7), verbose=False, trust=True)
+    assert folder.is_dir() and report["dropped"] == ["fc.weight (3, 5) -> (7, 5)", "fc.bias (3,) -> (7,)"]
+
+
+def test_damaged_or_foreign_files_stop_with_their_path(tmp_path):
+    model, _ = trained()
+    good = tmp_path / "good.pth.tar"
+    save_checkpoint(str(tmp_path), model, epoch=1, filename="good.pth.tar")
+    data = good.read_bytes()
+    files = {
+        "truncated.pth.tar": data[: len(data) // 2],
+        "random.pth.tar": np.random.RandomState(0).bytes(4096),
+        "empty.pth.tar": b"",
+        "text.pth.tar": b"epoch 3\n",
+        "plain_pickle.pth.tar": pickle.dumps({"state_dict": {}}, protocol=2),
+    }
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        for trust in (False, True):
+            with pytest.raises(CheckpointError) as err:
+                load_checkpoint(str(path), Net(), trust=trust)
+            msg = str(err.value)
+            assert str(path) in msg and "not a readable torch.save file" in msg, msg
+            assert not err.value.unsafe and "--trust_checkpoint" not in msg  # trusting it would not help
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match=r"list.pth: not a checkpoint \(no \"state_dict\" entry\)"):
+        read_checkpoint(str(tmp_path / "list.pth"))
+    assert read_checkpoint(str(good))["epoch"] == 1  # the file they were cut from is fine
 
 
 def test_tune_from_drops_heads_of_another_class_count(tmp_path, capsys):

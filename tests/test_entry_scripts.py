@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ops.data.synthetic import ensure_synthetic
-from ops.engine.checkpoint import read_checkpoint
+from ops.engine.checkpoint import CheckpointError, read_checkpoint
 from ops.engine.evaluate import run_early_exit, run_nview
 from ops.engine.runlog import read_metrics
 from ops.engine.train import run
@@ -156,6 +156,64 @@ def test_early_exit_writes_curves_and_reuses_cached_logits(trained, data_root, t
     again = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))
     assert "cached exit logits" in capsys.readouterr().out
     assert [p["metric"] for p in again["entropy"]] == [p["metric"] for p in results["entropy"]]
+    (cache,) = [f for f in os.listdir(log_dir) if f.startswith("early_exit_logits_")]
+    with open(os.path.join(log_dir, cache), "r+b") as f:
+        f.truncate(os.path.getsize(os.path.join(log_dir, cache)) // 2)  # as if killed while writing it
+    redone = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))
+    out = capsys.readouterr().out
+    assert f"{os.path.join(log_dir, cache)}: not a readable torch.save file" in out and "again" in out
+    assert [p["metric"] for p in redone["entropy"]] == [p["metric"] for p in results["entropy"]]
+
+
+class _Calls:
+    """Unpickling it calls func(*args): os.system in a malicious checkpoint, os.makedirs as a harmless stand-in."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def test_checkpoint_that_runs_code_needs_trust_checkpoint(trained, data_root, tmp_path):
+    good = read_checkpoint(os.path.join(trained.run_dir, "ckpt.best.pth.tar"))
+    marker, folder = tmp_path / "MARKER", tmp_path / "made_while_loading"
+    evil = str(tmp_path / "evil.pth.tar")
+    torch.save({**good, "note": _Calls(os.system, f"touch {marker}")}, evil)
+    for entry, script, flags in (
+        (run, "main", ("--evaluate", "--resume", evil)),
+        (run, "main", ("--epochs", "1", "--resume", evil)),
+        (run, "main", ("--epochs", "1", "--tune_from", evil)),
+        (run_nview, "nview", ("--resume", evil)),
+        (run_early_exit, "early_exit", ("--resume", evil)),
+    ):
+        with pytest.raises(CheckpointError) as err:
+            entry(_args(data_root, str(tmp_path), *flags, script=script))
+        assert evil in str(err.value) and "--trust_checkpoint" in str(err.value), (script, flags)
+    cmd = [
+        sys.executable,
+        "main.py",
+        "synthetic",
+        "RGB",
+        "--root_dataset",
+        data_root,
+        "--root_log",
+        str(tmp_path),
+    ]
+    cli = subprocess.run(
+        cmd + [*TINY, "--evaluate", "--resume", evil], cwd=ROOT, capture_output=True, text=True
+    )
+    assert cli.returncode == 1 and f"CheckpointError: checkpoint {evil}: refused to open" in cli.stderr
+    assert "Pass --trust_checkpoint to load it anyway" in cli.stderr
+    assert not marker.exists()
+
+    trusted = str(tmp_path / "trusted.pth.tar")
+    torch.save({**good, "note": _Calls(os.makedirs, str(folder))}, trusted)
+    recorded = [
+        r for r in read_metrics(os.path.join(trained.log_dir, "metrics.jsonl")) if r["split"] == "test"
+    ]
+    metrics = run(_args(data_root, str(tmp_path), "--evaluate", "--resume", trusted, "--trust_checkpoint"))
+    assert folder.is_dir() and metrics["top1"] == recorded[-1]["top1"]
 
 
 def test_two_process_ddp_training_and_evaluation_on_gloo(data_root, tmp_path):

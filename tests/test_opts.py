@@ -181,7 +181,8 @@ def test_presets_fill_defaults_and_flags_override(monkeypatch):
         96,
     )
     assert (a.num_focus_segments, a.patch_size, a.glance_size, a.root_dataset) == (32, 128, 160, "/data/root")
-    assert a.explicit == [] and a.root_model == a.root_log == "log"
+    assert a.explicit == [] and a.root_model == a.root_log == "log" and a.trust_checkpoint is False
+    assert parse_args(["kinetics", "RGB", "--resume", "c.pth", "--trust_checkpoint"]).trust_checkpoint is True
     a = parse_args(
         ["something", "RGB", "--patch_size", "96", "--focus_arch", "res50", "--root_dataset", "/x"]
     )
@@ -294,6 +295,7 @@ def test_baselines_and_store_name_override():
         (["kinetics", "RGB", "--focus_arch", "resnet50"], "main", "the x3d preset needs an X3D backbone"),
         (["jester", "RGB", "--glance_arch", "x3d_s"], "main", "the tsm preset needs a 2-D backbone"),
         (["something", "RGB", "--model", "tsn", "--shift"], "main", "choose the baseline instead"),
+        (["something", "RGB", "--trust_checkpoint"], "main", "--trust_checkpoint only applies to the file of"),
         (["something", "RGB", "--dropout", "1.5"], "main", "dropout must be in [0, 1)"),
         (
             ["something", "RGB", "--model", "tsn", "--glance_base_width", "8"],
@@ -310,6 +312,8 @@ def test_bad_input_names_the_flag(argv, script, needle, capsys):
 def test_help_documents_no_ops_and_additions():
     text = build_parser().format_help()
     for needle in (
+        "--trust_checkpoint",
+        "runs code from the file",
         "no-op",
         "--root_dataset",
         "ADAFOCUS_DATA",

@@ -5,13 +5,14 @@ Our file (`{run_dir}/ckpt.pth.tar`, copied to `ckpt.best.pth.tar` when best) hol
   best_metric, args (resolved, plain types), rng (python / numpy / torch / cuda / loader generator), format.
 Everything in it loads with ``torch.load(weights_only=True)``. The original files hold `state_dict` (with
 `module.` when saved from DDP), `epoch`, `best_prec1` (TSM/X3D) or `best_acc1` (AN), `optimizer`, `scaler`.
+Every checkpoint is opened with weights_only (plus numpy scalars, for the originals); a file that needs more is
+refused unless the caller trusts it (`--trust_checkpoint`), because unpickling it would run code from the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import random
 import shutil
 import tempfile
@@ -22,10 +23,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from archs.weights import UnreadableFileError, load_torch_file
 from ops.engine.distributed import unwrap as _unwrap
 
 FORMAT = "uniadafocus-ckpt-1"
 HEAD_WORDS = ("fc", "projection", "classifier", "head")
+TRUST_FLAG = "--trust_checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be opened: damaged, not a checkpoint, or refused (`unsafe`) as needing code to load."""
+
+    def __init__(self, message: str, *, unsafe: bool = False):
+        super().__init__(message)
+        self.unsafe = unsafe
 
 
 def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -157,20 +168,23 @@ def _numpy_safe_globals() -> list:
     return types + [scalar, (scalar, "numpy.core.multiarray.scalar")]
 
 
-def read_checkpoint(path: str, map_location="cpu") -> dict:
-    """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...})."""
+def read_checkpoint(path: str, map_location="cpu", *, trust: bool = False) -> dict:
+    """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...}).
+
+    The file is read with weights_only (numpy scalars allowed); trust=True reads the full pickle, which runs code
+    from the file. Raises CheckpointError naming the file when it is refused, damaged or not a checkpoint."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        warnings.warn(
-            f"{path}: not loadable with weights_only=True ({str(exc).splitlines()[0]}); loading it as a "
-            "full pickle, which runs code from the file: only do this for files you trust",
-            stacklevel=2,
+        ckpt = load_torch_file(
+            path,
+            trust=trust,
+            safe_globals=_numpy_safe_globals(),
+            trust_hint=f"Pass {TRUST_FLAG} to load it anyway, only if you trust the file.",
+            map_location=map_location,
         )
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except UnreadableFileError as exc:
+        raise CheckpointError(f"checkpoint {exc}", unsafe=exc.unsafe) from exc
     if (
         isinstance(ckpt, Mapping)
         and "state_dict" not in ckpt
@@ -179,7 +193,7 @@ def read_checkpoint(path: str, map_location="cpu") -> dict:
     ):
         ckpt = {"state_dict": dict(ckpt)}
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
-        raise ValueError(f'{path}: not a checkpoint (no "state_dict" entry)')
+        raise CheckpointError(f'{path}: not a checkpoint (no "state_dict" entry)')
     return dict(ckpt)
 
 
@@ -208,12 +222,15 @@ def load_checkpoint(
     scaler=None,
     strict: bool = True,
     map_location="cpu",
+    *,
+    trust: bool = False,
 ) -> dict:
     """Loads model (+ optimizer, scaler when given and compatible) from our or an original checkpoint.
 
     Returns the checkpoint dict with normalised keys: 'epoch' (int, 0 if absent), 'best_metric' (float or None,
-    from best_metric / best_prec1 / best_acc1), 'args', 'rng', 'optimizer_loaded' (bool)."""
-    ckpt = read_checkpoint(path, map_location)
+    from best_metric / best_prec1 / best_acc1), 'args', 'rng', 'optimizer_loaded' (bool). `trust`: see
+    read_checkpoint."""
+    ckpt = read_checkpoint(path, map_location, trust=trust)
     state = strip_module_prefix(ckpt["state_dict"])
     if model is not None:
         target = _unwrap(model)
@@ -248,14 +265,17 @@ def load_checkpoint(
     return ckpt
 
 
-def tune_from(path: str, model: nn.Module, verbose: bool = True) -> dict[str, list[str]]:
+def tune_from(
+    path: str, model: nn.Module, verbose: bool = True, *, trust: bool = False
+) -> dict[str, list[str]]:
     """Initialises `model` from a checkpoint, dropping head weights whose shape differs (another class count).
 
     Returns {'loaded', 'dropped', 'missing', 'unexpected'} key lists; a shape mismatch outside the heads
-    (keys containing fc / projection / classifier / head) means another architecture and raises ValueError."""
+    (keys containing fc / projection / classifier / head) means another architecture and raises ValueError.
+    `trust`: see read_checkpoint."""
     target = _unwrap(model)
     own = target.state_dict()
-    state = strip_module_prefix(read_checkpoint(path)["state_dict"])
+    state = strip_module_prefix(read_checkpoint(path, trust=trust)["state_dict"])
     # TSM's shift wrapper renames conv weights to `.net.`; accept files saved with or without it (as TSM did).
     for k in list(state):
         if k not in own and k.replace(".net", "") in own:

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import torch
 
+from archs.weights import UnreadableFileError, load_torch_file
 from ops.engine import distributed as D
 from ops.engine.early_exit import no_exit_point, plot_curve, sweep, write_csv
 from ops.engine.flops import exit_gflops
@@ -76,9 +77,13 @@ def _exit_logits(args, info, config, model, logger) -> tuple[Predictions, Predic
     and on val; cached in the run folder so re-calibration takes seconds."""
     path = os.path.join(args.log_dir, f"early_exit_logits_{_cache_key(args)}.pt")
     if os.path.isfile(path):
-        logger.info(f"=> cached exit logits {path}")
-        cached = torch.load(path, weights_only=True)
-        return Predictions(**cached["train"]), Predictions(**cached["val"])
+        try:
+            cached = load_torch_file(path)  # tensors only, never a full pickle
+        except UnreadableFileError as exc:  # e.g. a run killed while writing it: compute it again
+            logger.info(f"=> {exc}; computing the exit logits again")
+        else:
+            logger.info(f"=> cached exit logits {path}")
+            return Predictions(**cached["train"]), Predictions(**cached["val"])
     layout = model.input_layout(model.cfg)
     calib = build_dataset(args, config, "train", layout, train=True)
     val = build_dataset(args, config, "val", layout, test_crops=args.test_crops, num_clips=args.num_clips)

@@ -30,7 +30,7 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
     if not (args.resume or args.evaluate):
         model.load_pretrained()
     if args.tune_from:
-        tune_from(args.tune_from, model, verbose=info.is_main)
+        tune_from(args.tune_from, model, verbose=info.is_main, trust=args.trust_checkpoint)
     if args.policy != "learned":  # evaluation control (opts allows it only for methods with policies)
         model.policy = args.policy
     return model.to(info.device), cfg
@@ -47,5 +47,5 @@ def setup_eval(args: argparse.Namespace) -> tuple[D.DistInfo, DatasetConfig, nn.
     D.seed_everything(args.seed if args.seed is not None else 0, info.rank)
     config = load_dataset_config(args)
     model, cfg = build(args, info, config)
-    load_checkpoint(args.resume, model)
+    load_checkpoint(args.resume, model, trust=args.trust_checkpoint)
     return info, config, model, cfg

@@ -48,7 +48,11 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
     start_epoch, best = 0, None
     if args.resume:
         ckpt = load_checkpoint(
-            args.resume, model, None if args.evaluate else optimizer, None if args.evaluate else scaler
+            args.resume,
+            model,
+            None if args.evaluate else optimizer,
+            None if args.evaluate else scaler,
+            trust=args.trust_checkpoint,
         )
         start_epoch, best = ckpt["epoch"], ckpt["best_metric"]
         seed = (
