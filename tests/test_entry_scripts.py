@@ -96,9 +96,15 @@ def test_resumed_training_is_bit_identical_to_an_uninterrupted_run(data_root, tm
 @pytest.fixture(scope="module")
 def trained(data_root, tmp_path_factory):
     """One epoch of training; returns its parsed arguments (the checkpoint is in args.run_dir)."""
-    args = _args(data_root, str(tmp_path_factory.mktemp("runs")), "--epochs", "1", "--seed", "0")
+    args = _args(data_root, str(tmp_path_factory.mktemp("runs")), "--epochs", "1", "--seed", "0", "-p", "2")
     run(args)
     return args
+
+
+def test_print_freq_logs_a_line_every_n_iterations(trained):
+    with open(os.path.join(trained.log_dir, "log.csv")) as f:
+        lines = [line for line in f if line.startswith("Epoch: [0][")]
+    assert len(lines) == 1 and lines[0].startswith("Epoch: [0][2/3] lr 0.01000 loss ")  # 12 videos, batch 4
 
 
 def test_evaluate_reproduces_the_recorded_validation_metric(trained, data_root, tmp_path):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from models.base import freeze_partial_bn
+from ops.engine.loops import eval_amp
 from ops.engine.optim import (
     adjust_learning_rate,
     amp_dtype,
@@ -135,3 +136,9 @@ def test_amp_helpers_are_no_ops_on_cpu():
     assert amp_dtype("cuda", "bf16") == torch.bfloat16 and amp_dtype("cuda:1", "fp16") == torch.float16
     with pytest.raises(ValueError, match="unknown --amp"):
         amp_dtype("cuda", "fp8")
+
+
+def test_evaluation_runs_in_float32_unless_amp_is_given():
+    a = parse_args(["kinetics", "RGB"])
+    assert (a.amp, eval_amp(a)) == ("fp16", "none")  # the preset's AMP is for training only
+    assert eval_amp(parse_args(["kinetics", "RGB", "--amp", "bf16"])) == "bf16"

@@ -58,7 +58,8 @@ def fail(argv, capsys, script="main") -> str:
 @pytest.mark.parametrize("ds", ["actnet", "fcvid", "minik"])
 def test_an_readme_commands(ds):
     v = AN_README[ds]
-    a = parse_args(an_cmd(ds) + ["--local_rank=3"])  # the legacy launcher appends --local_rank
+    with pytest.warns(UserWarning, match="--hidden_dim does nothing"):  # in the README commands, a no-op
+        a = parse_args(an_cmd(ds) + ["--local_rank=3"])  # the legacy launcher appends --local_rank
     assert (a.dataset, a.preset, a.modality, a.data_dir, a.local_rank) == (
         ds,
         "an",
@@ -85,10 +86,11 @@ def test_an_readme_commands(ds):
 
 
 def test_an_early_exit_command_and_new_style_local_rank():
-    a = parse_args(
-        an_cmd("actnet") + ["--evaluate", "--resume", "ckpt/actnet_p128.pth.tar", "--local-rank=1"],
-        script="early_exit",
-    )
+    with pytest.warns(UserWarning, match="--hidden_dim"):
+        a = parse_args(
+            an_cmd("actnet") + ["--evaluate", "--resume", "ckpt/actnet_p128.pth.tar", "--local-rank=1"],
+            script="early_exit",
+        )
     assert (a.evaluate, a.resume, a.local_rank, a.script) == (
         True,
         "ckpt/actnet_p128.pth.tar",
@@ -295,7 +297,11 @@ def test_baselines_and_store_name_override():
         (["kinetics", "RGB", "--focus_arch", "resnet50"], "main", "the x3d preset needs an X3D backbone"),
         (["jester", "RGB", "--glance_arch", "x3d_s"], "main", "the tsm preset needs a 2-D backbone"),
         (["something", "RGB", "--model", "tsn", "--shift"], "main", "choose the baseline instead"),
-        (["something", "RGB", "--trust_checkpoint"], "main", "--trust_checkpoint only applies to the file of"),
+        (
+            ["something", "RGB", "--trust_checkpoint"],
+            "main",
+            "--trust_checkpoint only applies to the file of",
+        ),
         (["something", "RGB", "--dropout", "1.5"], "main", "dropout must be in [0, 1)"),
         (
             ["something", "RGB", "--model", "tsn", "--glance_base_width", "8"],
