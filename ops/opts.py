@@ -4,8 +4,10 @@ Two original command-line families are accepted unchanged and resolve to the sam
   TSM / X3D form:  ``main.py something RGB --dist-url tcp://... --multiprocessing-distributed -b 64 --wd 1e-3 ...``
   AN form:         ``main.py --dataset actnet --data_dir DIR --batch_size 32 --weight_decay 2e-4 --local_rank 0 ...``
 Every preset-dependent flag has default ``None`` so that "not passed" can be told apart from "passed"; the
-dataset's preset (an / tsm / x3d) then fills what the user did not pass. The preset defaults are the published
-README recipes, not the original parsers' defaults (those were never used for a published number).
+dataset's preset (an / tsm / x3d, models/presets.py) then fills what the user did not pass: the published README
+recipes, not the original parsers' defaults (those were never used for a published number). `--model` picks a
+method of the registry (models/registry.py); each method adds its own flags and checks its configuration (the
+method's ModelConfig), so nothing here knows a method or a preset by name.
 """
 
 from __future__ import annotations
