@@ -54,6 +54,8 @@ def build_dataset(
         preset="an" if args.model != "uniadafocus" else None,
         video_root=args.video_root,
         on_bad_video=args.on_bad_video,
+        resize_backend=args.resize_backend or "pil",
+        shared_crop=bool(args.shared_crop),
     )
 
 
