@@ -148,7 +148,9 @@ def test_early_exit_writes_curves_and_reuses_cached_logits(trained, data_root, t
     log_dir = _args(data_root, str(tmp_path), *argv, script="early_exit").log_dir
     for criterion in ("confidence", "entropy"):
         rows = list(csv.reader(open(os.path.join(log_dir, f"log_early_exit_1views_{criterion}.csv"))))
-        assert rows[0][:2] == ["gflops", "metric"] and len(rows) - 1 == len(results[criterion]) == 403
+        assert rows[0][:3] == ["gflops", "gflops_per_view", "metric"]
+        assert len(rows) - 1 == len(results[criterion]) == 403
+        assert all(r[0] == r[1] for r in rows[1:])  # one view
         assert os.path.getsize(os.path.join(log_dir, f"log_early_exit_1views_{criterion}.png")) > 1000
         gflops = [p["gflops"] for p in results[criterion]]
         assert min(gflops) < max(gflops)  # the sweep spans glance-only ... full cost
@@ -156,6 +158,17 @@ def test_early_exit_writes_curves_and_reuses_cached_logits(trained, data_root, t
     again = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))
     assert "cached exit logits" in capsys.readouterr().out
     assert [p["metric"] for p in again["entropy"]] == [p["metric"] for p in results["entropy"]]
+    # 3 crops: calibrated on single-view training logits, curves over the 3-view validation logits
+    argv = (*argv[:2], "--test_crops", "3", "--criteria", "confidence")
+    three = run_early_exit(_args(data_root, str(tmp_path), *argv, script="early_exit"))["confidence"]
+    rows = list(csv.reader(open(os.path.join(log_dir, "log_early_exit_3views_confidence.csv"))))
+    assert rows[0][:3] == ["gflops", "gflops_per_view", "metric"] and len(rows) - 1 == len(three) == 403
+    one = results["confidence"]
+    for row, p in zip(rows[1:], three):
+        assert float(row[0]) == pytest.approx(p["gflops"], abs=1e-6)
+        assert float(row[1]) == pytest.approx(p["gflops"] / 3, abs=1e-6)
+    assert max(float(r[1]) for r in rows[1:]) == pytest.approx(max(p["gflops"] for p in one), abs=1e-6)
+    assert [p["thresholds"] for p in three] == [p["thresholds"] for p in one]  # same calibration logits
 
 
 def test_two_process_ddp_training_and_evaluation_on_gloo(data_root, tmp_path):
