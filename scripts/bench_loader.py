@@ -12,6 +12,7 @@ process CPU time (less sensitive to other processes).
 `workers_clips_per_s` is the throughput with --workers processes. The last line printed is one JSON object.
 
     python scripts/bench_loader.py [--preset x3d|tsm|an] [--mode train|val] [--batch_size 1] [--workers 2]
+        [--resize_backend pil|cv2] [--shared_crop]
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ def bench_source(cfg: DatasetConfig, args, video: bool) -> dict:
         input_size=args.input_size,
         preset=args.preset,
         video_root=cfg.video_root if video else None,
+        resize_backend=args.resize_backend,
+        shared_crop=args.shared_crop,
     )
     ds = RecordingDataset(cfg, split, **kw)
     ds.seed(0)
@@ -206,6 +209,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--workers", type=int, default=2, help="also report throughput with this many workers (0: skip)"
     )
     p.add_argument("--source", default="both", choices=["frames", "video", "both"])
+    p.add_argument("--resize_backend", default="pil", choices=["pil", "cv2"], help="frame resizing (pil)")
+    p.add_argument(
+        "--shared_crop", action="store_true", help="training: one crop for glance and candidate frames"
+    )
     p.add_argument("--root", default=None, help="keep the generated data here (default: a temporary folder)")
     args = p.parse_args(argv)
     g, n = PRESET_FRAMES[args.preset]
@@ -230,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
             "batch_size": args.batch_size,
             "single_process": True,
             "workers": args.workers,
+            "resize_backend": args.resize_backend,
+            "shared_crop": args.shared_crop,
         }
         if args.source in ("frames", "both"):
             result.update(bench_source(cfg, args, video=False))
