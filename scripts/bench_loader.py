@@ -12,7 +12,6 @@ process CPU time (less sensitive to other processes).
 `workers_clips_per_s` is the throughput with --workers processes. The last line printed is one JSON object.
 
     python scripts/bench_loader.py [--preset x3d|tsm|an] [--mode train|val] [--batch_size 1] [--workers 2]
-        [--resize_backend pil|cv2] [--shared_crop]
 """
 
 from __future__ import annotations

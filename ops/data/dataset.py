@@ -3,8 +3,7 @@
 Frame numbers are 1-based everywhere (the number in the frame file name). Per preset, one item is:
 - 'an': the N candidate frames (the model takes the glance subset candidates[g::3] itself);
 - 'tsm' / 'x3d': T_g glance frames then N candidate frames, sampled independently (as the original).
-Every distinct frame number of an item is decoded once (glance and candidate sets overlap); in training each
-set is cropped with its own box from those decoded frames.
+Every distinct frame number of an item is decoded once (glance and candidate sets overlap).
 """
 
 from __future__ import annotations
