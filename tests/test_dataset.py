@@ -231,7 +231,7 @@ def test_eval_items_and_an_items_do_not_depend_on_shared_crop(official):
     an = get_dataset_config("actnet", data_dir=os.path.join(root, "actnet"))
     items = []
     for shared in (False, True):
-        ds = VideoDataset(an, "train", num_candidates=48, input_size=32, shared_crop=shared)
+        ds = VideoDataset(an, "train", num_glance=0, num_candidates=48, input_size=32, shared_crop=shared)
         assert ds.crop_sets() == [slice(0, 48)]
         ds.seed(5)
         items.append(ds[0])
