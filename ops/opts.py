@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--input_size", type=int, help="frame crop side S (default 224)")
     g.add_argument("--test_crops", type=int, choices=(1, 3, 5, 10), help="spatial views at eval (default 1)")
     g.add_argument("--num_clips", type=int, help="temporal clips at eval, logits averaged (default 1)")
+    g.add_argument(
+        "--shared_crop",
+        action="store_const",
+        const=True,
+        help="training: one crop and flip for the glance and candidate frames of a clip (default: one "
+        "each, as the original)",
+    )
+    g.add_argument(
+        "--resize_backend",
+        choices=("pil", "cv2"),
+        help="frame resizing: pil (default, bilinear as the original) or cv2 (faster, a few grey levels apart)",
+    )
 
     g = p.add_argument_group("model")
     g.add_argument(

@@ -143,6 +143,8 @@ def bench_source(cfg: DatasetConfig, args, video: bool) -> dict:
         num_candidates=args.num_candidates,
         input_size=args.input_size,
         video_root=cfg.video_root if video else None,
+        resize_backend=args.resize_backend,
+        shared_crop=args.shared_crop,
     )
     ds = RecordingDataset(cfg, split, **kw)
     ds.seed(0)
@@ -205,6 +207,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--workers", type=int, default=2, help="also report throughput with this many workers (0: skip)"
     )
     p.add_argument("--source", default="both", choices=["frames", "video", "both"])
+    p.add_argument("--resize_backend", default="pil", choices=["pil", "cv2"], help="frame resizing (pil)")
+    p.add_argument(
+        "--shared_crop", action="store_true", help="training: one crop for glance and candidate frames"
+    )
     p.add_argument("--root", default=None, help="keep the generated data here (default: a temporary folder)")
     args = p.parse_args(argv)
     g, n = input_layout(ModelConfig(preset=args.layout))
@@ -229,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
             "batch_size": args.batch_size,
             "single_process": True,
             "workers": args.workers,
+            "resize_backend": args.resize_backend,
+            "shared_crop": args.shared_crop,
         }
         if args.source in ("frames", "both"):
             result.update(bench_source(cfg, args, video=False))

@@ -3,6 +3,10 @@ and compare (a) the learned policies, (b) the same model with random patches and
 network alone. The last line printed is one JSON object with the figures.
 
     python scripts/demo.py [--root_dataset DIR] [--root_log DIR] [--epochs N] [--seed S] [--pretrain_steps G F]
+                           [main.py flags, e.g. --shared_crop]
+
+Any other flag is passed on to the parser of every run (training, evaluation, early exit), e.g. --shared_crop or
+--resize_backend cv2.
 
 The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
@@ -70,7 +74,7 @@ def main() -> dict:
         metavar=("GLANCE", "FOCUS"),
         help="backbone pretraining steps (stand-in for ImageNet weights); 0 0 starts from scratch",
     )
-    opts = p.parse_args()
+    opts, run_flags = p.parse_known_args()
     start = time.perf_counter()
     common = [
         "synthetic",
@@ -82,6 +86,7 @@ def main() -> dict:
         "--seed",
         str(opts.seed),
     ] + (["--epochs", str(opts.epochs)] if opts.epochs else [])
+    common += run_flags
     train_args = parse_args(common)
     extra = []
     if any(opts.pretrain_steps):

@@ -14,8 +14,10 @@ import torch
 from ops.data.dataset import VideoDataset, collate, make_loader
 from ops.data.dataset_config import DatasetNotFoundError, get_dataset_config
 from ops.data.lists import ListFileError, VideoRecord, read_list_file, sample_eval, sample_train
-from ops.data.transforms import crop_resize, multiscale_crop_box, normalize
+from ops.data.transforms import multiscale_crop_box, normalize, resize_frames
 from ops.data.video_io import FrameReadError
+from ops.engine.loops import build_dataset
+from ops.opts import parse_args
 from tests.official import fixture_frame
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures", "official")
@@ -164,30 +166,114 @@ def test_an_preset_multilabel_and_official_input(official):
     }  # permuted, as the original
 
 
-def test_train_item_seeded(official):
+def _crop_set(frames, numbers, rng, size=224, backend="pil", flip_allowed=False):
+    """Expected training frames (T, S, S, 3) of one frame set, drawing as the dataset: crop size and offset,
+    then the flip (if allowed). Returns (box, frames, flipped)."""
+    box = multiscale_crop_box(320, 256, size, rng)
+    crop = frames[numbers - 1, box.y : box.y + box.h, box.x : box.x + box.w]
+    ref = resize_frames(crop, (size, size), backend)
+    flipped = flip_allowed and rng.random() < 0.5
+    return box, (ref[:, :, ::-1] if flipped else ref), flipped
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return x.numpy().transpose(0, 2, 3, 1)
+
+
+def test_train_item_seeded_independent_crops(official):
     root, frames = official
     cfg = get_dataset_config("somethingv2", root=root)  # flip not allowed
-    ds = VideoDataset(cfg, "train", num_glance=8, num_candidates=36)
-    ds.seed(3)
-    x, _, _ = ds[0]
-    rng = np.random.default_rng(3)  # draws in the documented order: glance, candidates, crop size, offset
-    numbers = np.concatenate([sample_train(40, 8, rng), sample_train(40, 36, rng)])
-    box = multiscale_crop_box(320, 256, 224, rng)
-    ref = crop_resize(frames[numbers - 1], box, 224)
-    assert torch.equal(x, torch.from_numpy(ref).permute(0, 3, 1, 2))
     kcfg = dataclasses.replace(cfg, flip=True)  # same data, flip allowed
-    flips = []
-    for seed in range(6):
-        ds = VideoDataset(kcfg, "train", num_glance=8, num_candidates=36)
+    different_boxes, different_flips = 0, 0
+    for seed in range(8):
+        for c in (cfg, kcfg):
+            ds = VideoDataset(c, "train", num_glance=8, num_candidates=36)
+            assert ds.crop_sets() == [slice(0, 8), slice(8, 44)]
+            ds.seed(seed)
+            x = _hwc(ds[0][0])
+            # documented order: glance sampler, candidate sampler, then crop size, offset, flip per set
+            rng = np.random.default_rng(seed)
+            glance, candidates = sample_train(40, 8, rng), sample_train(40, 36, rng)
+            box_g, ref_g, flip_g = _crop_set(frames, glance, rng, flip_allowed=c.flip)
+            box_c, ref_c, flip_c = _crop_set(frames, candidates, rng, flip_allowed=c.flip)
+            np.testing.assert_array_equal(x[:8], ref_g)
+            np.testing.assert_array_equal(x[8:], ref_c)
+            different_boxes += box_g != box_c
+            different_flips += flip_g != flip_c
+    assert different_boxes >= 8 and different_flips >= 2  # the sets are cropped and flipped independently
+
+
+def test_train_item_seeded_shared_crop(official):
+    root, frames = official
+    cfg = get_dataset_config("somethingv2", root=root)
+    for c in (cfg, dataclasses.replace(cfg, flip=True)):
+        flips = []
+        for seed in range(6):
+            ds = VideoDataset(c, "train", num_glance=8, num_candidates=36, shared_crop=True)
+            assert ds.crop_sets() == [slice(0, 44)]
+            ds.seed(seed)
+            x = _hwc(ds[0][0])
+            rng = np.random.default_rng(seed)  # glance, candidates, then one crop size, offset, flip
+            numbers = np.concatenate([sample_train(40, 8, rng), sample_train(40, 36, rng)])
+            _, ref, flipped = _crop_set(frames, numbers, rng, flip_allowed=c.flip)
+            np.testing.assert_array_equal(x, ref)  # one box (and flip) for glance and candidate frames
+            flips.append(flipped)
+        assert (any(flips) and not all(flips)) if c.flip else not any(flips)
+
+
+def test_eval_items_and_an_items_do_not_depend_on_shared_crop(official):
+    root, _ = official
+    cfg = get_dataset_config("somethingv2", root=root)
+    for kw in (dict(num_glance=8, num_candidates=36), dict(num_glance=2, num_candidates=3, test_crops=3)):
+        independent = VideoDataset(cfg, "val", **kw)[0][0]
+        assert torch.equal(independent, VideoDataset(cfg, "val", shared_crop=True, **kw)[0][0])
+    # AN layout: one frame set (the model takes the glance frames from the candidates), so one crop either way
+    an = get_dataset_config("actnet", data_dir=os.path.join(root, "actnet"))
+    items = []
+    for shared in (False, True):
+        ds = VideoDataset(an, "train", num_glance=0, num_candidates=48, input_size=32, shared_crop=shared)
+        assert ds.crop_sets() == [slice(0, 48)]
+        ds.seed(5)
+        items.append(ds[0])
+    assert torch.equal(items[0][0], items[1][0]) and torch.equal(items[0][1], items[1][1])
+
+
+def test_resize_backends(official):
+    from PIL import Image
+
+    root, frames = official
+    cfg = get_dataset_config("somethingv2", root=root)
+    seed = 0
+    rng = np.random.default_rng(seed)
+    glance = sample_train(40, 8, rng)
+    sample_train(40, 36, rng)
+    box = multiscale_crop_box(320, 256, 224, rng)
+    assert (box.w, box.h) != (224, 224)  # the crop is resized
+    crop = np.ascontiguousarray(frames[glance[0] - 1, box.y : box.y + box.h, box.x : box.x + box.w])
+    pil = np.asarray(Image.fromarray(crop).resize((224, 224), Image.BILINEAR))
+    ocv = cv2.resize(crop, (224, 224), interpolation=cv2.INTER_LINEAR)
+    assert not np.array_equal(pil, ocv)
+    for backend, ref in (("pil", pil), ("cv2", ocv)):
+        ds = VideoDataset(cfg, "train", num_glance=8, num_candidates=36, resize_backend=backend)
         ds.seed(seed)
-        x = ds[0][0].numpy().transpose(0, 2, 3, 1)
-        rng = np.random.default_rng(seed)
-        numbers = np.concatenate([sample_train(40, 8, rng), sample_train(40, 36, rng)])
-        ref = crop_resize(frames[numbers - 1], multiscale_crop_box(320, 256, 224, rng), 224)
-        flip = rng.random() < 0.5
-        np.testing.assert_array_equal(x, ref[:, :, ::-1] if flip else ref)
-        flips.append(flip)
-    assert any(flips) and not all(flips)
+        np.testing.assert_array_equal(_hwc(ds[0][0])[0], ref)
+    assert VideoDataset(cfg, "train").resize_backend == "pil"  # the originals' resizing by default
+    with pytest.raises(ValueError, match="resize_backend"):
+        VideoDataset(cfg, "train", resize_backend="nearest")
+
+
+def test_crop_and_resize_flags_reach_the_dataset(official):
+    root, _ = official
+    cfg = get_dataset_config("somethingv2", root=root)
+    base = ["somethingv2", "RGB", "--root_dataset", root]
+    ds = build_dataset(parse_args(base), cfg, "train")
+    assert (ds.resize_backend, ds.shared_crop, len(ds.crop_sets())) == ("pil", False, 2)
+    args = parse_args(base + ["--shared_crop", "--resize_backend", "cv2"])
+    assert {"shared_crop", "resize_backend"} <= set(args.explicit)
+    for split in ("train", "val"):
+        ds = build_dataset(args, cfg, split)
+        assert (ds.resize_backend, ds.shared_crop) == ("cv2", True)
+    assert len(build_dataset(args, cfg, "train").crop_sets()) == 1
 
 
 def test_views_crops_and_clips(official):

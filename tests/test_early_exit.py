@@ -167,11 +167,20 @@ def test_csv_plot_and_no_exit(tmp_path):
     csv_path = tmp_path / "curve.csv"
     write_csv(points, str(csv_path))
     lines = csv_path.read_text().splitlines()
-    assert lines[0] == "gflops,metric,exit0,exit1,random_metric"
+    assert lines[0] == "gflops,gflops_per_view,metric,exit0,exit1,random_metric"
     assert len(lines) == 404
     first = [float(v) for v in lines[1].split(",")]
-    assert first[0] == pytest.approx(points[0]["gflops"], abs=1e-6)
-    assert first[2] + first[3] == pytest.approx(1.0)
+    assert first[0] == first[1] == pytest.approx(points[0]["gflops"], abs=1e-6)
+    assert first[2] == pytest.approx(points[0]["metric"], abs=1e-4)
+    assert first[3] + first[4] == pytest.approx(1.0)
+    # 3 views (e.g. X3D --test_crops 3): the per-video total and the per-view cost the papers quote (4.9x3)
+    three = [dict(p, gflops=3 * p["gflops"]) for p in points]
+    write_csv(three, str(csv_path), views=3)
+    rows = [[float(v) for v in line.split(",")] for line in csv_path.read_text().splitlines()[1:]]
+    assert [r[0] for r in rows] == pytest.approx([3 * p["gflops"] for p in points], abs=1e-5)
+    assert [r[1] for r in rows] == pytest.approx([p["gflops"] for p in points], abs=1e-6)
+    with pytest.raises(ValueError, match="views"):
+        write_csv(points, str(csv_path), views=0)
     gflops, metric = no_exit_point(val, target, [1.0, 3.0], "top1")
     assert gflops == 3.0 and metric == pytest.approx(100 * np.mean(val[:, 1].argmax(1) == target))
     with pytest.raises(ValueError):

@@ -147,6 +147,32 @@ def test_nview_one_view_equals_evaluate_and_more_views_average(trained, data_roo
     assert m["views"] == 6 and m["gflops"] == pytest.approx(6 * m["gflops_per_view"])
 
 
+def test_early_exit_with_3_crops_calibrates_on_single_view_training_logits(trained, data_root, tmp_path):
+    ckpt = os.path.join(trained.run_dir, "ckpt.best.pth.tar")
+    curves, log_dir = {}, None
+    for crops in (1, 3):
+        args = _args(
+            data_root,
+            str(tmp_path),
+            "--resume",
+            ckpt,
+            "--test_crops",
+            str(crops),
+            "--criteria",
+            "confidence",
+            script="early_exit",
+        )
+        curves[crops], log_dir = run_early_exit(args)["confidence"], args.log_dir
+    one, three = curves[1], curves[3]
+    rows = list(csv.reader(open(os.path.join(log_dir, "log_early_exit_3views_confidence.csv"))))
+    assert rows[0][:3] == ["gflops", "gflops_per_view", "metric"] and len(rows) - 1 == len(three) == 403
+    for row, p in zip(rows[1:], three):  # per video (3 views) and per view, as the paper's 4.9x3
+        assert float(row[0]) == pytest.approx(p["gflops"], abs=1e-6)
+        assert float(row[1]) == pytest.approx(p["gflops"] / 3, abs=1e-6)
+    assert max(float(r[1]) for r in rows[1:]) == pytest.approx(max(p["gflops"] for p in one), abs=1e-6)
+    assert [p["thresholds"] for p in three] == [p["thresholds"] for p in one]  # same single-view calibration
+
+
 def test_early_exit_writes_curves_and_reuses_cached_logits(trained, data_root, tmp_path, capsys):
     ckpt = os.path.join(trained.run_dir, "ckpt.best.pth.tar")
     argv = ("--resume", ckpt, "--criteria", "confidence", "entropy")
@@ -154,7 +180,9 @@ def test_early_exit_writes_curves_and_reuses_cached_logits(trained, data_root, t
     log_dir = _args(data_root, str(tmp_path), *argv, script="early_exit").log_dir
     for criterion in ("confidence", "entropy"):
         rows = list(csv.reader(open(os.path.join(log_dir, f"log_early_exit_1views_{criterion}.csv"))))
-        assert rows[0][:2] == ["gflops", "metric"] and len(rows) - 1 == len(results[criterion]) == 403
+        assert rows[0][:3] == ["gflops", "gflops_per_view", "metric"]
+        assert len(rows) - 1 == len(results[criterion]) == 403
+        assert all(r[0] == r[1] for r in rows[1:])  # one view
         assert os.path.getsize(os.path.join(log_dir, f"log_early_exit_1views_{criterion}.png")) > 1000
         gflops = [p["gflops"] for p in results[criterion]]
         assert min(gflops) < max(gflops)  # the sweep spans glance-only ... full cost

@@ -95,13 +95,21 @@ def make_loader(
 class VideoDataset(Dataset):
     """TSM-format video dataset; item = (frames uint8 (T, 3, H, W) or (V, T, 3, H, W), target, index).
 
-    Training (`train`, default: split == 'train'): random segment sampling, one multi-scale crop and one
-    flip (if config.flip) for the whole item. Evaluation: segment centres; V = num_clips * test_crops views,
-    clip-major (view v = clip * test_crops + crop; crop order as ops.data.transforms.view_boxes).
-    Random draws per item, in order: glance sampler, candidate sampler, crop size, crop offset, flip (only
-    if config.flip), label permutation (multi-label). The generator is seeded from torch.initial_seed(), so
-    it differs per DataLoader worker and epoch and follows torch.manual_seed; `seed(n)` fixes it.
-    Resizing: cv2 INTER_LINEAR, or resize_backend='pil' for the original's PIL bilinear (see ops.data.transforms).
+    Training (`train`, default: split == 'train'): random segment sampling, then a multi-scale crop and a
+    flip (if config.flip) per frame set, as the original TSM/X3D loaders (which call the training transform
+    once for the glance frames and once for the candidates): the glance frames get one crop box and flip,
+    the candidate frames another. `shared_crop=True` uses one box and one flip for the whole item instead,
+    so the glance and candidate frames show the same region. Preset 'an' (num_glance 0: the model takes
+    the glance frames from the candidates) has one frame set, so both modes give the same item there.
+    Evaluation: segment centres, the same deterministic views for every frame; V = num_clips * test_crops
+    views, clip-major (view v = clip * test_crops + crop; crop order as ops.data.transforms.view_boxes).
+    Random draws per training item, in order: glance sampler, candidate sampler, then per frame set (the
+    glance set, then the candidate set; the whole item with shared_crop or preset 'an') crop size, crop
+    offset, flip (only if config.flip), then the label permutation (multi-label). The generator is seeded
+    from torch.initial_seed(), so it differs per DataLoader worker and epoch and follows torch.manual_seed;
+    `seed(n)` fixes it.
+    Resizing: resize_backend='pil' (default) is PIL bilinear, as the originals; 'cv2' is OpenCV INTER_LINEAR
+    (faster, a few grey levels apart; see ops.data.transforms).
     Raw videos: with `video_root`, `<video_root>/<path><video_ext>` is read instead of the frame folder.
     A missing frame is replaced by the nearest existing one (counted in `missing_frames`, warned once per
     video and process). An unreadable video raises (on_bad_video='error') or is replaced by another item
@@ -128,7 +136,8 @@ class VideoDataset(Dataset):
         video_ext: str = ".mp4",
         on_bad_video: str = "error",
         max_retries: int = 10,
-        resize_backend: str = "cv2",
+        resize_backend: str = "pil",
+        shared_crop: bool = False,
     ) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -147,7 +156,7 @@ class VideoDataset(Dataset):
         self.on_bad_video, self.max_retries = on_bad_video, max_retries
         if resize_backend not in ("cv2", "pil"):
             raise ValueError(f"resize_backend must be 'cv2' or 'pil', got {resize_backend!r}")
-        self.resize_backend = resize_backend
+        self.resize_backend, self.shared_crop = resize_backend, shared_crop
         self.list_file = list_file or (config.train_list if split == "train" else config.val_list)
         require_path(self.list_file, config.name, "lists", "list file")
         if video_root is None:
@@ -259,6 +268,13 @@ class VideoDataset(Dataset):
             ]
         )
 
+    def crop_sets(self) -> list[slice]:
+        """Return the frame sets of a training item that get their own crop and flip, as slices of its T
+        frames: [glance, candidates], or one set for the whole item (shared_crop, or preset 'an')."""
+        if self.shared_crop or self.num_glance == 0 or self.num_candidates == 0:
+            return [slice(0, self.frames_per_view)]
+        return [slice(0, self.num_glance), slice(self.num_glance, self.frames_per_view)]
+
     def target(self, record: VideoRecord, rng: np.random.Generator | None = None) -> torch.Tensor:
         """Return an int64 scalar, or (3,) padded with -1 if multi-label (labels permuted in training)."""
         if not self.config.multi_label:
@@ -295,10 +311,13 @@ class VideoDataset(Dataset):
         frames_t = torch.empty(self.item_shape, dtype=torch.uint8) if out is None else out
         out = frames_t.numpy().reshape(self.num_views, numbers.shape[1], 3, S, S)  # a view
         if self.train:
-            box = multiscale_crop_box(frames.shape[2], frames.shape[1], S, rng)
-            resize_to_slots(crop_resize(frames, box), inverse[0], out[0], self.resize_backend)
-            if self.config.flip and rng.random() < 0.5:
-                flip_inplace(out[0])
+            for part in self.crop_sets():
+                box = multiscale_crop_box(frames.shape[2], frames.shape[1], S, rng)
+                view = resize_to_slots(
+                    crop_resize(frames, box), inverse[0, part], out[0, part], self.resize_backend
+                )
+                if self.config.flip and rng.random() < 0.5:
+                    flip_inplace(view)
         else:
             scaled = GroupScale(self.scale_size, self.resize_backend)(frames)  # no-op if the short side fits
             boxes = view_boxes(scaled.shape[2], scaled.shape[1], S, self.test_crops)

@@ -4,14 +4,14 @@ Every transform uses ONE box (and one flip decision) for all frames of a clip. T
 pure functions (`multiscale_crop_box`, `center_crop_box`, `view_boxes`) so tests can assert them exactly;
 a box is `(x, y, w, h)` in pixels of the frame it is applied to.
 
-Resizing uses cv2 INTER_LINEAR (half-pixel centres, 2x2 taps). TSM used PIL BILINEAR, which is the same
-filter when enlarging but antialiases (widens the kernel) when shrinking. Measured on the fixture frames
+Resizing: backend 'cv2' (INTER_LINEAR: half-pixel centres, 2x2 taps; the default of these functions) or 'pil'
+(BILINEAR, what TSM used; VideoDataset's default, so the loader resizes as the originals). The two are the same
+filter when enlarging, but PIL antialiases (widens the kernel) when shrinking. Measured on the fixture frames
 (5x5-box-blurred noise): enlarging 168->224 differs by at most 1 grey level (mean 0.26); shrinking
 256->224 by at most 6 (mean 0.69), 455x341->341x256 (GroupScale) by at most 11 (mean 1.2). cv2 is 6-8x
-faster (0.10 vs 0.8 ms per 224x224 output; 0.2 vs 1.65 ms for GroupScale 441x331->341x256, where decoding
-the JPEG costs 0.96 ms), which matters in the loader's hot path. backend='pil' reproduces the original
-resizing (e.g. to evaluate released checkpoints on frames that need GroupScale). On 256-short-side frames
-the validation path (GroupScale(256) = identity, then centre crop) matches the original bit-exactly anyway.
+faster per resize (0.10 vs 0.8 ms per 224x224 output; 0.2 vs 1.65 ms for GroupScale 441x331->341x256, where
+decoding the JPEG costs 0.96 ms); the whole-loader figures are in the README. On 256-short-side frames the
+validation path (GroupScale(256) = identity, then centre crop) is the same with either backend.
 """
 
 from __future__ import annotations

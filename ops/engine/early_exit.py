@@ -231,20 +231,26 @@ def sweep(
     return points
 
 
-def write_csv(points: Sequence[dict], path: str) -> None:
-    """Write ``gflops,metric,exit0,...,exit{E-1}`` rows (exit fractions), plus a last ``random_metric``
-    column when the points carry the random-exit control."""
+def write_csv(points: Sequence[dict], path: str, views: int = 1) -> None:
+    """Write ``gflops,gflops_per_view,metric,exit0,...,exit{E-1}`` rows (exit fractions), plus a last
+    ``random_metric`` column when the points carry the random-exit control.
+
+    ``gflops`` is the cost per video of all ``views`` (crops x clips); ``gflops_per_view`` = gflops / views,
+    the figure the papers quote as "GFLOPs x views" (e.g. 4.9x3) and the original X3D script wrote."""
+    if views < 1:
+        raise ValueError(f"views must be >= 1, got {views}")
     num_exits = len(points[0]["exit_fractions"]) if points else 0
     has_random = bool(points) and "random_metric" in points[0]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
-            ["gflops", "metric", *[f"exit{k}" for k in range(num_exits)]]
+            ["gflops", "gflops_per_view", "metric", *[f"exit{k}" for k in range(num_exits)]]
             + (["random_metric"] if has_random else [])
         )
         for p in points:
             w.writerow(
-                [f"{p['gflops']:.6f}", f"{p['metric']:.4f}", *[f"{r:.6f}" for r in p["exit_fractions"]]]
+                [f"{p['gflops']:.6f}", f"{p['gflops'] / views:.6f}", f"{p['metric']:.4f}"]
+                + [f"{r:.6f}" for r in p["exit_fractions"]]
                 + ([f"{p['random_metric']:.4f}"] if has_random else [])
             )
 

@@ -127,7 +127,7 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
                 random_seed=0,
             )
             stem = os.path.join(args.log_dir, f"log_early_exit_{views}views_{criterion}")
-            write_csv(points, stem + ".csv")
+            write_csv(points, stem + ".csv", views=views)
             plot_curve(
                 points,
                 stem + ".png",

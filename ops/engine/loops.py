@@ -56,6 +56,8 @@ def build_dataset(
         list_file=list_file,
         video_root=args.video_root,
         on_bad_video=args.on_bad_video,
+        resize_backend=args.resize_backend or "pil",
+        shared_crop=bool(args.shared_crop),
     )
 
 
