@@ -40,9 +40,9 @@ def _grid_atol(images: torch.Tensor, image_size: int) -> float:
     affine_grid and grid_sample compute each sampling position (up to S px) in float32, in an order and with or
     without FMA depending on the CPU's instruction set: a few eps * S px of position, which moves a sample by
     that times the largest step between neighbouring values, plus a few ulps of the values themselves. Scalar
-    build (ATEN_CPU_CAPABILITY=default) vs the AVX2-made fixture: at most 0.74 eps * S * step (1.9e-5 at
-    S = 224); the tolerance is 4 eps * (S * step + max |value|), about 1.1e-4 at S = 224 for values in [0, 1],
-    where half a pixel of shift moves samples by about half a step (test below).
+    build (ATEN_CPU_CAPABILITY=default) vs the fixture, which AVX2 reproduces bit for bit: at most 0.74 eps *
+    S * step (1.9e-5 at S = 224); the tolerance is 4 eps * (S * step + max |value|), about 1.1e-4 at S = 224
+    for values in [0, 1], where half a pixel of shift moves samples by about half a step (test below).
     """
     step = max(images.diff(dim=-1).abs().max().item(), images.diff(dim=-2).abs().max().item())
     return 4 * EPS32 * (image_size * step + images.abs().max().item())
