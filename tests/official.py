@@ -17,6 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "official"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 POLICY_OUTPUT_KEYS = ("temporal_policy.Tconv.6.weight", "spatial_policy.encoder.9.weight")
+EPS32 = torch.finfo(torch.float32).eps
 
 
 def load_fixture(name: str) -> dict:
@@ -38,6 +39,21 @@ def contract_tensor(key: str, shape: tuple[int, ...]) -> torch.Tensor:
     if key.endswith(".weight") and len(shape) == 1:
         return 1.0 + 0.05 * torch.randn(shape, generator=g)
     return 0.02 * torch.randn(shape, generator=g)
+
+
+def contract_tolerances(entry: dict) -> tuple[float, float]:
+    """Returns (abs tolerance of the sums, of single values) of a contract tensor against its fixture entry.
+
+    torch.randn draws the same uniforms on every CPU but turns them into normals with log, cos and sin
+    vectorised per instruction set (AVX2, AVX-512, none), so a value may differ by a few float32 ulps of its
+    radius, i.e. a few eps of the tensor's scale (scalar build vs AVX2, all entries: per value at most 26 eps
+    times the mean |value|; sum and abs_sum within 1.4 eps times abs_sum). The tolerances, 64 eps * mean
+    |value| and 8 eps * abs_sum, keep a margin over that and stay far below what a wrong seed, scale or
+    formula changes (a sum by about sqrt(numel) times the scale, a value by its own size). All-zero integer
+    tensors (abs_sum 0) are compared exactly.
+    """
+    abs_sum = entry["abs_sum"]
+    return 8 * EPS32 * abs_sum, 64 * EPS32 * abs_sum / math.prod(entry["shape"])
 
 
 def contract_state_dict(module: nn.Module, gain: float = 1.0) -> dict[str, torch.Tensor]:

@@ -23,6 +23,8 @@ from ops.engine.early_exit import (
 from tests.official import official_exit_gflops
 
 FIX = Path(__file__).parent / "fixtures" / "official"
+# Float results (exit distributions, thresholds, GFLOPs, metrics) may differ from the fixture's in the last
+# bits: torch vectorises exp, log and sums differently per CPU (AVX2, AVX-512, none). 1e-6 is 8 float32 ulps.
 RTOL = 1e-6
 
 
@@ -66,8 +68,8 @@ def test_sweep_reproduces_official_early_exit(fixture, sub, key):
     calls = res["calls"]
     assert len(points) == len(calls) == (19 if sub == "an" else 403)
     for p, c in zip(points, calls):
-        assert p["probs"] == c["probs"]  # float32 exit distribution, bit for bit
-        assert p["exit_counts"] == [int(v) for v in c["exp_counts"]]
+        np.testing.assert_allclose(p["probs"], c["probs"], rtol=RTOL, atol=0)  # float32 exit distribution
+        assert p["exit_counts"] == [int(v) for v in c["exp_counts"]]  # integers: exact
         np.testing.assert_allclose(p["thresholds"], c["T"], rtol=RTOL)
         assert p["gflops"] == pytest.approx(c["expected_flops"], rel=RTOL)
         ratio = c["ratio"] if sub == "an" else [c["ratio"], 1 - c["ratio"]]

@@ -77,6 +77,7 @@ def test_exit_path_splits_the_batch(tiny):
     exits = scores >= threshold
     assert exit_index.tolist() == [0 if e else ref["exit_logits"].shape[1] - 1 for e in exits.tolist()]
     assert exits.sum().item() == 2
+    # forward is focus_stage(glance_stage(x)): the exiting rows are the same glance computation, bit for bit
     torch.testing.assert_close(logits[exits], ref["glance_logits"][exits], atol=0, rtol=0)
     torch.testing.assert_close(logits[~exits], ref["logits"][~exits], atol=ATOL, rtol=1e-4)
     # The focus net saw only the 2 staying videos (2-D nets: 2 x K frames; X3D: 2 clips).
@@ -126,4 +127,4 @@ def test_uint8_input_with_lazy_normalisation_equals_the_float_forward():
     with torch.no_grad():
         ref = model(floats)
     logits, _ = predict_with_exit(model, frames, [1e8, -1e8], prepare=normalize_frames)
-    assert torch.equal(logits, ref["logits"])
+    assert torch.equal(logits, ref["logits"])  # the same frames through the same full-batch forward
