@@ -266,14 +266,15 @@ def test_crop_and_resize_flags_reach_the_dataset(official):
     root, _ = official
     cfg = get_dataset_config("somethingv2", root=root)
     base = ["somethingv2", "RGB", "--root_dataset", root]
-    ds = build_dataset(parse_args(base), cfg, "train")
+    layout = (2, 3)  # glance, candidate frames
+    ds = build_dataset(parse_args(base), cfg, "train", layout)
     assert (ds.resize_backend, ds.shared_crop, len(ds.crop_sets())) == ("pil", False, 2)
     args = parse_args(base + ["--shared_crop", "--resize_backend", "cv2"])
     assert {"shared_crop", "resize_backend"} <= set(args.explicit)
     for split in ("train", "val"):
-        ds = build_dataset(args, cfg, split)
-        assert (ds.resize_backend, ds.shared_crop) == ("cv2", True)
-    assert len(build_dataset(args, cfg, "train").crop_sets()) == 1
+        ds = build_dataset(args, cfg, split, layout)
+        assert (ds.resize_backend, ds.shared_crop, ds.frames_per_view) == ("cv2", True, 5)
+    assert len(build_dataset(args, cfg, "train", layout).crop_sets()) == 1
 
 
 def test_views_crops_and_clips(official):
