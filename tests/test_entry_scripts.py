@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from ops.data.synthetic import ensure_synthetic
 from ops.engine.checkpoint import CheckpointError, read_checkpoint
 from ops.engine.evaluate import run_early_exit, run_nview
 from ops.engine.runlog import read_metrics
@@ -26,24 +25,6 @@ TINY = (
     "--num_focus_segments 2 --glance_base_width 8 --focus_base_width 8 "
     "--stn_hidden_dim 8 --temporal_hidden_dim 8 --batch-size 4 --lr 0.01 -j 0"
 ).split()
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp("data"))
-    ensure_synthetic(
-        root,
-        num_classes=3,
-        videos_per_class_train=4,
-        videos_per_class_val=3,
-        min_frames=10,
-        max_frames=14,
-        height=64,
-        width=80,
-        num_clutter=5,
-        num_distractors=2,
-    )
-    return root
 
 
 def _args(data_root: str, run_root: str, *extra: str, script: str = "main"):

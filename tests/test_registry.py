@@ -15,7 +15,6 @@ from torch import nn
 from models import ModelConfig, build_model, config_from_dict, get_method
 from models.base import VideoModel
 from models.registry import Method, register_method, unregister_method
-from ops.data.synthetic import ensure_synthetic
 from ops.engine.checkpoint import read_checkpoint
 from ops.engine.evaluate import run_nview
 from ops.engine.flops import exit_gflops
@@ -62,24 +61,6 @@ def toy():
     register_method(TOY)
     yield TOY
     unregister_method("toy")
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp("data"))
-    ensure_synthetic(
-        root,
-        num_classes=3,
-        videos_per_class_train=4,
-        videos_per_class_val=2,
-        min_frames=8,
-        max_frames=10,
-        height=48,
-        width=64,
-        num_clutter=3,
-        num_distractors=1,
-    )
-    return root
 
 
 def test_toy_method_runs_through_the_unchanged_entry_points(toy, data_root, tmp_path):
