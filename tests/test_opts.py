@@ -320,6 +320,9 @@ def test_help_documents_no_ops_and_additions():
     for needle in (
         "--trust_checkpoint",
         "runs code from the file",
+        "--shared_crop",
+        "--resize_backend {pil,cv2}",
+        "--method",
         "no-op",
         "--root_dataset",
         "ADAFOCUS_DATA",
