@@ -126,6 +126,8 @@ def _uniadafocus_finalize(cfg: ModelConfig, defaulted: set[str]) -> None:
     # A temporal shift exists only in the TSN-wrapped 2-D nets of 'tsm' (the X3D README passes --shift too: there
     # it only names the run, as in the original).
     cfg.shift = bool(cfg.shift) and p == "tsm"
+    if p == "an" and cfg.num_segments not in (None, n):
+        raise ValueError(f"num_segments {cfg.num_segments} is the AN form's name of N, which is {n}")
     cfg.num_segments = n if p == "an" else None  # the AN form's name of N
 
 

@@ -149,6 +149,8 @@ def test_invalid_config_and_input_are_rejected():
         ModelConfig(preset="tsm", num_focus_segments=40)
     with pytest.raises(ValueError, match="unknown backbone"):
         ModelConfig(preset="tsm", focus_arch="vgg16")
+    with pytest.raises(ValueError, match="num_segments 16 is the AN form's name of N"):
+        ModelConfig(preset="an", num_segments=16)
     with pytest.raises(ValueError, match="only a ResNet glance"):
         ModelConfig(preset="tsm", glance_output_stride=16)  # the preset's glance is MobileNetV2
     model = build_model(ModelConfig(preset="tsm", **TINY["tsm"]))

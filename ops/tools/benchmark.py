@@ -120,7 +120,7 @@ def default_pairs() -> dict[str, Pair]:
             "an",
             "UA-AN 16+16 @128 vs MobileNetV2+ResNet-50 16f @224",
             an,
-            ModelConfig(preset="an", num_classes=200, num_segments=16, pretrain="none"),
+            ModelConfig(preset="an", model="tsn", num_classes=200, num_segments=16, pretrain="none"),
             48,
             16,
             build_baseline=DenseGlanceFocus,
