@@ -235,7 +235,7 @@ def mc_temporal_logits(
     total = glance_logits.new_zeros(b, samples, c)
     for i in range(num_drop):
         kept = w.unsqueeze(1) * masks[i]  # (B, S, T)
-        # Elementwise product + sum over T (not bmm) keeps the reference's summation order: bitwise equal.
+        # Elementwise product + sum over T (not bmm) keeps the reference's summation order (bitwise equal to it on AVX2).
         weighted = (kept.unsqueeze(-1) * glance_logits.unsqueeze(1)).sum(dim=2)  # (B, S, C)
         total = total + weighted / kept.sum(dim=2, keepdim=True).detach()
     return (total / num_drop).mean(dim=1)
