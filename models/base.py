@@ -51,6 +51,12 @@ class VideoModel(nn.Module):
         """Number of exits in `exit_logits` (1: no early exit)."""
         return 1
 
+    @property
+    def exit_family(self) -> str:
+        """The family of target exit distributions early-exit calibration sweeps (ops.engine.early_exit):
+        'two_exit' for two exits, else 'geometric' (Uni-AdaFocus AN)."""
+        return "two_exit" if self.num_exits == 2 else "geometric"
+
     def backbones(self) -> list[nn.Module]:
         """Returns the CNN backbones (each keeps its own first BatchNorm under partial BN)."""
         raise NotImplementedError

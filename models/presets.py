@@ -157,6 +157,45 @@ DATASET_RECIPES: dict[str, dict] = {
     ),
 }
 
+# Recipes of other methods, per preset and per dataset, on top of the preset's (AdaFocus V2: the V2 READMEs).
+METHOD_RECIPES: dict[str, dict[str, dict]] = {
+    "adafocus_v2": {
+        "an": dict(
+            num_glance_segments=16,
+            num_input_focus_segments=16,
+            num_focus_segments=16,
+            dropout=0.2,
+            fc_dropout=0.2,
+            stn_hidden_dim=2048,
+            lr=0.002,
+            batch_size=32,
+            weight_decay=1e-4,
+            clip_gradient=None,
+            global_lr_ratio=0.5,
+            stn_lr_ratio=0.1,
+            classifier_lr_ratio=5.0,
+            amp="none",
+            coarse_to_fine=True,
+        ),
+        "minik": dict(lr=0.003, batch_size=48, fc_dropout=0.2),
+        "tsm": dict(
+            num_glance_segments=8,
+            num_input_focus_segments=12,
+            num_focus_segments=12,
+            stn_hidden_dim=1024,
+            lr=0.01,
+            batch_size=32,
+            weight_decay=5e-4,
+            global_lr_ratio=0.5,
+            stn_lr_ratio=0.01,
+            amp="none",
+            coarse_to_fine=False,
+        ),
+        "something": dict(weight_decay=5e-4),
+        "jester": dict(weight_decay=5e-4),
+    },
+}
+
 # Flags that only one preset reads (anywhere else they would be silently ignored, so they are refused).
 PRESET_ONLY = {"fc_dropout": "an", "classifier_lr_ratio": "an", "hidden_dim": "an"}
 # Width options and the kind of network each applies to: (the field naming that network, its name prefix).
@@ -206,16 +245,27 @@ def preset_datasets(preset: str) -> list[str]:
     return [d for d, p in DATASET_PRESET.items() if p == preset]
 
 
-def recipe(preset: str, dataset: str | None = None) -> dict:
-    """Returns a copy of every preset-dependent value for `preset`, with `dataset`'s own recipe on top."""
+def recipe(preset: str, dataset: str | None = None, method: str | None = None) -> dict:
+    """Returns a copy of every preset-dependent value for `preset`, with `dataset`'s own recipe on top, then
+    `method`'s recipes for the preset and the dataset (METHOD_RECIPES), if it has any."""
     if preset not in PRESET_VALUES:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
-    return {**COMMON, **PRESET_VALUES[preset], **DATASET_RECIPES.get(dataset or "", {})}
+    own = METHOD_RECIPES.get(method or "", {})
+    layers = (
+        PRESET_VALUES[preset],
+        DATASET_RECIPES.get(dataset or "", {}),
+        own.get(preset, {}),
+        own.get(dataset or "", {}),
+    )
+    out = dict(COMMON)
+    for layer in layers:
+        out.update(layer)
+    return out
 
 
-def dataset_recipe(dataset: str) -> dict:
-    """Returns `recipe` of the dataset's preset and the dataset."""
-    return recipe(dataset_preset(dataset), dataset)
+def dataset_recipe(dataset: str, method: str | None = None) -> dict:
+    """Returns `recipe` of the dataset's preset, the dataset and the method."""
+    return recipe(dataset_preset(dataset), dataset, method)
 
 
 def run_name_arch(arch: str) -> str:

@@ -335,7 +335,7 @@ def resolve_args(
     for f in dataclasses.fields(cfg):
         if getattr(args, f.name, None) is None and f.name not in ("num_classes", "x3d_overrides"):
             setattr(args, f.name, getattr(cfg, f.name))
-    for key, value in {**presets.dataset_recipe(args.dataset), **RUN_DEFAULTS}.items():
+    for key, value in {**presets.dataset_recipe(args.dataset, args.model), **RUN_DEFAULTS}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     for key in sorted(set(args.explicit) & set(presets.WIDTH_FLAGS)):

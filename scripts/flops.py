@@ -51,6 +51,17 @@ _BASELINES = [
         18.37,
     ),
 ]
+# AdaFocus V2 (V2 paper tables: ActivityNet MN2/RN rows; Sth-Sth rows)
+_V2 = [
+    ("v2_an:16@96", dict(preset="an", model="adafocus_v2", patch_size=96), 17.6),
+    ("v2_an:16@128", dict(preset="an", model="adafocus_v2", patch_size=128), 27.0),
+    ("v2_an:16@160", dict(preset="an", model="adafocus_v2", patch_size=160), 39.0),
+    ("v2_an:16@192", dict(preset="an", model="adafocus_v2", patch_size=192), None),
+    ("v2_ss:8+12@128", dict(preset="tsm", model="adafocus_v2", patch_size=128), 18.5),
+    ("v2_ss:8+12@144", dict(preset="tsm", model="adafocus_v2", patch_size=144), 23.5),
+    ("v2_ss:8+12@160", dict(preset="tsm", model="adafocus_v2", patch_size=160), 27.5),
+    ("v2_ss:8+12@176", dict(preset="tsm", model="adafocus_v2", patch_size=176), 33.7),
+]
 _CLASSES = {"an": 200, "tsm": 174, "x3d": 400}
 
 
@@ -60,17 +71,19 @@ def _fmt(x: float | None) -> str:
 
 def _configs():
     """Yields (key, ModelConfig, paper figure) for every Uni-AdaFocus row and baseline."""
+    from models import get_method
     from models.config import ModelConfig
 
     for key, preset, over, paper in _UA:
         yield key, ModelConfig(preset=preset, num_classes=_CLASSES[preset], **over), paper
-    for key, over, paper in _BASELINES:
-        yield key, ModelConfig(num_classes=_CLASSES[over["preset"]], **over), paper
+    for key, over, paper in _BASELINES + _V2:
+        config_cls = get_method(over.get("model", "uniadafocus")).config_cls
+        yield key, config_cls(num_classes=_CLASSES[over["preset"]], **over), paper
 
 
 def known_keys() -> set[str]:
     """Returns every row key (including the glance-only exits)."""
-    return {row[0] for row in _UA + _BASELINES} | {v[0] for v in _GLANCE_ONLY.values()}
+    return {row[0] for row in _UA + _BASELINES + _V2} | {v[0] for v in _GLANCE_ONLY.values()}
 
 
 def collect(keys: set[str] | None = None) -> dict[str, dict]:
@@ -127,6 +140,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print(
                 f"{key:16s} {b['backbone']:8.3f} {b['heads']:8.3f} {'':8s} {'':8s} {'':8s} {'':8s} "
                 f"{b['total']:8.3f} {_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  (baseline, full frames)"
+            )
+        elif "spatial_policy" not in b:  # another method: its own parts
+            parts = " ".join(
+                f"{k} {v:.3f}" for k, v in b.items() if isinstance(v, float) and k not in ("total", "paper")
+            )
+            print(
+                f"{key:16s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {b['total']:8.3f} "
+                f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  ({parts}, {len(b['exits'])} exits)"
             )
         else:
             exits = " ".join(f"{e:.2f}" for e in b["exits"])
