@@ -111,7 +111,10 @@ def test_method_flags_are_refused_for_other_methods(toy, capsys):
     assert "--toy_hidden only applies to --model toy, not to uniadafocus" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(["synthetic", "RGB", "--model", "toy", "--patch_size", "32"])
-    assert "--patch_size only applies to --model uniadafocus / adafocus_v2, not to toy" in capsys.readouterr().err
+    assert (
+        "--patch_size only applies to --model uniadafocus / adafocus_v2, not to toy"
+        in capsys.readouterr().err
+    )
     with pytest.raises(ValueError, match="already registered"):
         register_method(Method("toy", Toy, "another toy"))
     with pytest.raises(ValueError, match="unknown method 'nope'"):
