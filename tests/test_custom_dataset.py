@@ -112,10 +112,17 @@ def test_custom_dataset_trains_evaluates_and_validates_from_its_files(files, dat
         _custom(files, str(tmp_path), "--resume", ckpt, "--test_crops", "3", script="nview", lists=("val",))
     )
     assert nview["views"] == 3 and 0 <= nview["top1"] <= 100
-    curves = run_early_exit(
-        _custom(files, str(tmp_path), "--resume", ckpt, "--criteria", "confidence", script="early_exit")
+    early_exit = _custom(
+        files, str(tmp_path), "--resume", ckpt, "--criteria", "confidence", script="early_exit"
     )
+    curves = run_early_exit(early_exit)
     assert len(curves["confidence"]) == 403
+    with open(os.path.join(early_exit.log_dir, "log.csv")) as f:  # operating points name their thresholds
+        said = [line for line in f if "scripts/predict.py --exit_threshold" in line]
+    assert len(said) == 2
+    [
+        float(line.split("thresholds ")[1].split(":")[0]) for line in said
+    ]  # one number per exit before the last
 
     base = ["--dataset", "custom", "--categories", files["categories"], "--quiet"]
     assert (
