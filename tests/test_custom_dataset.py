@@ -202,3 +202,49 @@ def test_custom_files_get_the_checks_of_built_in_datasets(files, tmp_path):
     multi.write_text("val_00000 12 2 0\n")
     ds = VideoDataset(config(frames_root=files["frames"], multi_label=True), "val", list_file=str(multi))
     assert ds.records[0].labels == (0, 2) and ds.target(ds.records[0]).tolist() == [0, 2, -1]
+
+
+def test_gen_label_custom_writes_the_lists_of_class_folders(files, tmp_path, capsys):
+    from scripts.gen_label import main as gen_label
+    from scripts.validate_data import main as validate_data
+
+    frames = np.zeros((5, 32, 48, 3), np.uint8) + np.arange(5, dtype=np.uint8)[:, None, None, None] * 40
+    tree = tmp_path / "videos"
+    for rel, codec, pix in (("walk/a.avi", "mpeg4", "yuv420p"), ("walk/b.mkv", "ffv1", "bgr0"),
+                            ("walk/c.webm", "libvpx-vp9", "yuv420p"), ("run/d.mp4", "libx264", "yuv420p"),
+                            ("run/e.mov", "prores", "yuv422p10le")):  # fmt: skip
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_video(str(tree / rel), frames, codec, pix, {})
+    (tree / "run/broken.mp4").write_bytes(b"\x00" * 100)
+    (tree / "run/notes.txt").write_text("not a video")
+    out = tmp_path / "lists"
+    assert gen_label(["custom", str(out), "--videos_dir", str(tree), "--val_fraction", "0.34"]) == 0
+    assert "left out: run/broken.mp4" in capsys.readouterr().err
+    assert (out / "classes.txt").read_text() == "run\nwalk\n"  # sorted: label 0 = run
+    rows = (out / "train.txt").read_text().splitlines() + (out / "val.txt").read_text().splitlines()
+    assert sorted(rows) == [
+        "run/d.mp4 5 0",
+        "run/e.mov 5 0",
+        "walk/a.avi 5 1",
+        "walk/b.mkv 5 1",
+        "walk/c.webm 5 1",
+    ]
+    assert len((out / "val.txt").read_text().splitlines()) == 2  # one of each class
+    lists = ["--categories", str(out / "classes.txt"), "--train_list", str(out / "train.txt")]
+    assert validate_data(["--dataset", "custom", *lists, "--val_list", str(out / "val.txt"), "--video_root", str(tree), "--quiet"]) == 0  # fmt: skip
+    # frame folders: the synthetic ones, grouped into class folders by symbolic links
+    for line in open(files["val"]):
+        name, _, label = line.split()
+        (tmp_path / "frames" / f"class{label}").mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.join(files["frames"], name), tmp_path / "frames" / f"class{label}" / name)
+    out = tmp_path / "from_frames"
+    assert (
+        gen_label(["custom", str(out), "--frames_dir", str(tmp_path / "frames"), "--val_fraction", "0"]) == 0
+    )
+    expected = sorted(
+        f"class{lab}/{name} {n} {lab}" for name, n, lab in (x.split() for x in open(files["val"]))
+    )
+    assert (
+        sorted((out / "train.txt").read_text().splitlines()) == expected
+        and (out / "val.txt").read_text() == ""
+    )
