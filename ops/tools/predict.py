@@ -70,9 +70,10 @@ def load_predictor(
         source = categories or f"{path} (categories)"
         raise ValueError(f"{source}: {len(names)} class names for a model of {cfg.num_classes} classes")
     target = resolve_device(device)
+    gflops = exit_gflops(model)  # counted on the CPU (the count traces zero clips made there)
     model = model.eval().to(target)
     backend = (ckpt.get("args") or {}).get("resize_backend") or "pil"
-    return Predictor(model, cfg, names, target, backend, exit_gflops(model), path)
+    return Predictor(model, cfg, names, target, backend, gflops, path)
 
 
 def exit_thresholds(values: list[float], num_exits: int) -> list[float]:
