@@ -8,7 +8,9 @@ The engine asks the model, never the method's name:
 - `gflops_breakdown()` -> per-component GFLOPs per video, with `exits` and `total` (papers' convention);
 - `find_unused_parameters`: whether DDP must look for parameters without a gradient;
 - `amp_scope`: 'model' (the forward and the loss under autocast) or 'backbones' (only the backbones: the model
-  narrows the engine's autocast itself).
+  narrows the engine's autocast itself);
+- `decisions(outputs)` -> which input frames the model glanced at and selected, and where it looked (pictures of
+  a prediction, ops/tools/visualize.py); None for a model without policies.
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ class VideoModel(nn.Module):
     def load_pretrained(self) -> VideoModel:
         """Loads the backbones' published weights in place (none by default); returns self."""
         return self
+
+    def decisions(self, outputs: dict) -> dict | None:
+        """Returns what the model chose for each video of a forward's `outputs`: `glance` (B, T_g) and
+        `selected` (B, K) positions of frames in its input x (B, T, 3, S, S), and `regions` (B, K, 4), the part
+        [x, y, w, h] of each selected frame the model looked at, in pixels of the S x S input frame. None (the
+        default): a model without policies, which sees all its input frames whole."""
+        return None
 
     def gflops_breakdown(self) -> dict:
         """Returns GFLOPs per video of the whole eval forward (fvcore over one zero clip): `exits`, `total`."""

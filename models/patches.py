@@ -82,6 +82,15 @@ def deformable_theta(
     return _theta(side[:, 0], side[:, 1], top_left[:, 0], top_left[:, 1], image_size)
 
 
+def deformable_regions(actions: torch.Tensor, patch_size: int, frame_size: int) -> torch.Tensor:
+    """Returns the regions (M, 4) [x, y, w, h], in pixels of the S = ``frame_size`` frame, that the deformable
+    patches of ``actions`` (M, 4) = [y, x, scale_h, scale_w] crop (what the focus network sees of the frame)."""
+    theta = deformable_theta(actions, patch_size, frame_size, patch_size, frame_size)
+    w, h = theta[:, 0, 0] * frame_size, theta[:, 1, 1] * frame_size
+    cx, cy = (theta[:, 0, 2] + 1) * frame_size / 2, (theta[:, 1, 2] + 1) * frame_size / 2
+    return torch.stack([cx - w / 2, cy - h / 2, w, h], dim=1)
+
+
 def deformable_patch_grid(
     images: torch.Tensor,
     actions: torch.Tensor,

@@ -3,8 +3,8 @@ recipe or a backbone alias.
 
 A preset is the published recipe of one Uni-AdaFocus sub-project, chosen by the dataset:
 - 'an'  (actnet, fcvid, minik): MobileNetV2 glance + ResNet-50 focus, T_g 16, N 48, K 16, FrameExit classifier;
-- 'tsm' (something, somethingv2, jester, ucf101, hmdb51, synthetic): MobileNetV2-TSM + ResNet-50-TSM, T_g 8,
-  N 36, K 12;
+- 'tsm' (something, somethingv2, jester, ucf101, hmdb51, synthetic, custom): MobileNetV2-TSM + ResNet-50-TSM,
+  T_g 8, N 36, K 12;
 - 'x3d' (kinetics): X3D-S glance @160 + X3D-L focus, T_g 16, N 96, K 32.
 Values are the original READMEs' command lines (not the original parsers' defaults, which no published number
 used). `recipe(preset, dataset)` gives every preset-dependent value of the command line (model fields and
@@ -45,6 +45,9 @@ DATASET_PRESET = {
     "hmdb51": "tsm",
     "synthetic": "tsm",
     "kinetics": "x3d",
+    # A dataset given by its files (--categories, --train_list, --val_list): the TSM recipe, the one published
+    # for UCF101 / HMDB51-sized data; model flags (--num_glance_segments, --model tsn, ...) override it.
+    "custom": "tsm",
 }
 PRESETS = ("an", "tsm", "x3d")
 

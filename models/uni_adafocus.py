@@ -21,7 +21,7 @@ from models.config import ModelConfig
 from models.encoders import build_encoders, encode_focus, encode_glance, share_x3d_heads
 from models.heads import PoolingClassifier
 from models.losses import Criterion, uniadafocus_loss
-from models.patches import deformable_patch_grid, random_actions
+from models.patches import deformable_patch_grid, deformable_regions, random_actions
 from models.policies import (
     SpatialPolicy,
     TemporalPolicy,
@@ -95,6 +95,22 @@ class UniAdaFocus(VideoModel):
         if self.preset == "x3d":
             share_x3d_heads(self)
         return self
+
+    def decisions(self, outputs: dict) -> dict:
+        """Returns `glance` (B, T_g) and `selected` (B, K) positions in the input frames and `regions` (B, K, 4)
+        [x, y, w, h] (pixels of the S-frame) of the focus patches: 'tsm'/'x3d' one region for the K frames,
+        'an' one per frame; the glance frames are the first T_g inputs, 'an' takes them among the candidates."""
+        cfg, idx = self.cfg, outputs["focus_indices"]
+        b, k = idx.shape
+        if self.preset == "an":
+            glance, selected = outputs["glance_indices"], idx
+        else:
+            tg = cfg.num_glance_segments
+            glance, selected = torch.arange(tg, device=idx.device).expand(b, tg), idx + tg
+        actions = outputs["actions"]
+        actions = actions if actions.dim() == 3 else actions.unsqueeze(1).expand(b, k, 4)
+        regions = deformable_regions(actions.reshape(-1, 4).float(), cfg.patch_size, cfg.input_size)
+        return {"glance": glance, "selected": selected, "regions": regions.view(b, k, 4)}
 
     def gflops_breakdown(self) -> dict:
         from models.flops import uniadafocus_breakdown

@@ -19,7 +19,8 @@ import warnings
 
 from models import presets
 from models.registry import DEFAULT_METHOD, get_method, method_names, store_name
-from ops.data.dataset_config import AN_FAMILY
+from ops.data.dataset_config import AN_FAMILY, CUSTOM, python_template
+from ops.data.video_paths import normalize_ext
 
 SCRIPTS = ("main", "nview", "early_exit")
 DATASETS = tuple(presets.DATASET_PRESET)
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description='Uni-AdaFocus / TSN / TSM / X3D video recognition. Defaults marked "preset" come from the '
         "dataset preset: an (actnet fcvid minik), tsm (something somethingv2 jester ucf101 hmdb51 "
-        "synthetic), x3d (kinetics).",
+        "synthetic custom), x3d (kinetics).",
     )
     add = p.add_argument
     g = p.add_argument_group("data")
@@ -74,7 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train_list", help="override the dataset config's train list file")
     g.add_argument("--val_list", help="override the dataset config's val list file")
     g.add_argument(
-        "--video_root", help="read raw videos <video_root>/<list path>.mp4 instead of frame folders"
+        "--video_root",
+        help="read raw videos <video_root>/<list path>[.mp4|.avi|.mkv|.webm|.mov] instead of frame folders",
+    )
+    g.add_argument(
+        "--video_ext",
+        help="with --video_root: read <list path><EXT> (e.g. .avi) instead of searching the known extensions",
+    )
+    g.add_argument("--frames_root", help="custom dataset: folder of the frame folders <DIR>/<list path>/")
+    g.add_argument(
+        "--categories", help="custom dataset: class names, one per line (the first line is label 0)"
+    )
+    g.add_argument("--image_tmpl", help="custom dataset: frame file name (img_{:05d}.jpg; %%05d also works)")
+    g.add_argument(
+        "--multi_label",
+        action="store_const",
+        const=True,
+        help="custom dataset: rows `path num_frames label [label2 label3]`, judged by mAP",
     )
     g.add_argument(
         "--on_bad_video",
@@ -351,6 +368,7 @@ def resolve_args(
     if args.clip_gradient is not None and args.clip_gradient <= 0:
         args.clip_gradient = None
     _validate(args, err, script)
+    _check_data_files(args, err, script)
     if args.store_name is None:
         args.store_name = store_name(args)
     args.run_dir = os.path.join(args.root_model, args.store_name)
@@ -408,3 +426,41 @@ def _validate(args: argparse.Namespace, err, script: str) -> None:
             entry = "main_nViewEval.py" if script == "nview" else "test_early_exit.py"
             err(f"--resume CHECKPOINT is required by {entry}")
         args.evaluate = True
+
+
+def _check_data_files(args: argparse.Namespace, err, script: str) -> None:
+    """The custom dataset's files (--categories, lists, --frames_root | --video_root) and --video_ext: refused
+    where nothing would read them, required where a run reads them."""
+    custom_flags = ("frames_root", "categories", "image_tmpl", "multi_label")
+    if args.video_ext is not None:
+        if args.video_root is None:
+            err("--video_ext only applies with --video_root")
+        try:
+            args.video_ext = normalize_ext(args.video_ext)
+        except ValueError as exc:
+            err(f"--video_ext: {exc}")
+    if args.dataset != CUSTOM:
+        for key in custom_flags:
+            if key in args.explicit:
+                err(f"--{key} only applies to the custom dataset (`main.py custom RGB --categories F ...`)")
+        return
+    if "root_dataset" in args.explicit:
+        err(
+            "--root_dataset: the custom dataset is given by its files (--categories, --train_list, --val_list)"
+        )
+    if (args.frames_root is None) == (args.video_root is None):
+        err(
+            "the custom dataset needs --frames_root DIR (frame folders) or --video_root DIR (videos), one of them"
+        )
+    training = script == "early_exit" or (script == "main" and not args.evaluate)
+    need = ["categories", "val_list"] + (["train_list"] if training else [])
+    missing = [f"--{k}" for k in need if getattr(args, k) is None]
+    if missing:
+        err(f"the custom dataset needs {' '.join(missing)}")
+    if args.image_tmpl is not None:
+        try:
+            args.image_tmpl = python_template(args.image_tmpl)
+        except ValueError as exc:
+            err(f"--image_tmpl: {exc}")
+    if args.frames_root is None and args.image_tmpl is not None:
+        err("--image_tmpl names frame files: it applies with --frames_root, not --video_root")

@@ -15,6 +15,11 @@ OUT_DIR/<default frames folder> unless --frames_dir is given.
     python scripts/gen_label.py ucf101      OUT_DIR --class_ind classInd.txt --train trainlist01.txt \\
         --val testlist01.txt [--split 1]
     python scripts/gen_label.py hmdb51      OUT_DIR --splits_dir testTrainMulti_7030_splits [--split 1]
+    python scripts/gen_label.py custom      OUT_DIR --videos_dir DIR | --frames_dir DIR [--val_fraction 0.2]
+
+`custom`: a folder per class, DIR/<class>/<video>.<ext> (videos) or DIR/<class>/<video>/ (frame folders) ->
+OUT_DIR/classes.txt, train.txt, val.txt (a seeded --val_fraction of each class in val) for
+`main.py custom RGB --categories OUT_DIR/classes.txt --train_list OUT_DIR/train.txt --val_list OUT_DIR/val.txt`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ops.tools import labels  # noqa: E402
+from ops.tools.folder_labels import label_folders  # noqa: E402
 
 SOURCES = {  # dataset -> the annotation arguments its reader takes
     "something": ("labels", "train", "val"),
@@ -40,7 +46,7 @@ SOURCES = {  # dataset -> the annotation arguments its reader takes
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", choices=sorted(SOURCES))
+    p.add_argument("dataset", choices=sorted(SOURCES) + ["custom"])
     p.add_argument("out_dir", help="dataset folder: category and list files are written here")
     p.add_argument("--frames_dir", help="frame folders (default: OUT_DIR/<the dataset's frames folder>)")
     p.add_argument("--template", help="frame file name (default: the dataset's, e.g. {:05d}.jpg)")
@@ -52,12 +58,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class_ind", help="UCF101 classInd.txt")
     p.add_argument("--splits_dir", help="HMDB51 testTrainMulti_7030_splits folder")
     p.add_argument("--split", type=int, default=1, help="UCF101/HMDB51 split number (names the lists)")
+    p.add_argument("--videos_dir", help="custom: videos DIR/<class>/<video>.<ext>")
+    p.add_argument("--val_fraction", type=float, default=0.2, help="custom: share of each class in val (0.2)")
+    p.add_argument("--seed", type=int, default=0, help="custom: seed of the train/val split (0)")
+    p.add_argument("-j", "--workers", type=int, default=1, help="custom: processes counting frames (1)")
     return p
+
+
+def _custom(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
+    """gen_label.py custom: lists from a folder per class."""
+    if (a.videos_dir is None) == (a.frames_dir is None):
+        parser.error("custom needs --videos_dir DIR or --frames_dir DIR (one of them)")
+    given = [
+        f"--{k}"
+        for k in ("labels", "train", "val", "annotations", "class_ind", "splits_dir")
+        if getattr(a, k)
+    ]
+    if given:
+        parser.error(f"custom reads its classes from the folders: {' '.join(given)} do not apply")
+    try:
+        out = label_folders(
+            a.videos_dir or a.frames_dir,
+            a.out_dir,
+            videos=a.videos_dir is not None,
+            template=a.template or "img_{:05d}.jpg",
+            val_fraction=a.val_fraction,
+            seed=a.seed,
+            workers=a.workers,
+            progress=True,
+        )
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for item, why in list(out["missing"].items())[:20]:
+        print(f"left out: {item}: {why}", file=sys.stderr)
+    print(
+        f"{out['num_classes']} classes; rows written: train {out['rows']['train']}, val {out['rows']['val']}; "
+        f"left out (unreadable or empty): {len(out['missing'])}"
+    )
+    print("\n".join(out["files"]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
+    if a.dataset == "custom":
+        return _custom(parser, a)
+    if a.videos_dir is not None:
+        parser.error("--videos_dir only applies to custom")
     need = SOURCES[a.dataset]
     missing = [f"--{k}" for k in need if getattr(a, k) is None]
     if missing:

@@ -375,9 +375,11 @@ def test_raw_video_mode_equals_frame_folders(official, tmp_path):
     kw = dict(num_glance=8, num_candidates=36, test_crops=3)
     from_video = VideoDataset(cfg, "val", video_root=str(videos), video_ext=".mkv", **kw)[0][0]
     assert torch.equal(from_video, VideoDataset(cfg, "val", **kw)[0][0])
-    missing = VideoDataset(cfg, "val", video_root=str(videos), **kw)  # looks for vid0.mp4
+    found = VideoDataset(cfg, "val", video_root=str(videos), **kw)  # no extension given: finds vid0.mkv
+    assert torch.equal(found[0][0], from_video)
+    forced = VideoDataset(cfg, "val", video_root=str(videos), video_ext=".mp4", **kw)  # looks for vid0.mp4
     with pytest.raises(FrameReadError, match="vid0.mp4"):
-        missing[0]
+        forced[0]
 
 
 def test_batches_built_in_place_and_recycled(official, tmp_path):

@@ -29,6 +29,7 @@ from ops.data.transforms import (
     view_boxes,
 )
 from ops.data.video_io import FrameFolder, FrameReadError, read_frames
+from ops.data.video_paths import VideoLocator
 
 log = logging.getLogger(__name__)
 _COUNTER_ROWS = 65  # row 0: main process, rows 1..64: DataLoader workers (id % 64)
@@ -110,7 +111,10 @@ class VideoDataset(Dataset):
     `seed(n)` fixes it.
     Resizing: resize_backend='pil' (default) is PIL bilinear, as the originals; 'cv2' is OpenCV INTER_LINEAR
     (faster, a few grey levels apart; see ops.data.transforms).
-    Raw videos: with `video_root`, `<video_root>/<path><video_ext>` is read instead of the frame folder.
+    Raw videos: with `video_root`, the video of each list path is read instead of its frame folder: the path
+    itself when it ends in a video extension, else `<path><video_ext>` when video_ext is given, else the
+    first of `<path>.mp4 .avi .mkv .webm .mov` present (ops.data.video_paths.VideoLocator).
+    `records` (VideoRecords) replaces the list file, e.g. for videos given on a command line.
     A missing frame is replaced by the nearest existing one (counted in `missing_frames`, warned once per
     video and process). An unreadable video raises (on_bad_video='error') or is replaced by another item
     (on_bad_video='skip': the next index in eval, a random one in training), counted in `bad_videos`.
@@ -133,11 +137,12 @@ class VideoDataset(Dataset):
         num_clips: int = 1,
         list_file: str | None = None,
         video_root: str | None = None,
-        video_ext: str = ".mp4",
+        video_ext: str | None = None,
         on_bad_video: str = "error",
         max_retries: int = 10,
         resize_backend: str = "pil",
         shared_crop: bool = False,
+        records: list[VideoRecord] | None = None,
     ) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -153,19 +158,21 @@ class VideoDataset(Dataset):
         self.input_size, self.scale_size = input_size, scale_size or input_size * 256 // 224
         self.test_crops, self.num_clips = (1, 1) if self.train else (test_crops, num_clips)
         self.video_root, self.video_ext = video_root, video_ext
+        self.locator = None if video_root is None else VideoLocator(video_root, video_ext)
         self.on_bad_video, self.max_retries = on_bad_video, max_retries
         if resize_backend not in ("cv2", "pil"):
             raise ValueError(f"resize_backend must be 'cv2' or 'pil', got {resize_backend!r}")
         self.resize_backend, self.shared_crop = resize_backend, shared_crop
         self.list_file = list_file or (config.train_list if split == "train" else config.val_list)
-        require_path(self.list_file, config.name, "lists", "list file")
+        if records is None:
+            require_path(self.list_file, config.name, "lists", "list file")
         if video_root is None:
             require_path(config.frames_root, config.name, "frames", "frame folder root")
         else:
             require_path(video_root, config.name, "frames", "video folder")
-        self.records = read_list_file(
-            self.list_file, config.separator, config.num_classes, config.multi_label
-        )
+        if records is None:
+            records = read_list_file(self.list_file, config.separator, config.num_classes, config.multi_label)
+        self.records = records
         self._counts = torch.zeros((_COUNTER_ROWS, 2), dtype=torch.int64).share_memory_()
         self._warned: set[str] = set()
         self._rng, self._rng_key = None, None
@@ -248,8 +255,8 @@ class VideoDataset(Dataset):
 
     def source(self, record: VideoRecord) -> FrameFolder | str:
         """Return the frame folder or video file of a record."""
-        if self.video_root is not None:
-            return os.path.join(self.video_root, record.path + self.video_ext)
+        if self.locator is not None:
+            return self.locator.find(record.path)
         return FrameFolder(
             os.path.join(self.config.frames_root, record.path), self.config.image_tmpl, record.num_frames
         )

@@ -8,11 +8,14 @@ so existing frame folders and list files work unchanged. Bugs of the original fi
 - kinetics' frame root is `<root>/kinetics/images` joined with a separator (UA: ROOT + 'kinetics/images'),
   and its list files are under the root (UA: relative to the CWD);
 - actnet/fcvid/minik accept both frame prefixes `image_` and `img_` (see `_detect_template`).
+A dataset outside the table is `custom`: its category file, list files and frame (or video) folder are given
+as paths (`custom_config`, the command line's --categories --train_list --val_list --frames_root|--video_root).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 ENV_ROOT = "ADAFOCUS_DATA"
@@ -21,6 +24,8 @@ DATASETS = ("kinetics", "something", "somethingv2", "jester", "ucf101", "hmdb51"
 TOOL_FRAMES = "python scripts/vid2img.py (videos -> frame folders)"
 TOOL_LISTS = "python scripts/gen_label.py (category file + list files)"
 TOOL_SYNTHETIC = "python scripts/make_synthetic.py (or ops.data.synthetic.ensure_synthetic)"
+CUSTOM = "custom"  # a dataset given by its files (custom_config)
+TOOL_CUSTOM_LISTS = "a text file with one row `path num_frames label` per video (README: Your own data)"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -60,6 +65,8 @@ def missing_hint(name: str, what: str) -> str:
     """Return the tool that creates `what` ('frames' | 'lists') of dataset `name`."""
     if name == "synthetic":
         return TOOL_SYNTHETIC
+    if name == CUSTOM and what == "lists":
+        return TOOL_CUSTOM_LISTS
     if what == "frames":
         return TOOL_FRAMES
     if name in ("fcvid", "minik"):  # gen_label has no reader for these: the original repos ship the lists
@@ -206,6 +213,11 @@ def get_dataset_config(name: str, root: str | None = None, data_dir: str | None 
     Raises DatasetNotFoundError (naming the path and the tool that makes it) when the dataset folder or its
     category file is missing; list files and frames are checked when a VideoDataset opens them.
     """
+    if name == CUSTOM:
+        raise ValueError(
+            "the custom dataset is given by its files: custom_config(categories=..., train_list=..., "
+            "val_list=..., frames_root=... or video_root=...)"
+        )
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     if name in AN_FAMILY:
@@ -242,5 +254,68 @@ def get_dataset_config(name: str, root: str | None = None, data_dir: str | None 
         multi_label=False,
         flip=flip,
         dataset_dir=base,
+        video_root=video_root,
+    )
+
+
+def python_template(template: str) -> str:
+    """Returns a frame-name template in str.format style: `img_{:05d}.jpg` as it is, printf style
+    `image_%05d.jpg` (what ffmpeg and vid2img --template take) converted; raises ValueError without a number."""
+    converted = re.sub(r"%(0?)(\d*)d", lambda m: "{:" + m.group(1) + m.group(2) + "d}", template)
+    try:
+        if converted.format(1) == converted.format(2):
+            raise ValueError
+    except (ValueError, IndexError, KeyError):
+        raise ValueError(
+            f"frame template {template!r} needs one number placeholder, e.g. img_{{:05d}}.jpg or img_%05d.jpg"
+        ) from None
+    return converted
+
+
+def read_class_names(path: str, name: str = CUSTOM) -> list[str]:
+    """Returns the class names of a category file, one per line (label i = line i + 1); raises
+    DatasetNotFoundError when it is missing or empty and ValueError('<file>:<line>: ...') for a blank or
+    repeated name."""
+    cats = _read_categories(path, name)
+    seen: dict[str, int] = {}
+    for lineno, cat in enumerate(cats, 1):
+        if not cat.strip():
+            raise ValueError(f"{path}:{lineno}: empty class name")
+        if cat in seen:
+            raise ValueError(f"{path}:{lineno}: class {cat!r} repeats line {seen[cat]}")
+        seen[cat] = lineno
+    return cats
+
+
+def custom_config(
+    *,
+    categories: str,
+    train_list: str | None,
+    val_list: str | None,
+    frames_root: str | None = None,
+    video_root: str | None = None,
+    image_tmpl: str | None = None,
+    multi_label: bool = False,
+) -> DatasetConfig:
+    """Returns the DatasetConfig of a dataset given by its files: `categories` (one class name per line),
+    list files of rows `path num_frames label` (up to 3 labels with `multi_label`, space separated), and the
+    folder of frame folders (`frames_root`, frames `image_tmpl`, default img_{:05d}.jpg) or of videos
+    (`video_root`). Lists and folders are checked when a VideoDataset opens them, as for built-in datasets.
+    Training flips horizontally, as for UCF101 / Kinetics."""
+    if (frames_root is None) == (video_root is None):
+        raise ValueError("the custom dataset needs --frames_root DIR or --video_root DIR (one of them)")
+    cats = read_class_names(categories)
+    return DatasetConfig(
+        name=CUSTOM,
+        num_classes=len(cats),
+        categories=cats,
+        frames_root=frames_root or "",
+        train_list=train_list or "",
+        val_list=val_list or "",
+        image_tmpl=python_template(image_tmpl or "img_{:05d}.jpg"),
+        separator=" ",
+        multi_label=bool(multi_label),
+        flip=True,
+        dataset_dir=os.path.dirname(os.path.abspath(categories)),
         video_root=video_root,
     )

@@ -13,7 +13,7 @@ PIL 0.65 ms/frame, with bit-identical pixels (both use libjpeg-turbo with the sa
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -145,22 +145,51 @@ def _open(path: str):
     return container, container.streams.video[0]
 
 
-def video_index(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return (pts of every frame in presentation order (n,), positions of keyframes in that order (k,)).
+@dataclass(frozen=True)
+class StreamIndex:
+    """What the demuxer tells about a video stream without decoding it."""
 
-    Built from the demuxer alone (no decoding), so frame numbers are exact even with B-frames.
+    num_frames: int  # packets that carry a frame
+    pts: np.ndarray | None  # (n,) timestamps in presentation order; None when they cannot place frames
+    keyframes: np.ndarray | None  # (k,) positions of keyframes in presentation order (None with pts None)
+    seek_ts: np.ndarray | None = None  # (n,) what to seek to for each frame: its packet's dts (else pts)
+
+
+def video_frames(path: str) -> tuple[float, Iterator[np.ndarray]]:
+    """Returns (frames per second, an iterator over every frame of `path` as uint8 RGB (H, W, 3) in
+    presentation order, frame 1 first); the file is closed when the iterator ends or is closed."""
+    container, stream = _open(path)
+    fps = float(stream.average_rate or stream.guessed_rate or 25)
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+        except Exception as e:
+            raise FrameReadError(f"corrupt video {path}: {e}") from e
+        finally:
+            container.close()
+
+    return fps, frames()
+
+
+def stream_index(path: str) -> StreamIndex:
+    """Returns the StreamIndex of the first video stream of `path` (demuxing only, no decoding).
+
+    Timestamps place frames exactly unless a packet has none, two share one, or the codec reorders frames
+    (B-frames) while the packets' timestamps only count up in decoding order, as AVI stores H.264: the
+    decoder then outputs frames in presentation order with the decoding-order numbers, so `pts` is None and
+    the reader counts decoded frames instead (`read_frames` decodes such a video from its start).
     """
     container, stream = _open(path)
     try:
-        pts, key = [], []
+        reorders = bool(stream.codec_context.has_b_frames)
+        pts, dts, key = [], [], []
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
                 continue
-            if packet.pts is None:
-                raise FrameReadError(
-                    f"video {path} has packets without timestamps; re-encode it (e.g. to mp4)"
-                )
             pts.append(packet.pts)
+            dts.append(packet.pts if packet.dts is None else packet.dts)
             key.append(packet.is_keyframe)
     except FrameReadError:
         raise
@@ -170,12 +199,33 @@ def video_index(path: str) -> tuple[np.ndarray, np.ndarray]:
         container.close()
     if not pts:
         raise FrameReadError(f"video {path} has no frames")
-    order = np.argsort(np.asarray(pts), kind="stable")
-    pts_sorted = np.asarray(pts, dtype=np.int64)[order]
+    if any(p is None for p in pts):
+        return StreamIndex(len(pts), None, None)
+    raw = np.asarray(pts, dtype=np.int64)
+    decode_order_only = reorders and bool(np.all(np.diff(raw) > 0))
+    if decode_order_only or np.unique(raw).size != raw.size:
+        return StreamIndex(len(pts), None, None)
+    order = np.argsort(raw, kind="stable")
     keyframes = np.flatnonzero(np.asarray(key, dtype=bool)[order])
     if keyframes.size == 0 or keyframes[0] != 0:
         keyframes = np.concatenate([[0], keyframes])  # decoding from the start always works
-    return pts_sorted, keyframes
+    # Demuxers seek by their index, which holds decoding timestamps (AVI: a keyframe's pts can lie after
+    # the next packet's dts), so a keyframe is reached by its dts.
+    return StreamIndex(len(pts), raw[order], keyframes, np.asarray(dts, dtype=np.int64)[order])
+
+
+def video_index(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (pts of every frame in presentation order (n,), positions of keyframes in that order (k,)).
+
+    Built from the demuxer alone (no decoding), so frame numbers are exact even with B-frames. Raises
+    FrameReadError when the timestamps cannot place frames (see `stream_index`).
+    """
+    index = stream_index(path)
+    if index.pts is None:
+        raise FrameReadError(
+            f"video {path}: its timestamps do not give the frame order (decode it from the start)"
+        )
+    return index.pts, index.keyframes
 
 
 def seek_plan(targets: np.ndarray, keyframes: np.ndarray) -> np.ndarray:
@@ -192,7 +242,10 @@ def seek_plan(targets: np.ndarray, keyframes: np.ndarray) -> np.ndarray:
 
 
 def _read_video(path: str, unique: np.ndarray, subs: list[tuple[int, int]] | None, alloc) -> np.ndarray:
-    pts_sorted, keyframes = video_index(path)
+    index = stream_index(path)
+    if index.pts is None:
+        return _read_sequential(path, unique, subs, alloc)
+    pts_sorted, keyframes, seek_ts = index.pts, index.keyframes, index.seek_ts
     n = len(pts_sorted)
     targets = unique - 1  # 0-based frame positions, ascending, distinct
     if targets[-1] >= n:
@@ -209,7 +262,7 @@ def _read_video(path: str, unique: np.ndarray, subs: list[tuple[int, int]] | Non
         frames, pos = None, -1  # decoder iterator (restarted after each seek), position of the last frame
         for slot, (target, seek, key) in enumerate(zip(wanted.tolist(), seeks.tolist(), key_of.tolist())):
             if seek:
-                container.seek(int(pts_sorted[key]), stream=stream, backward=True, any_frame=False)
+                container.seek(int(seek_ts[key]), stream=stream, backward=True, any_frame=False)
                 frames, pos = container.decode(stream), -1
             frame = None
             while pos < target:
@@ -234,4 +287,39 @@ def _read_video(path: str, unique: np.ndarray, subs: list[tuple[int, int]] | Non
     assert out is not None
     # frames requested past the end all map to the last slot
     out[len(wanted) :] = out[len(wanted) - 1]
+    return out
+
+
+def _read_sequential(path: str, unique: np.ndarray, subs: list[tuple[int, int]] | None, alloc) -> np.ndarray:
+    """Decodes `path` from its start and keeps the frames at the 0-based positions `unique - 1` (ascending),
+    counting frames in the order the decoder outputs them (presentation order)."""
+    targets = (unique - 1).tolist()
+    container, stream = _open(path)
+    out: np.ndarray | None = None
+    filled, last, count = 0, None, 0
+    try:
+        for frame in container.decode(stream):
+            last, count = frame, count + 1
+            while filled < len(targets) and targets[filled] == count - 1:
+                img = frame.to_ndarray(format="rgb24")
+                if out is None:
+                    out = alloc((len(unique),) + img.shape)
+                out[filled] = img
+                filled += 1
+            if filled == len(targets):
+                break
+    except Exception as e:
+        raise FrameReadError(f"corrupt video {path}: {e}") from e
+    finally:
+        container.close()
+    if last is None:
+        raise FrameReadError(f"video {path} has no decodable frame")
+    if filled < len(targets):  # frames past the end -> the last frame
+        if subs is None:
+            raise FrameReadError(f"video {path} has {count} frames, frame {targets[filled] + 1} requested")
+        subs.extend((t + 1, count) for t in targets[filled:])
+        img = last.to_ndarray(format="rgb24")
+        if out is None:
+            out = alloc((len(unique),) + img.shape)
+        out[filled:] = img
     return out

@@ -139,7 +139,8 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
             for p in _operating_points(points, flops):
                 logger.info(
                     f"{criterion}: {metric} {p['metric']:.2f} at {p['gflops']:.2f} GFLOPs "
-                    f"(exit fractions {np.round(p['exit_fractions'], 3).tolist()})"
+                    f"(exit fractions {np.round(p['exit_fractions'], 3).tolist()}; thresholds "
+                    f"{' '.join(f'{t:.6g}' for t in p['thresholds'][:-1])}: scripts/predict.py --exit_threshold)"
                 )
             logger.info(f"=> {stem}.csv, {stem}.png")
         return results

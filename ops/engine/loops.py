@@ -55,6 +55,7 @@ def build_dataset(
         num_clips=num_clips,
         list_file=list_file,
         video_root=args.video_root,
+        video_ext=args.video_ext,
         on_bad_video=args.on_bad_video,
         resize_backend=args.resize_backend or "pil",
         shared_crop=bool(args.shared_crop),

@@ -7,13 +7,24 @@ import argparse
 from torch import nn
 
 from models import ModelConfig, build_model, config_from_args
-from ops.data.dataset_config import DatasetConfig, get_dataset_config, resolve_root
+from ops.data.dataset_config import CUSTOM, DatasetConfig, custom_config, get_dataset_config, resolve_root
 from ops.engine import distributed as D
 from ops.engine.checkpoint import load_checkpoint, tune_from
 
 
 def load_dataset_config(args: argparse.Namespace) -> DatasetConfig:
-    """Returns the dataset's config; the built-in synthetic dataset is generated on first use."""
+    """Returns the dataset's config; the built-in synthetic dataset is generated on first use; a custom one
+    comes from its files (--categories, --train_list, --val_list, --frames_root | --video_root)."""
+    if args.dataset == CUSTOM:
+        return custom_config(
+            categories=args.categories,
+            train_list=args.train_list,
+            val_list=args.val_list,
+            frames_root=args.frames_root,
+            video_root=args.video_root,
+            image_tmpl=args.image_tmpl,
+            multi_label=bool(args.multi_label),
+        )
     if args.dataset == "synthetic":
         from ops.data.synthetic import ensure_current
 

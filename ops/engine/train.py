@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
                 optimizer=optimizer,
                 scaler=scaler,
                 args=args,
-                extra={"model_config": cfg.to_dict(), "seed": seed},
+                extra={"model_config": cfg.to_dict(), "seed": seed, "categories": config.categories},
             )
         D.barrier(info)
     return metrics if info.is_main else None

@@ -163,3 +163,20 @@ def predict_with_exit(
     logits[rows] = exits[torch.arange(rows.numel(), device=exits.device), k].to(logits.dtype)
     exit_index[rows] = k.to(exit_index.device)
     return logits, exit_index
+
+
+def choose_exits(
+    exit_logits: torch.Tensor, thresholds: torch.Tensor | list[float], criterion: str = "confidence"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (logits (B, C), exit_index (B,) long): for each video the first exit of `exit_logits` (B, E, C)
+    whose score reaches its threshold (E thresholds; the last exit takes everybody left), the rule of
+    `predict_with_exit` and of the offline sweep, here on the outputs of a full forward (any model)."""
+    th = torch.as_tensor(thresholds, dtype=torch.float32).flatten().cpu()
+    b, e = exit_logits.shape[:2]
+    if th.numel() != e:
+        raise ValueError(f"{e} exits need {e} thresholds, got {th.numel()}")
+    meets = exit_scores(exit_logits.float(), criterion).cpu() >= th.view(1, -1)  # (B, E)
+    meets[:, -1] = True
+    k = meets.float().argmax(dim=1)
+    logits = exit_logits[torch.arange(b, device=exit_logits.device), k.to(exit_logits.device)]
+    return logits, k

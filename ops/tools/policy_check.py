@@ -15,7 +15,7 @@ import os
 import numpy as np
 import torch
 
-from models.patches import deformable_theta
+from models.patches import deformable_regions
 from ops.data.dataset import VideoDataset
 from ops.data.transforms import center_view_map
 from ops.engine.loops import to_input
@@ -23,10 +23,7 @@ from ops.engine.loops import to_input
 
 def region_boxes(actions: torch.Tensor, patch_size: int, input_size: int) -> torch.Tensor:
     """Returns the focus regions (M, 4) [x, y, w, h] in pixels of the S-frame for deformable actions (M, 4)."""
-    theta = deformable_theta(actions, patch_size, input_size, patch_size, input_size)
-    w, h = theta[:, 0, 0] * input_size, theta[:, 1, 1] * input_size
-    cx, cy = (theta[:, 0, 2] + 1) * input_size / 2, (theta[:, 1, 2] + 1) * input_size / 2
-    return torch.stack([cx - w / 2, cy - h / 2, w, h], dim=1)
+    return deformable_regions(actions, patch_size, input_size)
 
 
 def _view_transform(folder: str, dataset: VideoDataset) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
-"""Validation of a list file against its frame folders (what scripts/validate_data.py runs): malformed rows,
-labels out of range, missing folders, frame count / numbering mismatches and undecodable images, each
-reported with its `<list file>:<line>`.
+"""Validation of a list file against its frame folders or videos (what scripts/validate_data.py runs):
+malformed rows, labels out of range, missing folders or videos, frame count / numbering mismatches and
+undecodable images or videos, each reported with its `<list file>:<line>`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,19 @@ import os
 from dataclasses import dataclass
 
 from ops.data.lists import parse_list_row
+from ops.data.video_io import FrameReadError, read_frames, stream_index
+from ops.data.video_paths import VideoLocator
 from ops.tools.extract import frame_name, frame_numbers, pool_map
 
-PROBLEM_KINDS = ("malformed", "label", "missing_folder", "frame_count", "bad_image")
+PROBLEM_KINDS = (
+    "malformed",
+    "label",
+    "missing_folder",
+    "frame_count",
+    "bad_image",
+    "missing_video",
+    "bad_video",
+)
 
 
 @dataclass(frozen=True)
@@ -68,9 +78,34 @@ def check_video(job: tuple[str, int, str, bool]) -> list[tuple[str, str]]:
     return problems
 
 
+def check_video_file(job: tuple[str, VideoLocator, int, bool]) -> list[tuple[str, str]]:
+    """Returns the problems [(kind, message)] of one video; job = (list path, locator, listed num_frames,
+    quick). Counts its frames (demuxer) and decodes every frame, or with quick the first, middle and last."""
+    path, locator, n, quick = job
+    try:
+        video = locator.find(path)
+    except FrameReadError as e:
+        return [("missing_video", str(e))]
+    if not os.path.isfile(video):
+        return [("missing_video", f"no video file {video}")]
+    try:
+        found = stream_index(video).num_frames
+    except FrameReadError as e:
+        return [("bad_video", str(e))]
+    problems = []
+    if found != n:
+        problems.append(("frame_count", f"listed {n} frames, video has {found} ({video})"))
+    wanted = sorted({1, (found + 1) // 2, found}) if quick else range(1, found + 1)
+    try:
+        read_frames(video, list(wanted))
+    except FrameReadError as e:
+        problems.append(("bad_video", str(e)))
+    return problems
+
+
 def validate_list(
     list_path: str,
-    frames_root: str,
+    frames_root: str | None,
     *,
     template: str,
     num_classes: int,
@@ -79,10 +114,14 @@ def validate_list(
     quick: bool = False,
     workers: int = 1,
     progress: bool = False,
+    video_root: str | None = None,
+    video_ext: str | None = None,
 ) -> tuple[int, list[Problem]]:
     """Checks every row of a list file: malformed line, label outside [0, num_classes), missing frame folder,
-    frame count or numbering different from the listed num_frames, empty/truncated/undecodable images.
+    frame count or numbering different from the listed num_frames, empty/truncated/undecodable images; with
+    `video_root`, the videos instead (found as the data loader finds them, frame count, decodable frames).
     Returns (number of rows, problems in file order)."""
+    locator = None if video_root is None else VideoLocator(video_root, video_ext)
     problems, jobs = [], []
     with open(list_path) as f:
         lines = list(enumerate(f, 1))
@@ -101,8 +140,12 @@ def validate_list(
         bad = [x for x in labels if not 0 <= x < num_classes]
         if bad:
             problems.append(Problem("label", where, f"label {bad[0]} outside [0, {num_classes}) for {path}"))
-        jobs.append((where, (os.path.join(frames_root, path), n, template, quick)))
-    results = pool_map(check_video, [j for _, j in jobs], workers, "validate", progress)
+        if locator is None:
+            jobs.append((where, (os.path.join(frames_root, path), n, template, quick)))
+        else:
+            jobs.append((where, (path, locator, n, quick)))
+    check = check_video if locator is None else check_video_file
+    results = pool_map(check, [j for _, j in jobs], workers, "validate", progress)
     problems += [Problem(kind, where, msg) for (where, _), found in zip(jobs, results) for kind, msg in found]
     problems.sort(key=lambda p: int(p.where.rsplit(":", 1)[1]))  # stable: a row's own order is kept
     return rows, problems

@@ -1,0 +1,210 @@
+"""Prediction on video files with a trained checkpoint (what scripts/predict.py runs).
+
+The model, its configuration and the class names come from the checkpoint alone. Each video (any container
+ops.data.video_paths knows, or any other file PyAV opens) is decoded and sampled as the model's evaluation does
+(segment centres, the centre crop of the evaluation view: the VideoDataset of main.py --evaluate), videos are
+batched through the model, and each gets its top-k classes with softmax probabilities, the GFLOPs it cost
+and, with early exit, the exit it took. A video that cannot be read gets an `error` entry; the others are
+still predicted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from models import ModelConfig, build_model, config_from_dict
+from ops.data.dataset import VideoDataset
+from ops.data.dataset_config import DatasetConfig, read_class_names
+from ops.data.lists import VideoRecord
+from ops.data.video_io import FrameReadError, stream_index
+from ops.engine.checkpoint import CheckpointError, read_checkpoint, strip_module_prefix
+from ops.engine.distributed import resolve_device
+from ops.engine.flops import exit_gflops
+from ops.engine.loops import to_input
+from ops.tools.inference import choose_exits, normalize_frames, predict_with_exit
+
+
+@dataclass
+class Predictor:
+    """A checkpoint's model in eval mode on its device, with what prediction needs to know about it."""
+
+    model: torch.nn.Module
+    cfg: ModelConfig
+    categories: list[str]
+    device: torch.device
+    resize_backend: (
+        str  # how the checkpoint's run resized frames (its evaluation view is rebuilt the same way)
+    )
+    gflops: list[float]  # per exit, per video (one view)
+    path: str
+
+
+def load_predictor(
+    path: str, *, device: str = "auto", trust: bool = False, categories: str | None = None
+) -> Predictor:
+    """Returns the Predictor of checkpoint `path` (one written by main.py: it holds `model_config`, and the
+    class names since they are saved). `categories` (one name per line) names the classes of a checkpoint
+    without names; without either they are called class_0, class_1, ... Raises CheckpointError naming the
+    file when it cannot rebuild the model."""
+    ckpt = read_checkpoint(path, trust=trust)
+    if not isinstance(ckpt.get("model_config"), dict):
+        raise CheckpointError(
+            f"{path}: no model_config in the checkpoint (not written by main.py, e.g. an original release); "
+            "prediction rebuilds the model from it"
+        )
+    cfg = config_from_dict(ckpt["model_config"])
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(strip_module_prefix(ckpt["state_dict"]))
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: its weights do not fit its model_config: {exc}") from None
+    names = read_class_names(categories) if categories else ckpt.get("categories")
+    names = list(names) if names else [f"class_{i}" for i in range(cfg.num_classes)]
+    if len(names) != cfg.num_classes:
+        source = categories or f"{path} (categories)"
+        raise ValueError(f"{source}: {len(names)} class names for a model of {cfg.num_classes} classes")
+    target = resolve_device(device)
+    gflops = exit_gflops(model)  # counted on the CPU (the count traces zero clips made there)
+    model = model.eval().to(target)
+    backend = (ckpt.get("args") or {}).get("resize_backend") or "pil"
+    return Predictor(model, cfg, names, target, backend, gflops, path)
+
+
+def exit_thresholds(values: list[float], num_exits: int) -> list[float]:
+    """Returns the E thresholds of `predict_with_exit` from the E - 1 given for the exits before the last
+    (or E, the last one ignored: the last exit takes every video left); raises ValueError otherwise."""
+    if num_exits < 2:
+        raise ValueError("--exit_threshold: the model has one exit, so there is no early exit")
+    if len(values) not in (num_exits - 1, num_exits):
+        raise ValueError(
+            f"--exit_threshold: the model has {num_exits} exits; give {num_exits - 1} thresholds (one per exit "
+            "before the last)"
+        )
+    return [float(v) for v in values[: num_exits - 1]] + [-1e8]
+
+
+class _Videos(Dataset):
+    """Items (index, frames (T, 3, S, S) uint8 or None, error or None, decode seconds) of an evaluation-view
+    VideoDataset; errors are returned, not raised, so one broken video does not stop a batch."""
+
+    def __init__(self, dataset: VideoDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None, float]:
+        start = time.perf_counter()
+        try:
+            frames, _ = self.dataset.load(i)
+            return i, frames, None, time.perf_counter() - start
+        except FrameReadError as exc:
+            return i, None, str(exc), time.perf_counter() - start
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def video_dataset(predictor: Predictor, paths: list[str]) -> tuple[VideoDataset | None, dict[int, str]]:
+    """Returns (the evaluation-view VideoDataset of the readable videos, {position in `paths`: error} for the
+    others); record i of the dataset is the i-th readable path."""
+    records, errors = [], {}
+    for i, path in enumerate(paths):
+        try:
+            n = stream_index(os.path.abspath(path)).num_frames
+        except FrameReadError as exc:
+            errors[i] = str(exc)
+            continue
+        records.append(VideoRecord(os.path.abspath(path), n, (0,)))
+    if not records:
+        return None, errors
+    root = os.path.commonpath([os.path.dirname(r.path) for r in records])
+    records = [VideoRecord(os.path.relpath(r.path, root), r.num_frames, r.labels) for r in records]
+    cfg = predictor.cfg
+    config = DatasetConfig(
+        name="predict",
+        num_classes=cfg.num_classes,
+        categories=predictor.categories,
+        frames_root="",
+        train_list="",
+        val_list="",
+        image_tmpl="",
+        separator=" ",
+        multi_label=False,
+        flip=False,
+    )
+    glance, candidates = predictor.model.input_layout(cfg)
+    dataset = VideoDataset(
+        config,
+        "val",
+        num_glance=glance,
+        num_candidates=candidates,
+        input_size=cfg.input_size,
+        video_root=root,
+        resize_backend=predictor.resize_backend,
+        records=records,
+    )
+    return dataset, errors
+
+
+@torch.no_grad()
+def run_batch(
+    predictor: Predictor, frames: torch.Tensor, thresholds: list[float] | None, criterion: str, outputs: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, dict | None]:
+    """Runs the model on uint8 frames (B, T, 3, S, S); returns (logits (B, C), exit index (B,) or None
+    without thresholds, the forward's outputs or None). A model with a glance stage (`glance_stage` /
+    `focus_stage`) runs early exit through `predict_with_exit`, so videos that leave at the glance skip the
+    rest; any other model picks its exit from a full forward. `outputs=True` returns a full forward's
+    outputs (for pictures), computed once more after an early-exit pass."""
+    model, device = predictor.model, predictor.device
+    out = None
+    if thresholds is None:
+        out = model(to_input(frames, device))
+        logits, exits = out["logits"], None
+    elif callable(getattr(model, "glance_stage", None)) and callable(getattr(model, "focus_stage", None)):
+        x = frames.to(device)
+        logits, exits = predict_with_exit(model, x, thresholds, criterion, prepare=normalize_frames)
+    else:
+        out = model(to_input(frames, device))
+        logits, exits = choose_exits(out["exit_logits"], thresholds, criterion)
+    if outputs and out is None:
+        out = model(to_input(frames, device))
+    return logits.float().cpu(), None if exits is None else exits.cpu(), out
+
+
+def top_classes(logits: torch.Tensor, categories: list[str], k: int) -> list[list[list]]:
+    """Returns per video [[class name, softmax probability], ...] of the k most likely classes, most likely first."""
+    probs = logits.float().softmax(dim=-1)
+    values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return [
+        [[categories[j], round(float(p), 6)] for p, j in zip(pv.tolist(), iv.tolist())]
+        for pv, iv in zip(values, indices)
+    ]
+
+
+def batches(dataset: VideoDataset, batch_size: int, workers: int) -> DataLoader:
+    """Returns a loader of lists of `_Videos` items (decoded in `workers` processes)."""
+    return DataLoader(
+        _Videos(dataset), batch_size=batch_size, num_workers=workers, collate_fn=_as_list, shuffle=False
+    )
+
+
+def decisions_of(model: torch.nn.Module, out: dict | None, row: int) -> dict | None:
+    """Returns one video's `decisions()` of the model as numpy ({glance, selected, regions}), or None."""
+    decide = getattr(model, "decisions", None)
+    found = decide(out) if (out is not None and decide is not None) else None
+    if found is None:
+        return None
+    return {k: v[row].detach().cpu().numpy() for k, v in found.items()}
+
+
+def frames_for_picture(frames: torch.Tensor) -> np.ndarray:
+    """Returns the model input (T, 3, S, S) uint8 as (T, S, S, 3) numpy for pictures."""
+    return frames.permute(0, 2, 3, 1).numpy()
