@@ -9,6 +9,11 @@ The engine asks the model, never the method's name:
 - `find_unused_parameters`: whether DDP must look for parameters without a gradient;
 - `amp_scope`: 'model' (the forward and the loss under autocast) or 'backbones' (only the backbones: the model
   narrows the engine's autocast itself).
+Optional, for methods that train in their own way (defaults keep the plain path):
+- `training_step(x, target, optimizer)` -> a step of the model's own (e.g. PPO) instead of forward + criterion +
+  backward, or None; `make_optimizer(args)` -> the model's own optimizer, or None (SGD over `param_groups()`);
+- `single_process`: why training must run in one process, or None; `exit_family`: the exit distributions early
+  exit sweeps (None: the engine's rule); `convert_checkpoint(ckpt)`: another layout's checkpoint -> ours.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class VideoModel(nn.Module):
 
     find_unused_parameters = False
     amp_scope = "model"
+    single_process: str | None = None  # why training must run in a single process (None: any world size)
+    exit_family: str | None = None  # early-exit family (None: 'two_exit' for 2 exits, else 'geometric')
 
     @staticmethod
     def input_layout(cfg) -> tuple[int, int]:
@@ -79,6 +86,24 @@ class VideoModel(nn.Module):
     def load_pretrained(self) -> VideoModel:
         """Loads the backbones' published weights in place (none by default); returns self."""
         return self
+
+    def training_step(
+        self, x: torch.Tensor, target: torch.Tensor, optimizer: torch.optim.Optimizer
+    ) -> tuple[dict, torch.Tensor, dict[str, float]] | None:
+        """A training step of the model's own on x (B, T, 3, S, S) that replaces forward + criterion + backward +
+        optimizer step (it steps `optimizer` itself): returns (outputs with `logits` (B, C), loss (detached),
+        parts), or None (default): the engine runs the plain step."""
+        return None
+
+    def make_optimizer(self, args) -> torch.optim.Optimizer | None:
+        """The model's own optimizer for this run, or None (default): SGD over `param_groups()`. A group with
+        `fixed_lr: True` keeps its learning rate and weight decay (the schedule leaves it alone)."""
+        return None
+
+    def convert_checkpoint(self, ckpt: dict) -> dict:
+        """Returns a checkpoint dict of another layout (e.g. the original implementation's) in ours, with a
+        `state_dict` of this model's keys; default: unchanged."""
+        return ckpt
 
     def gflops_breakdown(self) -> dict:
         """Returns GFLOPs per video of the whole eval forward (fvcore over one zero clip): `exits`, `total`."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import warnings
 
 from models import presets
@@ -287,9 +288,26 @@ def parse_args(argv: list[str] | None = None, script: str = "main") -> argparse.
     if script not in SCRIPTS:
         raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
     parser = build_parser()
+    argv = translate_argv(sys.argv[1:] if argv is None else list(argv), parser)
     args = parser.parse_intermixed_args(argv)
     resolve_args(args, parser, script)
     return args
+
+
+def translate_argv(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Returns argv in this parser's form: a method's own command-line form (Method.translate_argv, e.g. AdaFocus
+    V1's `key=value` tokens) translated by the first method that recognises it, else argv unchanged."""
+    for name in method_names():
+        translate = get_method(name).translate_argv
+        if translate is None:
+            continue
+        try:
+            translated = translate(argv)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if translated is not None:
+            return translated
+    return argv
 
 
 def resolve_args(
@@ -335,7 +353,7 @@ def resolve_args(
     for f in dataclasses.fields(cfg):
         if getattr(args, f.name, None) is None and f.name not in ("num_classes", "x3d_overrides"):
             setattr(args, f.name, getattr(cfg, f.name))
-    for key, value in {**presets.dataset_recipe(args.dataset), **RUN_DEFAULTS}.items():
+    for key, value in {**presets.dataset_recipe(args.dataset, args.model), **RUN_DEFAULTS}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     for key in sorted(set(args.explicit) & set(presets.WIDTH_FLAGS)):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ops.engine.metrics import accuracy, mean_average_precision
 
 CRITERIA = ("confidence", "max_softmax", "entropy")
-FAMILIES = ("geometric", "two_exit")
+FAMILIES = ("geometric", "two_exit", "geometric_v2")
 METRICS = ("top1", "mAP")
 
 
@@ -48,19 +48,22 @@ def exit_scores(exit_logits: torch.Tensor | np.ndarray, criterion: str = "confid
 def exit_distributions(family: str, num_exits: int) -> list[tuple[float, torch.Tensor]]:
     """[(q, probs (E,) float32)] of a swept family of target exit distributions, in sweep order.
 
-    'geometric' (UA-AN): p_k ∝ q^k, q = j/20, j = 1..19. 'two_exit' (UA-TSM/X3D, E must be 2):
+    'geometric' (UA-AN): p_k ∝ q^k, k = 0..E-1, q = j/20, j = 1..19. 'geometric_v2' (AdaFocus V2's conditional
+    exit, also applied to V1 models): k = 1..E (its exponents), q = j/10, j = 5..39. 'two_exit' (UA-TSM/X3D, E must be 2):
     p ∝ [1, q], q = j/100 for j = 1..399, 4e3, 4e4, 4e5, 4e6. Computed as the original does,
     exp(log(q) * k) normalised in float32, so floor(n * p_k) agrees bit for bit.
     """
     if family == "geometric":
         js = [j / 20 for j in range(1, 20)]
+    elif family == "geometric_v2":
+        js = [j / 10 for j in range(5, 40)]
     elif family == "two_exit":
         if num_exits != 2:
             raise ValueError(f"family 'two_exit' needs 2 exits, got {num_exits}")
         js = [j / 100 for j in [*range(1, 400), 4e3, 4e4, 4e5, 4e6]]
     else:
         raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
-    k = torch.arange(num_exits, dtype=torch.float32)
+    k = torch.arange(num_exits, dtype=torch.float32) + (1 if family == "geometric_v2" else 0)
     out = []
     for q in js:
         probs = torch.exp(torch.log(torch.full((1,), q, dtype=torch.float32)) * k)

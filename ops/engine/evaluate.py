@@ -110,7 +110,7 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
             return None
         views = args.test_crops * args.num_clips
         flops = [g * views for g in exit_gflops(model)]
-        family = "two_exit" if model.num_exits == 2 else "geometric"
+        family = model.exit_family or ("two_exit" if model.num_exits == 2 else "geometric")
         metric = "mAP" if config.multi_label else "top1"
         base = no_exit_point(val_pred.exit_logits, val_pred.target, flops, metric)
         logger.info(f"no early exit: {metric} {base[1]:.2f} at {base[0]:.2f} GFLOPs ({views} views)")
