@@ -63,7 +63,7 @@ class ModelConfig:
         from models.registry import get_method
 
         method = get_method(self.model)
-        defaults = {**presets.recipe(self.preset, self.dataset), **method.defaults}
+        defaults = {**presets.recipe(self.preset, self.dataset, self.model), **method.defaults}
         defaulted = set()
         for f in dataclasses.fields(self):
             if getattr(self, f.name) is None and f.name in defaults:
