@@ -399,7 +399,9 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
     if args.policy not in (None, "learned") and not (method.has_policy and evaluating):
         err(
             "--policy random only applies to evaluating (--evaluate, main_nViewEval.py, test_early_exit.py) "
-            "a model with learned policies (--model uniadafocus)"
+            "a model with learned policies (--model "
+            + " / ".join(n for n in method_names() if get_method(n).has_policy)
+            + ")"
         )
     if args.trust_checkpoint and not (args.resume or args.tune_from):
         err("--trust_checkpoint only applies to the file of --resume or --tune_from")
