@@ -278,6 +278,8 @@ STAGES = {
     "2": (2, {}, ("focuser.policy.policy.", "focuser.policy.policy_old.")),
     "3": (3, {}, ("classifier.",)),
     "3 finetune_focus": (3, dict(finetune_focus=True), ("focuser.net.", "classifier.")),
+    "2 continuous": (2, dict(continuous=True), ("focuser.policy.policy.", "focuser.policy.policy_old.")),
+    "3 continuous": (3, dict(continuous=True), ("classifier.",)),
 }
 
 
@@ -301,8 +303,9 @@ def test_each_stage_changes_only_its_parameters(name):
         loss, _ = model.criterion()(out, y)
         loss.backward()
         optimizer.step()
-        if stage == 3:  # the policy acts greedily in stage 3
-            assert torch.equal(out["actions"], out["action_probs"].argmax(-1))
+        if stage == 3:  # the policy acts greedily in stage 3: argmax (grid) or the Gaussian mean
+            greedy = out["action_probs"] if over.get("continuous") else out["action_probs"].argmax(-1)
+            assert torch.equal(out["actions"], greedy)
     after = model.state_dict()
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     heads = ("focuser.net.fc.",) if name != "0 focuser" else ()
