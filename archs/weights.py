@@ -21,6 +21,11 @@ PRETRAINED: dict[str, tuple[str, str]] = {
         "the ImageNet MobileNetV2 of https://github.com/tonylins/pytorch-mobilenet-v2 (README 'pretrained model' "
         "link; the Uni-AdaFocus repository also ships it as ckpt/mobilenetv2_1.0-f2a8633.pth.tar)",
     ),
+    "mobilenetv2_torchvision": (
+        "ckpt/mobilenet_v2-b0353104.pth",
+        "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth (torchvision MobileNet_V2_Weights."
+        "IMAGENET1K_V1, the ImageNet MobileNetV2 AdaFocus V1 starts its glance network from)",
+    ),
     "resnet18": ("ckpt/resnet18-f37072fd.pth", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
     "resnet34": ("ckpt/resnet34-b627a593.pth", "https://download.pytorch.org/models/resnet34-b627a593.pth"),
     "resnet50": (

@@ -10,7 +10,14 @@ The engine asks the model, never the method's name:
 - `amp_scope`: 'model' (the forward and the loss under autocast) or 'backbones' (only the backbones: the model
   narrows the engine's autocast itself);
 - `decisions(outputs)` -> which input frames the model glanced at and selected, and where it looked (pictures of
-  a prediction, ops/tools/visualize.py); None for a model without policies.
+  a prediction, ops/tools/visualize.py); None for a model without policies;
+- `exit_family`: the family of exit distributions early exit sweeps (default: 'two_exit' for 2 exits, else
+  'geometric').
+Optional, for methods that train in their own way (defaults keep the plain path):
+- `training_step(x, target, optimizer)` -> a step of the model's own (e.g. PPO) instead of forward + criterion +
+  backward, or None; `make_optimizer(args)` -> the model's own optimizer, or None (SGD over `param_groups()`);
+- `single_process`: why training must run in one process, or None; `convert_checkpoint(ckpt)`: another
+  layout's checkpoint -> ours.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class VideoModel(nn.Module):
 
     find_unused_parameters = False
     amp_scope = "model"
+    single_process: str | None = None  # why training must run in a single process (None: any world size)
 
     @staticmethod
     def input_layout(cfg) -> tuple[int, int]:
@@ -94,6 +102,24 @@ class VideoModel(nn.Module):
         [x, y, w, h] of each selected frame the model looked at, in pixels of the S x S input frame. None (the
         default): a model without policies, which sees all its input frames whole."""
         return None
+
+    def training_step(
+        self, x: torch.Tensor, target: torch.Tensor, optimizer: torch.optim.Optimizer
+    ) -> tuple[dict, torch.Tensor, dict[str, float]] | None:
+        """A training step of the model's own on x (B, T, 3, S, S) that replaces forward + criterion + backward +
+        optimizer step (it steps `optimizer` itself): returns (outputs with `logits` (B, C), loss (detached),
+        parts), or None (default): the engine runs the plain step."""
+        return None
+
+    def make_optimizer(self, args) -> torch.optim.Optimizer | None:
+        """The model's own optimizer for this run, or None (default): SGD over `param_groups()`. A group with
+        `fixed_lr: True` keeps its learning rate and weight decay (the schedule leaves it alone)."""
+        return None
+
+    def convert_checkpoint(self, ckpt: dict) -> dict:
+        """Returns a checkpoint dict of another layout (e.g. the original implementation's) in ours, with a
+        `state_dict` of this model's keys; default: unchanged."""
+        return ckpt
 
     def gflops_breakdown(self) -> dict:
         """Returns GFLOPs per video of the whole eval forward (fvcore over one zero clip): `exits`, `total`."""

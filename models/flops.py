@@ -145,3 +145,40 @@ def clip_breakdown(backbone_macs: float, head_macs: float) -> dict:
         "total": total,
         "not_in_total": {},
     }
+
+
+def gru_macs(gru: nn.GRU) -> int:
+    """Returns the multiply-accumulates of one step of a one-layer GRU, 3 * (in * h + h * h) (fvcore counts 0)."""
+    return 3 * (gru.input_size * gru.hidden_size + gru.hidden_size * gru.hidden_size)
+
+
+def adafocus_v1_breakdown(model: nn.Module) -> dict:
+    """Returns per-component GFLOPs of an AdaFocusV1 model for one video of T frames: `glance`, `policy` (encoder
+    conv + linear, GRU, actor; the critic is training-only), `focus`, `classifier` (GRU + fc), `per_frame`,
+    `exits` (after k = 1..T frames: k * per_frame) and `total`. Stage 0: the pretrained network on T frames."""
+    cfg = model.cfg
+    t = cfg.num_segments
+    if model.stage.number == 0:
+        net = model.glancer.net if cfg.pretrain_net == "glancer" else model.focuser.net
+        size = cfg.glance_size if cfg.pretrain_net == "glancer" else cfg.input_size
+        head = net.classifier[1] if hasattr(net, "classifier") else net.fc  # MobileNetV2: Dropout + Linear
+        return clip_breakdown(t * frame_macs(net, size), t * linear_macs(head))
+    glance = frame_macs(model.glancer.net, cfg.glance_size)
+    policy = model.focuser.policy.policy_old
+    h = model.map_size
+    encoder = count_macs(policy.state_encoder, torch.zeros(1, model.glancer.feature_dim, h, h))
+    policy_macs = encoder + gru_macs(policy.gru) + linear_macs(policy.actor[0])
+    focus = frame_macs(model.focuser.net, cfg.patch_size)
+    classifier = gru_macs(model.classifier.gru) + linear_macs(model.classifier.fc)
+    per_frame = (glance + policy_macs + focus + classifier) / 1e9
+    exits = [k * per_frame for k in range(1, t + 1)]
+    return {
+        "glance": t * glance / 1e9,
+        "policy": t * policy_macs / 1e9,
+        "focus": t * focus / 1e9,
+        "classifier": t * classifier / 1e9,
+        "per_frame": per_frame,
+        "exits": exits,
+        "total": exits[-1],
+        "not_in_total": {},
+    }

@@ -1,4 +1,5 @@
-"""The built-in registry entries: Uni-AdaFocus (presets an / tsm / x3d) and the TSN / TSM / X3D baselines.
+"""The built-in registry entries: Uni-AdaFocus (presets an / tsm / x3d), the TSN / TSM / X3D baselines and AdaFocus V1
+(models/v1_method.py).
 
 Each entry names its model class, its own command-line flags and the checks of its part of the configuration.
 Errors are ValueErrors naming the field (= the flag); the command line turns them into parser errors.
@@ -15,6 +16,7 @@ from models.baselines import TSNBaseline, X3DBaseline
 from models.config import ModelConfig
 from models.registry import Method, register_method
 from models.uni_adafocus import UniAdaFocus
+from models.v1_method import METHOD as V1_METHOD
 
 UA_FLAGS = (
     "glance_arch",
@@ -308,3 +310,4 @@ register_method(
         run_name=_v2_run_name,
     )
 )
+register_method(V1_METHOD)

@@ -160,8 +160,12 @@ DATASET_RECIPES: dict[str, dict] = {
     ),
 }
 
-# Recipes of other methods, per preset and per dataset, on top of the preset's (AdaFocus V2: the V2 READMEs).
-METHOD_RECIPES: dict[str, dict[str, dict]] = {
+# Recipes of other methods (their originals' published values). A method's entry holds, each optional:
+# "*" (every dataset), a preset name and a dataset name (values layered in that order, on top of the preset's
+# values and, unless "own_recipe" is set, the dataset's Uni-AdaFocus recipe above); "datasets": the datasets it
+# has a recipe for; "stages": the values of each training stage's README command line (for flags the dataset
+# entry leaves unset).
+METHOD_RECIPES: dict[str, dict] = {
     "adafocus_v2": {
         "an": dict(
             num_glance_segments=16,
@@ -196,6 +200,70 @@ METHOD_RECIPES: dict[str, dict[str, dict]] = {
         ),
         "something": dict(weight_decay=5e-4),
         "jester": dict(weight_decay=5e-4),
+    },
+    # AdaFocus V1, ActivityNet code (conf/default.yaml and the README's command lines, which set dropout 0.8,
+    # patch 128, workers 8; FCVID and Mini-Kinetics use the same values, no others are published).
+    "adafocus_v1": {
+        "own_recipe": True,
+        "datasets": ("actnet", "fcvid", "minik", "synthetic"),
+        "*": dict(
+            glance_arch="mobilenetv2",
+            focus_arch="resnet50",
+            num_segments=16,
+            input_size=224,
+            patch_size=128,
+            glance_size=224,
+            glance_output_stride=32,
+            dropout=0.8,
+            workers=8,
+            batch_size=64,
+            lr_type="cos",
+            lr_steps=[50.0, 100.0],
+            momentum=0.9,
+            weight_decay=1e-4,
+            clip_gradient=None,  # clip_grad: 20 is defined but never applied
+            amp="fp16",
+            eval_freq=5,
+            pretrain="imagenet",
+            partial_bn=False,
+            action_dim=49,
+            policy_hidden_dim=1024,
+            gru_hidden_dim=1024,
+            gamma=0.7,
+            policy_lr=3e-4,
+            reward="random",
+            continuous=False,
+            action_std=0.25,
+            pretrain_net="glancer",
+            finetune_focus=False,
+        ),
+        "stages": {
+            0: dict(lr=0.01, epochs=15),
+            1: dict(lr=5e-4, fc_lr=0.05, epochs=50),
+            2: dict(lr=5e-4, fc_lr=0.05, epochs=50),  # PPO: Adam at policy_lr; lr and fc_lr are not used
+            3: dict(lr=5e-4, fc_lr=0.005, epochs=10),
+        },
+        # The demo: the synthetic preset's small ResNet-18 nets (width 16) at 128 px, 8 frames, CPU-sized widths.
+        "synthetic": dict(
+            glance_arch="resnet18",
+            focus_arch="resnet18",
+            glance_base_width=16,
+            focus_base_width=16,
+            glance_output_stride=16,
+            num_segments=8,
+            input_size=128,
+            patch_size=64,
+            glance_size=80,
+            policy_hidden_dim=256,
+            gru_hidden_dim=256,
+            dropout=0.5,
+            workers=2,
+            batch_size=16,
+            epochs=5,
+            amp="none",
+            eval_freq=1,
+            pretrain="none",
+        ),
     },
 }
 
@@ -250,13 +318,14 @@ def preset_datasets(preset: str) -> list[str]:
 
 def recipe(preset: str, dataset: str | None = None, method: str | None = None) -> dict:
     """Returns a copy of every preset-dependent value for `preset`, with `dataset`'s own recipe on top, then
-    `method`'s recipes for the preset and the dataset (METHOD_RECIPES), if it has any."""
+    `method`'s recipes for every dataset, the preset and the dataset (METHOD_RECIPES), if it has any."""
     if preset not in PRESET_VALUES:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
     own = METHOD_RECIPES.get(method or "", {})
     layers = (
         PRESET_VALUES[preset],
-        DATASET_RECIPES.get(dataset or "", {}),
+        {} if own.get("own_recipe") else DATASET_RECIPES.get(dataset or "", {}),
+        own.get("*", {}),
         own.get(preset, {}),
         own.get(dataset or "", {}),
     )
@@ -269,6 +338,19 @@ def recipe(preset: str, dataset: str | None = None, method: str | None = None) -
 def dataset_recipe(dataset: str, method: str | None = None) -> dict:
     """Returns `recipe` of the dataset's preset, the dataset and the method."""
     return recipe(dataset_preset(dataset), dataset, method)
+
+
+def method_datasets(method: str) -> tuple[str, ...] | None:
+    """Returns the datasets a method of METHOD_RECIPES has a recipe for (None: any dataset)."""
+    return METHOD_RECIPES.get(method, {}).get("datasets")
+
+
+def stage_recipe(method: str, stage: int, dataset: str | None = None) -> dict:
+    """Returns the values of training stage `stage` of a staged method (METHOD_RECIPES[method]['stages']) that
+    the dataset's entry of the method does not set."""
+    own = METHOD_RECIPES[method]
+    dataset_values = own.get(dataset or "", {})
+    return {k: v for k, v in own["stages"][stage].items() if k not in dataset_values}
 
 
 def run_name_arch(arch: str) -> str:

@@ -35,6 +35,11 @@ class Method:
     has_policy: the model has learned policies that `--policy random` can replace at evaluation.
     run_name: `run_name(args)`, the run folder's name as the method's original code built it (default:
         `{METHOD}_{dataset}_{modality}_segment{num_segments}_e{epochs}`).
+    translate_argv: `translate_argv(argv)` -> the framework's argv for a command-line form of the method's own
+        (e.g. AdaFocus V1's `key=value` tokens), or None when argv is not in that form; raise ValueError naming
+        the offending token. The one parser asks every method before parsing.
+    schedule: the training stages of a staged method in order, each as the flags it adds to a command line;
+        `{i}` in a flag stands for the checkpoint of step i (e.g. `--tune_from {2}`). Empty: one training run.
     """
 
     name: str
@@ -48,6 +53,8 @@ class Method:
     resolve_args: Callable[[argparse.Namespace], None] | None = None
     has_policy: bool = False
     run_name: Callable[[argparse.Namespace], str] | None = None
+    translate_argv: Callable[[list[str]], list[str] | None] | None = None
+    schedule: tuple[tuple[str, ...], ...] = ()
 
 
 _METHODS: dict[str, Method] = {}

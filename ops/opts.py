@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import warnings
 
 from models import presets
@@ -304,9 +305,26 @@ def parse_args(argv: list[str] | None = None, script: str = "main") -> argparse.
     if script not in SCRIPTS:
         raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
     parser = build_parser()
+    argv = translate_argv(sys.argv[1:] if argv is None else list(argv), parser)
     args = parser.parse_intermixed_args(argv)
     resolve_args(args, parser, script)
     return args
+
+
+def translate_argv(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Returns argv in this parser's form: a method's own command-line form (Method.translate_argv, e.g. AdaFocus
+    V1's `key=value` tokens) translated by the first method that recognises it, else argv unchanged."""
+    for name in method_names():
+        translate = get_method(name).translate_argv
+        if translate is None:
+            continue
+        try:
+            translated = translate(argv)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if translated is not None:
+            return translated
+    return argv
 
 
 def resolve_args(
@@ -399,7 +417,9 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
     if args.policy not in (None, "learned") and not (method.has_policy and evaluating):
         err(
             "--policy random only applies to evaluating (--evaluate, main_nViewEval.py, test_early_exit.py) "
-            "a model with learned policies (--model uniadafocus)"
+            "a model with learned policies (--model "
+            + " / ".join(n for n in method_names() if get_method(n).has_policy)
+            + ")"
         )
     if args.trust_checkpoint and not (args.resume or args.tune_from):
         err("--trust_checkpoint only applies to the file of --resume or --tune_from")

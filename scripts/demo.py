@@ -3,10 +3,12 @@ and compare (a) the learned policies, (b) the same model with random patches and
 network alone. The last line printed is one JSON object with the figures.
 
     python scripts/demo.py [--root_dataset DIR] [--root_log DIR] [--epochs N] [--seed S] [--pretrain_steps G F]
-                           [main.py flags, e.g. --shared_crop]
+                           [--method M] [main.py flags, e.g. --shared_crop]
 
 Any other flag is passed on to the parser of every run (training, evaluation, early exit), e.g. --shared_crop or
---resize_backend cv2.
+--resize_backend cv2. `--method adafocus_v1` runs that method instead, through its training schedule (stages 0-3,
+each from the previous stage's checkpoint, every stage `--epochs` epochs; its stage 0 trains the backbones, so there
+is no separate backbone pretraining); (c) is then its first exit (one frame).
 
 The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
@@ -25,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from models import build_model, config_from_args  # noqa: E402
+from models import build_model, config_from_args, get_method  # noqa: E402
+from models.registry import DEFAULT_METHOD  # noqa: E402
 from ops.engine.checkpoint import save_checkpoint  # noqa: E402
 from ops.engine.evaluate import run_early_exit, run_nview  # noqa: E402
 from ops.engine.loops import build_dataset  # noqa: E402
@@ -47,6 +50,18 @@ def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
     )
     path = save_checkpoint(args.root_log, model, epoch=0, args=args, filename="pretrained.pth.tar")
     return path, report
+
+
+def run_schedule(common: list[str], schedule: tuple[tuple[str, ...], ...]) -> tuple:
+    """Runs a staged method's training schedule (Method.schedule; `{i}` = the checkpoint of step i); returns the
+    last step's resolved arguments and checkpoint path."""
+    ckpts: list[str] = []
+    for step in schedule:
+        args = parse_args(common + [flag.format(*ckpts) for flag in step])
+        print(f"=> schedule step {len(ckpts)}: {' '.join(step)}")
+        run(args)
+        ckpts.append(os.path.join(args.run_dir, "ckpt.pth.tar"))
+    return args, ckpts[-1]
 
 
 def coverage(args) -> dict:
@@ -74,6 +89,7 @@ def main() -> dict:
         metavar=("GLANCE", "FOCUS"),
         help="backbone pretraining steps (stand-in for ImageNet weights); 0 0 starts from scratch",
     )
+    p.add_argument("--method", "--model", dest="method", default=DEFAULT_METHOD, help="the method to train")
     opts, run_flags = p.parse_known_args()
     start = time.perf_counter()
     common = [
@@ -85,17 +101,23 @@ def main() -> dict:
         opts.root_log,
         "--seed",
         str(opts.seed),
+        "--method",
+        opts.method,
     ] + (["--epochs", str(opts.epochs)] if opts.epochs else [])
     common += run_flags
-    train_args = parse_args(common)
-    extra = []
-    if any(opts.pretrain_steps):
-        path, report = pretrain(train_args, opts.pretrain_steps)
-        print(f"pretrained backbones: {json.dumps(report)}")
-        extra = ["--tune_from", path]
-    train_args = parse_args(common + extra)
-    run(train_args)
-    ckpt = os.path.join(train_args.run_dir, "ckpt.pth.tar")
+    schedule = get_method(opts.method).schedule
+    if schedule:
+        train_args, ckpt = run_schedule(common, schedule)
+    else:
+        train_args = parse_args(common)
+        extra = []
+        if any(opts.pretrain_steps):
+            path, report = pretrain(train_args, opts.pretrain_steps)
+            print(f"pretrained backbones: {json.dumps(report)}")
+            extra = ["--tune_from", path]
+        train_args = parse_args(common + extra)
+        run(train_args)
+        ckpt = os.path.join(train_args.run_dir, "ckpt.pth.tar")
     learned = run_nview(parse_args(common + ["--resume", ckpt], script="nview"))
     uniform = run_nview(parse_args(common + ["--resume", ckpt, "--policy", "random"], script="nview"))
     looks = coverage(parse_args(common + ["--resume", ckpt], script="nview"))
@@ -126,10 +148,10 @@ def main() -> dict:
     print(
         f"(b) random patches, uniform top-1 {summary['random_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs"
     )
-    print(
-        f"(c) glance network alone    top-1 {summary['glance_acc']:6.2f}%  {summary['gflops_glance']:.3f} GFLOPs"
-    )
-    print(f"early exit, half exit at the glance: top-1 {half['metric']:.2f}% at {half['gflops']:.3f} GFLOPs")
+    first = "first exit (one frame)  " if schedule else "glance network alone    "
+    print(f"(c) {first} top-1 {summary['glance_acc']:6.2f}%  {summary['gflops_glance']:.3f} GFLOPs")
+    where = "the first exit" if schedule else "the glance"
+    print(f"early exit, half exit at {where}: top-1 {half['metric']:.2f}% at {half['gflops']:.3f} GFLOPs")
     for name, policy in (("learned", "learned"), ("random/uniform", "random")):
         look = looks[policy]
         print(

@@ -1,4 +1,5 @@
-"""Prints GFLOPs per video (fvcore, multiply-accumulates, papers' convention) for every preset and baseline.
+"""Prints GFLOPs per video (fvcore, multiply-accumulates, papers' convention) for every preset and baseline, and
+for AdaFocus V1.
 
     python scripts/flops.py            # table: per component, per exit, and the paper's figure
     python scripts/flops.py --json     # the table, then one JSON object {"preset:glance+focus@patch": GFLOPs}
@@ -63,6 +64,12 @@ _V2 = [
     ("v2_ss:8+12@176", dict(preset="tsm", model="adafocus_v2", patch_size=176), 33.7),
 ]
 _CLASSES = {"an": 200, "tsm": 174, "x3d": 400}
+# Other methods (model config values, ActivityNet): AdaFocus V1, 16 frames; its papers give the figures only as
+# read off V1 Fig. 5 / V2 Table 2 (about 17 / 26.6 / 38.5 / 53).
+_METHODS = [
+    (f"v1:16@{p}", dict(model="adafocus_v1", preset="an", dataset="actnet", patch_size=p), paper)
+    for p, paper in ((96, 17.0), (128, 26.6), (160, 38.5), (192, 53.0))
+]
 
 
 def _fmt(x: float | None) -> str:
@@ -71,19 +78,18 @@ def _fmt(x: float | None) -> str:
 
 def _configs():
     """Yields (key, ModelConfig, paper figure) for every Uni-AdaFocus row and baseline."""
-    from models import get_method
+    from models import config_from_dict
     from models.config import ModelConfig
 
     for key, preset, over, paper in _UA:
         yield key, ModelConfig(preset=preset, num_classes=_CLASSES[preset], **over), paper
-    for key, over, paper in _BASELINES + _V2:
-        config_cls = get_method(over.get("model", "uniadafocus")).config_cls
-        yield key, config_cls(num_classes=_CLASSES[over["preset"]], **over), paper
+    for key, over, paper in _BASELINES + _V2 + _METHODS:
+        yield key, config_from_dict({**over, "num_classes": _CLASSES[over["preset"]]}), paper
 
 
 def known_keys() -> set[str]:
     """Returns every row key (including the glance-only exits)."""
-    return {row[0] for row in _UA + _BASELINES + _V2} | {v[0] for v in _GLANCE_ONLY.values()}
+    return {row[0] for row in _UA + _BASELINES + _V2 + _METHODS} | {v[0] for v in _GLANCE_ONLY.values()}
 
 
 def collect(keys: set[str] | None = None) -> dict[str, dict]:
@@ -135,6 +141,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print(
                 f"{key:16s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {b['total']:8.3f} "
                 f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  (glance-only exit)"
+            )
+        elif "spatial_policy" not in b and "backbone" not in b:  # another method: its own components
+            parts = " ".join(
+                f"{k} {v:.3f}" for k, v in b.items() if isinstance(v, float) and k not in ("total", "paper")
+            )
+            print(
+                f"{key:16s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {b['total']:8.3f} "
+                f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  ({parts})"
             )
         elif "backbone" in b:
             print(

@@ -17,7 +17,7 @@ import random
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -168,11 +168,14 @@ def _numpy_safe_globals() -> list:
     return types + [scalar, (scalar, "numpy.core.multiarray.scalar")]
 
 
-def read_checkpoint(path: str, map_location="cpu", *, trust: bool = False) -> dict:
+def read_checkpoint(
+    path: str, map_location="cpu", *, trust: bool = False, convert: Callable[[dict], dict] | None = None
+) -> dict:
     """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...}).
 
     The file is read with weights_only (numpy scalars allowed); trust=True reads the full pickle, which runs code
-    from the file. Raises CheckpointError naming the file when it is refused, damaged or not a checkpoint."""
+    from the file. `convert` (a model's `convert_checkpoint`) turns a dict of another layout into ours first.
+    Raises CheckpointError naming the file when it is refused, damaged or not a checkpoint."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -185,6 +188,11 @@ def read_checkpoint(path: str, map_location="cpu", *, trust: bool = False) -> di
         )
     except UnreadableFileError as exc:
         raise CheckpointError(f"checkpoint {exc}", unsafe=exc.unsafe) from exc
+    if convert is not None and isinstance(ckpt, Mapping):
+        try:
+            ckpt = convert(dict(ckpt))
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
     if (
         isinstance(ckpt, Mapping)
         and "state_dict" not in ckpt
@@ -230,7 +238,8 @@ def load_checkpoint(
     Returns the checkpoint dict with normalised keys: 'epoch' (int, 0 if absent), 'best_metric' (float or None,
     from best_metric / best_prec1 / best_acc1), 'args', 'rng', 'optimizer_loaded' (bool). `trust`: see
     read_checkpoint."""
-    ckpt = read_checkpoint(path, map_location, trust=trust)
+    convert = getattr(_unwrap(model), "convert_checkpoint", None) if model is not None else None
+    ckpt = read_checkpoint(path, map_location, trust=trust, convert=convert)
     state = strip_module_prefix(ckpt["state_dict"])
     if model is not None:
         target = _unwrap(model)
@@ -275,7 +284,8 @@ def tune_from(
     `trust`: see read_checkpoint."""
     target = _unwrap(model)
     own = target.state_dict()
-    state = strip_module_prefix(read_checkpoint(path, trust=trust)["state_dict"])
+    convert = getattr(target, "convert_checkpoint", None)
+    state = strip_module_prefix(read_checkpoint(path, trust=trust, convert=convert)["state_dict"])
     # TSM's shift wrapper renames conv weights to `.net.`; accept files saved with or without it (as TSM did).
     for k in list(state):
         if k not in own and k.replace(".net", "") in own:

@@ -26,6 +26,7 @@ from ops.engine.distributed import (
     gather_in_sampler_order,
     split_batch,
     split_workers,
+    unwrap,
 )
 from ops.engine.metrics import accuracy, mean_average_precision
 from ops.engine.optim import adjust_learning_rate, autocast_context, backward_step, lr_at
@@ -135,15 +136,21 @@ def train_one_epoch(
             adjust_learning_rate(optimizer, epoch, args, step, len(loader))
         x = to_input(frames, info.device)
         target = target.to(info.device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast_context(info.device, args.amp):
-            outputs = model(x)
-            loss, parts = criterion(outputs, target)
+        own_step = getattr(unwrap(model), "training_step", None)  # a VideoModel's own step (e.g. PPO)
+        own = own_step(x, target, optimizer) if own_step is not None else None  # None: the plain step
+        if own is None:
+            optimizer.zero_grad(set_to_none=True)
+            with autocast_context(info.device, args.amp):
+                outputs = model(x)
+                loss, parts = criterion(outputs, target)
+        else:
+            outputs, loss, parts = own
         if not math.isfinite(loss.item()):
             raise FloatingPointError(
                 f"epoch {epoch}: loss is {loss.item()} (parts {parts}); lower --lr or check the data"
             )
-        backward_step(loss, optimizer, model, args.clip_gradient, scaler)
+        if own is None:
+            backward_step(loss, optimizer, model, args.clip_gradient, scaler)
         n = target.shape[0]
         top1, top5 = accuracy(outputs["logits"].detach().float(), target, (1, 5))
         for key, value in {"loss": loss.item(), **parts, "top1": top1, "top5": top5}.items():

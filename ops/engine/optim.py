@@ -63,9 +63,12 @@ def adjust_learning_rate(
     step: int | None = None,
     steps_per_epoch: int | None = None,
 ) -> float:
-    """Sets every group's lr = lr_e * lr_mult and weight_decay = wd * decay_mult; returns lr_e."""
+    """Sets every group's lr = lr_e * lr_mult and weight_decay = wd * decay_mult (a group with `fixed_lr` keeps
+    its own); returns lr_e."""
     lr = lr_at(epoch, args, step, steps_per_epoch)
     for g in optimizer.param_groups:
+        if g.get("fixed_lr"):
+            continue
         g["lr"] = lr * g.get("lr_mult", 1.0)
         g["weight_decay"] = args.weight_decay * g.get("decay_mult", 1.0)
     return lr

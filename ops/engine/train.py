@@ -43,7 +43,11 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
     layout = model.input_layout(cfg)
     logger.write_args(args)
     criterion = model.criterion()
-    optimizer = build_optimizer(model.param_groups(), args)
+    if info.world_size > 1 and not args.evaluate and model.single_process:
+        raise ValueError(f"{model.single_process}; this run has {info.world_size} processes")
+    optimizer = model.make_optimizer(args)
+    if optimizer is None:
+        optimizer = build_optimizer(model.param_groups(), args)
     scaler = make_grad_scaler(info.device, args.amp)
     start_epoch, best = 0, None
     if args.resume:

@@ -37,7 +37,7 @@ def _view_transform(folder: str, dataset: VideoDataset) -> tuple[np.ndarray, np.
 def glyph_coverage(model: torch.nn.Module, dataset: VideoDataset, folder: str, batch: int = 16) -> dict:
     """Returns {'glyph_frames', 'glyph_in_patch' (fractions of the selected frames, %), 'region_side' (px)} for
     `model` (its current `policy`) on `dataset` (a 'tsm'-layout evaluation VideoDataset of the synthetic data
-    in `folder`)."""
+    in `folder`). A model whose output has `patch_top_left` (B, T, 2) crops P x P patches of all its frames."""
     if dataset.train or dataset.num_views != 1:
         raise ValueError("glyph_coverage needs an evaluation dataset with one view (1 crop, 1 clip)")
     with open(os.path.join(folder, "annotations.json")) as f:
@@ -50,9 +50,18 @@ def glyph_coverage(model: torch.nn.Module, dataset: VideoDataset, folder: str, b
     for start in range(0, len(dataset), batch):
         items = [dataset[i] for i in range(start, min(start + batch, len(dataset)))]
         out = model(to_input(torch.stack([x for x, _, _ in items]), device))
-        actions = out["actions"].reshape(-1, 4)
-        regions = region_boxes(actions, cfg.patch_size, cfg.input_size).view(len(items), -1, 4).cpu().numpy()
-        for (_, _, index), idx, region in zip(items, out["focus_indices"].tolist(), regions):
+        if "patch_top_left" in out:  # integer P x P crops of every frame (AdaFocus V1)
+            corners = out["patch_top_left"].float()  # (B, T, 2) [y, x]
+            side = torch.full_like(corners[..., 0], float(cfg.patch_size))
+            regions = torch.stack([corners[..., 1], corners[..., 0], side, side], -1).cpu().numpy()
+            chosen = [list(range(corners.shape[1]))] * len(items)
+        else:
+            actions = out["actions"].reshape(-1, 4)
+            regions = (
+                region_boxes(actions, cfg.patch_size, cfg.input_size).view(len(items), -1, 4).cpu().numpy()
+            )
+            chosen = out["focus_indices"].tolist()
+        for (_, _, index), idx, region in zip(items, chosen, regions):
             record = dataset.records[index]
             numbers = dataset.frame_numbers(record)[0, dataset.num_glance :]
             boxes = annotations[record.path]["boxes"]

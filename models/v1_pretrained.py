@@ -1,0 +1,76 @@
+"""AdaFocus V1's initial weights: ImageNet backbones (torchvision's MobileNetV2, as the original loads it) and the
+stage-0 networks of `--pretrained_glancer` / `--pretrained_focuser` files (the original's or ours)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from torch import nn
+
+from models.pretrained import HEAD_PREFIXES, load_backbone_weights
+from models.v1_checkpoint import torchvision_mbv2_key
+
+
+def _numpy_scalars() -> list:
+    # The original files store `best_acc` as a numpy scalar: allow exactly those types, never arbitrary pickles.
+    types = [np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
+    scalar = (getattr(np, "_core", None) or np.core).multiarray.scalar
+    return types + [scalar, (scalar, "numpy.core.multiarray.scalar")]
+
+
+def load_imagenet(model: nn.Module) -> None:
+    """Loads the ImageNet weights of the glance and focus networks of an AdaFocusV1 model. A MobileNetV2 glance
+    takes torchvision's file (`cfg.glance_weights`, default ckpt/mobilenet_v2-b0353104.pth), remapped to our
+    layout (a file already in the tonylins layout loads as is); the classifiers are left at their initial values."""
+    from archs import WeightsError, load_weights, pretrained_path, read_state_dict
+
+    cfg = model.cfg
+    if cfg.glance_arch == "mobilenetv2":
+        source = cfg.glance_weights or str(pretrained_path("mobilenetv2_torchvision"))
+        state = read_state_dict(source)
+        if any(".conv.0.0." in k for k in state):  # torchvision layout
+            state = {torchvision_mbv2_key(k): v for k, v in state.items()}
+        result = load_weights(model.glancer.net, state, strict=False)
+        bad = [
+            k
+            for k in result.missing + result.unexpected + result.mismatched
+            if not k.startswith(HEAD_PREFIXES)
+        ]
+        if bad:
+            raise WeightsError(f"{source} does not fit the MobileNetV2 glance network: {bad[:10]}")
+    else:
+        load_backbone_weights(model.glancer.net, cfg.glance_arch, cfg.glance_weights)
+    load_backbone_weights(model.focuser.net, cfg.focus_arch, cfg.focus_weights)
+
+
+def load_stage_file(model: nn.Module, part: str, path: str) -> None:
+    """Initialises `model.<part>` ('glancer' | 'focuser') from a checkpoint: an original V1 file (its `glancer` /
+    `focuser` entry, e.g. globalcnn.pth.tar) or one of ours (the `<part>.` keys of its state_dict). Every key of
+    the part's network must be in the file; the policy may be missing (it starts in stage 2)."""
+    from archs import UnreadableFileError, WeightsError, load_torch_file
+
+    try:
+        raw = load_torch_file(path, safe_globals=_numpy_scalars())
+    except UnreadableFileError as exc:
+        raise WeightsError(f"--pretrained_{part} {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise WeightsError(f"--pretrained_{part} {path}: not a checkpoint dict")
+    try:
+        ckpt = model.convert_checkpoint(dict(raw))
+    except ValueError as exc:
+        raise WeightsError(f"--pretrained_{part} {path}: {exc}") from exc
+    state = ckpt.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"--pretrained_{part} {path}: no state_dict, glancer or focuser entry")
+    prefix = part + "."
+    state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+    sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    own = getattr(model, part).state_dict()
+    missing = [k for k in own if k.startswith("net.") and k not in sub]
+    wrong = [k for k, v in sub.items() if k in own and v.shape != own[k].shape]
+    if missing or wrong or not sub:
+        raise WeightsError(
+            f"--pretrained_{part} {path} does not fit the {part}: missing {missing[:5]}, shape mismatches {wrong[:5]}"
+        )
+    getattr(model, part).load_state_dict({k: v for k, v in sub.items() if k in own}, strict=False)
