@@ -11,6 +11,15 @@ import torch.nn.functional as F
 from archs import RouteFuncMLP, TAdaConv2d, create_backbone, factorize_resnet_weights, resnet50
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: as fast on 2 cores, and far faster when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("cal_dim", ["cin", "cout"])
 def test_tadaconv2d_is_a_per_frame_conv_with_calibrated_weights(cal_dim):
     torch.manual_seed(0)
