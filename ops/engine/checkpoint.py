@@ -169,7 +169,8 @@ def _numpy_safe_globals() -> list:
 
 
 def read_checkpoint(path: str, map_location="cpu", *, trust: bool = False) -> dict:
-    """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...}).
+    """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...}; a `model_state` entry,
+    as in PySlowFast / TAdaConv files, is also offered as 'state_dict').
 
     The file is read with weights_only (numpy scalars allowed); trust=True reads the full pickle, which runs code
     from the file. Raises CheckpointError naming the file when it is refused, damaged or not a checkpoint."""
@@ -192,8 +193,14 @@ def read_checkpoint(path: str, map_location="cpu", *, trust: bool = False) -> di
         and all(isinstance(v, torch.Tensor) for v in ckpt.values())
     ):
         ckpt = {"state_dict": dict(ckpt)}
+    if (
+        isinstance(ckpt, Mapping)
+        and "state_dict" not in ckpt
+        and isinstance(ckpt.get("model_state"), Mapping)
+    ):
+        ckpt = {**ckpt, "state_dict": ckpt["model_state"]}  # PySlowFast-style files (TAdaConv's `.pyth`)
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
-        raise CheckpointError(f'{path}: not a checkpoint (no "state_dict" entry)')
+        raise CheckpointError(f'{path}: not a checkpoint (no "state_dict" or "model_state" entry)')
     return dict(ckpt)
 
 
@@ -215,6 +222,15 @@ def _optimizer_compatible(optimizer: torch.optim.Optimizer, saved: Mapping) -> s
     return None
 
 
+def with_model_prefix(state: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Returns `state` with the model's `original_prefix` (e.g. 'net.') added when none of its keys carries it:
+    the original implementation's files name the network's modules without the wrapper our model adds."""
+    prefix = getattr(model, "original_prefix", "")
+    if prefix and state and not any(k.startswith(prefix) for k in state):
+        return {prefix + k: v for k, v in state.items()}
+    return dict(state)
+
+
 def load_checkpoint(
     path: str,
     model: nn.Module | None,
@@ -234,6 +250,7 @@ def load_checkpoint(
     state = strip_module_prefix(ckpt["state_dict"])
     if model is not None:
         target = _unwrap(model)
+        state = with_model_prefix(state, target)
         own = target.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if strict and (missing or unexpected):
@@ -275,7 +292,7 @@ def tune_from(
     `trust`: see read_checkpoint."""
     target = _unwrap(model)
     own = target.state_dict()
-    state = strip_module_prefix(read_checkpoint(path, trust=trust)["state_dict"])
+    state = with_model_prefix(strip_module_prefix(read_checkpoint(path, trust=trust)["state_dict"]), target)
     # TSM's shift wrapper renames conv weights to `.net.`; accept files saved with or without it (as TSM did).
     for k in list(state):
         if k not in own and k.replace(".net", "") in own:
