@@ -63,7 +63,7 @@ class ModelConfig:
         from models.registry import get_method
 
         method = get_method(self.model)
-        defaults = {**presets.recipe(self.preset, self.dataset), **method.defaults}
+        defaults = {**presets.recipe(self.preset, self.dataset, self.model), **method.defaults}
         defaulted = set()
         for f in dataclasses.fields(self):
             if getattr(self, f.name) is None and f.name in defaults:
@@ -85,8 +85,16 @@ class ModelConfig:
 
     def backbone_kwargs(self, role: str) -> dict:
         """Returns the width options of the `role` ('glance' | 'focus') network (tiny test/demo models; the
-        defaults build the published networks); a ResNet glance also gets its `output_stride`."""
+        defaults build the published networks): MobileNetV2 (2-D and the Efficient-3DCNNs mobile nets) width
+        multipliers, ResNet / TAda2D base widths; a ResNet glance also gets its `output_stride`."""
         arch = self.glance_arch if role == "glance" else self.focus_arch
+        if arch in presets.E3D_ARCHS:  # Efficient-3DCNNs mobile nets: their width multiplier
+            width = self.glance_width_mult if role == "glance" else self.focus_width_mult
+            return dict(width_mult=width) if arch in presets.E3D_WIDTH_ARCHS else {}
+        if arch == "tada2d_r50":
+            return dict(base_width=self.glance_base_width if role == "glance" else self.focus_base_width)
+        if arch in presets.TADA_ARCHS:
+            return {}
         if arch == "mobilenetv2":
             if role == "glance":
                 return dict(width_mult=self.glance_width_mult, last_channel=self.glance_last_channel)

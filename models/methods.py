@@ -107,7 +107,16 @@ def _uniadafocus_finalize(cfg: ModelConfig, defaulted: set[str]) -> None:
         if presets.is_clip_arch(getattr(cfg, key)) != clip:
             kind = "an X3D backbone" if clip else "a 2-D backbone (mbv2, resnet*)"
             raise ValueError(f"{key} {getattr(cfg, key)}: the {p} preset needs {kind}")
+    for key in ("glance_arch", "focus_arch"):
+        arch = getattr(cfg, key)
+        if clip and not arch.startswith("x3d") and arch not in presets.UA_CLIP_ARCHS:
+            raise ValueError(
+                f"{key} {arch}: besides X3D, a Uni-AdaFocus clip net is one of {', '.join(presets.UA_CLIP_ARCHS)}"
+            )
     n, k, tg = cfg.num_input_focus_segments, cfg.num_focus_segments, cfg.num_glance_segments
+    for key, frames in (("glance_arch", tg), ("focus_arch", k)):
+        if getattr(cfg, key) in presets.TADA_ARCHS and frames < 3:
+            raise ValueError(f"{key} {getattr(cfg, key)} needs >= 3 frames (its temporal pool), got {frames}")
     if k > n:
         raise ValueError(f"num_focus_segments (K={k}) must be <= num_input_focus_segments (N={n})")
     if p == "an" and n % tg:
@@ -157,7 +166,7 @@ def _baseline(name: str, clip: bool, fallback_arch: str, frames: int, descriptio
     def finalize(cfg: ModelConfig, defaulted: set[str]) -> None:
         if "focus_arch" in defaulted and presets.is_clip_arch(cfg.focus_arch) != clip:
             cfg.focus_arch = fallback_arch  # the preset's backbone is of the other kind
-        if presets.is_clip_arch(cfg.focus_arch) != clip:
+        if presets.is_clip_arch(cfg.focus_arch) != clip or (clip and not cfg.focus_arch.startswith("x3d")):
             raise ValueError(f"backbone {cfg.focus_arch} does not fit --model {name} (--arch / --focus_arch)")
         _positive(cfg, ("num_segments", "input_size"))
         cfg.shift = name == "tsm"
@@ -195,3 +204,10 @@ register_method(
     _baseline("tsm", False, "resnet50", 8, "TSM: TSN with temporal shift (blockres, 1/8 each way)")
 )
 register_method(_baseline("x3d", True, "x3d_m", 16, "X3D: a 3-D network on one T-frame clip"))
+
+
+# Clip methods on full frames (models/clip_methods.py): Efficient-3DCNNs and TAdaConv.
+from models.clip_methods import E3D, TADA  # noqa: E402
+
+register_method(E3D)
+register_method(TADA)
