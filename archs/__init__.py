@@ -7,11 +7,13 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .e3d_mobile import mobilenet_3d, mobilenetv2_3d, shufflenet_3d, shufflenetv2_3d, squeezenet_3d
+from .e3d_mobile import mobilenet_3d, mobilenetv2_3d, squeezenet_3d
 from .e3d_resnet import resnet18_3d, resnet50_3d, resnet101_3d, resnext101_3d
+from .e3d_shufflenet import shufflenet_3d, shufflenetv2_3d
 from .mobilenet_v2 import MobileNetV2, mobilenet_v2
 from .resnet import ResNet, resnet18, resnet34, resnet50
-from .tada import RouteFuncMLP, TAdaConv2d, factorize_resnet_weights, tada2d_r50
+from .tada import factorize_resnet_weights, tada2d_r50
+from .tadaconv import RouteFuncMLP, TAdaConv2d
 from .tadaconvnext import tadaconvnextv2_b, tadaconvnextv2_s, tadaconvnextv2_t
 from .temporal_shift import TemporalShift, make_temporal_shift, temporal_shift
 from .weights import (

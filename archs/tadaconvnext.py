@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tada import TAdaConv2d, TAdaNet
+from .tada import TAdaNet
+from .tadaconv import TAdaConv2d
 
 # size: (depths, dims, route-function head_dim, drop-path rate of the K400 16-frame configs)
 SIZES = {

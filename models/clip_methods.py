@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from archs.e3d_mobile import SHUFFLENET_WIDTHS, SHUFFLENETV2_WIDTHS
+from archs.e3d_shufflenet import SHUFFLENET_WIDTHS, SHUFFLENETV2_WIDTHS
 from models import presets
 from models.clip_models import E3DConfig, E3DModel, TAdaConfig, TAdaModel
 from models.config import ModelConfig

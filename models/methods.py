@@ -105,7 +105,11 @@ def _uniadafocus_finalize(cfg: ModelConfig, defaulted: set[str]) -> None:
     clip = p == "x3d"
     for key in ("glance_arch", "focus_arch"):
         if presets.is_clip_arch(getattr(cfg, key)) != clip:
-            kind = "an X3D backbone" if clip else "a 2-D backbone (mbv2, resnet*)"
+            kind = (
+                "a clip backbone (X3D, Efficient-3DCNNs, TAda2D)"
+                if clip
+                else "a 2-D backbone (mbv2, resnet*)"
+            )
             raise ValueError(f"{key} {getattr(cfg, key)}: the {p} preset needs {kind}")
     for key in ("glance_arch", "focus_arch"):
         arch = getattr(cfg, key)
