@@ -112,3 +112,21 @@ def test_unfit_clip_nets_are_refused(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["kinetics", "RGB", "--root_dataset", str(tmp_path), *TINY, *flags])
     assert message in capsys.readouterr().err
+
+
+def test_the_benchmark_pairs_the_variant_with_the_dense_tada2d():
+    from models import input_layout
+    from ops.tools.benchmark import default_pairs
+
+    pair = default_pairs()["e3d-tada"]
+    a, b = pair.adaptive, pair.baseline
+    assert (a.glance_arch, a.glance_size, a.focus_arch, a.num_focus_segments, a.patch_size) == (
+        "mobilenetv2_3d",
+        112,
+        "tada2d_r50",
+        12,
+        128,
+    )
+    assert sum(input_layout(a)) == pair.adaptive_frames == 16 + 96
+    assert (b.model, b.focus_arch, b.input_size) == ("tada", "tada2d_r50", 224)
+    assert input_layout(b) == (0, pair.baseline_frames) == (0, 8)

@@ -5,6 +5,9 @@ Our file (`{run_dir}/ckpt.pth.tar`, copied to `ckpt.best.pth.tar` when best) hol
   best_metric, args (resolved, plain types), rng (python / numpy / torch / cuda / loader generator), format.
 Everything in it loads with ``torch.load(weights_only=True)``. The original files hold `state_dict` (with
 `module.` when saved from DDP), `epoch`, `best_prec1` (TSM/X3D) or `best_acc1` (AN), `optimizer`, `scaler`.
+Efficient-3DCNNs files are of the same kind (`state_dict` with `module.`, plus `arch`); TAdaConv / PySlowFast files
+hold `model_state`. A model whose keys carry a prefix the originals lack (`original_prefix`, e.g. 'net.') gets it
+added to such files' keys.
 Every checkpoint is opened with weights_only (plus numpy scalars, for the originals); a file that needs more is
 refused unless the caller trusts it (`--trust_checkpoint`), because unpickling it would run code from the file.
 """
@@ -200,7 +203,7 @@ def read_checkpoint(path: str, map_location="cpu", *, trust: bool = False) -> di
     ):
         ckpt = {**ckpt, "state_dict": ckpt["model_state"]}  # PySlowFast-style files (TAdaConv's `.pyth`)
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
-        raise CheckpointError(f'{path}: not a checkpoint (no "state_dict" or "model_state" entry)')
+        raise CheckpointError(f'{path}: not a checkpoint (no "state_dict" entry)')
     return dict(ckpt)
 
 
