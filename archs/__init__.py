@@ -1,4 +1,5 @@
-"""Backbones: MobileNetV2, ResNet-18/34/50 (+ TSM shift), X3D-S/M/L; a name table and weight loading."""
+"""Backbones: MobileNetV2, ResNet-18/34/50 (+ TSM shift), X3D-S/M/L, the Efficient-3DCNNs 3-D networks, TAda2D and
+TAdaConvNeXtV2; a name table and weight loading."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ from collections.abc import Callable
 
 from torch import nn
 
+from .e3d_mobile import mobilenet_3d, mobilenetv2_3d, squeezenet_3d
+from .e3d_resnet import resnet18_3d, resnet50_3d, resnet101_3d, resnext101_3d
+from .e3d_shufflenet import shufflenet_3d, shufflenetv2_3d
 from .mobilenet_v2 import MobileNetV2, mobilenet_v2
 from .resnet import ResNet, resnet18, resnet34, resnet50
+from .tada import factorize_resnet_weights, tada2d_r50
+from .tadaconv import RouteFuncMLP, TAdaConv2d
+from .tadaconvnext import tadaconvnextv2_b, tadaconvnextv2_s, tadaconvnextv2_t
 from .temporal_shift import TemporalShift, make_temporal_shift, temporal_shift
 from .weights import (
     LoadResult,
@@ -28,6 +35,21 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "x3d_s": x3d_s,
     "x3d_m": x3d_m,
     "x3d_l": x3d_l,
+    # Efficient-3DCNNs (clips of 16 x 112^2, Kinetics-600 heads): width_mult, groups, version, shortcut_type, ...
+    "mobilenet_3d": mobilenet_3d,
+    "mobilenetv2_3d": mobilenetv2_3d,
+    "shufflenet_3d": shufflenet_3d,
+    "shufflenetv2_3d": shufflenetv2_3d,
+    "squeezenet_3d": squeezenet_3d,
+    "resnet18_3d": resnet18_3d,
+    "resnet50_3d": resnet50_3d,
+    "resnet101_3d": resnet101_3d,
+    "resnext101_3d": resnext101_3d,
+    # TAdaConv (Kinetics-400 heads): num_frames, dropout, eval_softmax, ...
+    "tada2d_r50": tada2d_r50,
+    "tadaconvnextv2_t": tadaconvnextv2_t,
+    "tadaconvnextv2_s": tadaconvnextv2_s,
+    "tadaconvnextv2_b": tadaconvnextv2_b,
 }
 
 
@@ -62,20 +84,36 @@ __all__ = [
     "LoadResult",
     "MobileNetV2",
     "ResNet",
+    "RouteFuncMLP",
+    "TAdaConv2d",
     "TemporalShift",
     "UnreadableFileError",
     "WeightsError",
     "X3D",
     "create_backbone",
+    "factorize_resnet_weights",
     "load_torch_file",
     "load_weights",
     "make_temporal_shift",
+    "mobilenet_3d",
     "mobilenet_v2",
+    "mobilenetv2_3d",
     "pretrained_path",
     "read_state_dict",
     "resnet18",
+    "resnet18_3d",
     "resnet34",
     "resnet50",
+    "resnet50_3d",
+    "resnet101_3d",
+    "resnext101_3d",
+    "shufflenet_3d",
+    "shufflenetv2_3d",
+    "squeezenet_3d",
+    "tada2d_r50",
+    "tadaconvnextv2_b",
+    "tadaconvnextv2_s",
+    "tadaconvnextv2_t",
     "temporal_shift",
     "x3d_l",
     "x3d_m",

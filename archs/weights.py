@@ -43,6 +43,16 @@ PRETRAINED: dict[str, tuple[str, str]] = {
         "the PySlowFast model zoo, https://dl.fbaipublicfiles.com/pyslowfast/x3d_models/x3d_l.pyth (also in the "
         "Uni-AdaFocus-X3D README's Google Drive folder)",
     ),
+    "mobilenetv2_3d": (
+        "ckpt/kinetics_mobilenetv2_1.0x_RGB_16_best.pth",
+        "the Efficient-3DCNNs README's Google Drive folder (Kinetics-600 3D-MobileNetV2 1.0x; "
+        "https://drive.google.com/open?id=1eggpkmy_zjb62Xra6kQviLa67vzP_FR8)",
+    ),
+    "tada2d_r50": (
+        "ckpt/resnet50-0676ba61.pth",
+        "https://download.pytorch.org/models/resnet50-0676ba61.pth (the ImageNet ResNet-50 that TAdaConv "
+        "initialises TAda2D from, factorised into TAdaConv shapes on loading)",
+    ),
 }
 
 

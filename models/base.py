@@ -3,6 +3,8 @@
 The engine asks the model, never the method's name:
 - `forward(x (B, T, 3, S, S))` -> dict with `logits` (B, C) and `exit_logits` (B, E, C), E = `num_exits`;
 - `input_layout(cfg)` -> (glance frames, candidate frames) per view, T = their sum;
+- `input_spec(cfg)` -> InputSpec: how the frames are sampled, cropped and normalised (default: TSN segments,
+  TSM crops, ImageNet RGB normalisation, as every preset of the original);
 - `criterion()` -> `criterion(outputs, target) -> (loss, parts)`; `param_groups()` -> optimizer groups;
 - `backbones()` -> the CNNs (partial BN, pretrained weights, FLOPs); `load_pretrained()`;
 - `gflops_breakdown()` -> per-component GFLOPs per video, with `exits` and `total` (papers' convention);
@@ -17,10 +19,14 @@ Optional, for methods that train in their own way (defaults keep the plain path)
 - `training_step(x, target, optimizer)` -> a step of the model's own (e.g. PPO) instead of forward + criterion +
   backward, or None; `make_optimizer(args)` -> the model's own optimizer, or None (SGD over `param_groups()`);
 - `single_process`: why training must run in one process, or None; `convert_checkpoint(ckpt)`: another
-  layout's checkpoint -> ours.
+  layout's checkpoint -> ours;
+- `original_prefix`: the prefix the model's state_dict keys carry that the original implementation's files lack
+  (e.g. 'net.'), so `--resume` / `--tune_from` accept those files.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -44,17 +50,49 @@ def freeze_partial_bn(backbone: nn.Module, keep_first: int = 1) -> list[str]:
     return frozen
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """How a model wants its frames; the defaults are what every Uni-AdaFocus preset and baseline uses.
+
+    sampling: 'segments' (TSN: one frame per segment, random in train, centres in eval), 'loop' (Efficient-3DCNNs:
+        a contiguous clip of T frames every `clip_stride`, loop-padded; random position in train, centre in eval)
+        or 'interval' (TAdaConv interval_based: T frames over T * clip_stride, random start in train, evenly
+        spaced clips in eval); see ops/data/lists.py.
+    train_crop: 'tsm' (multi-scale crop with fixed offsets) or Efficient-3DCNNs' 'random' / 'corner' / 'center'
+        multi-scale crops (ops/data/transforms.py); `--train_crop` overrides it.
+    eval_scale: evaluation resizes the short side to input_size * eval_scale[0] // eval_scale[1] before the crop
+        (TSM: 256 / 224; (1, 1): the crop is the short side, as Efficient-3DCNNs and TAdaConv).
+    Normalisation of uint8 frames: (x / pixel_scale - mean) / std per channel, after reversing the channel order
+    when `bgr` (pixel_scale 1: 0-255 values, as Efficient-3DCNNs).
+    """
+
+    sampling: str = "segments"
+    clip_stride: int = 1
+    train_crop: str = "tsm"
+    eval_scale: tuple[int, int] = (256, 224)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    pixel_scale: float = 255.0
+    bgr: bool = False
+
+
 class VideoModel(nn.Module):
     """Base class of the registry's models; subclasses set `self.cfg` and implement forward and backbones."""
 
     find_unused_parameters = False
     amp_scope = "model"
     single_process: str | None = None  # why training must run in a single process (None: any world size)
+    original_prefix = ""
 
     @staticmethod
     def input_layout(cfg) -> tuple[int, int]:
         """Returns (glance frames, candidate frames) per view: a plain model takes cfg.num_segments frames."""
         return 0, cfg.num_segments
+
+    @staticmethod
+    def input_spec(cfg) -> InputSpec:
+        """Returns how the data pipeline samples, crops and normalises the frames (default: TSN / ImageNet)."""
+        return InputSpec()
 
     @property
     def num_exits(self) -> int:

@@ -85,8 +85,16 @@ class ModelConfig:
 
     def backbone_kwargs(self, role: str) -> dict:
         """Returns the width options of the `role` ('glance' | 'focus') network (tiny test/demo models; the
-        defaults build the published networks); a ResNet glance also gets its `output_stride`."""
+        defaults build the published networks): MobileNetV2 (2-D and the Efficient-3DCNNs mobile nets) width
+        multipliers, ResNet / TAda2D base widths; a ResNet glance also gets its `output_stride`."""
         arch = self.glance_arch if role == "glance" else self.focus_arch
+        if arch in presets.E3D_ARCHS:  # Efficient-3DCNNs mobile nets: their width multiplier
+            width = self.glance_width_mult if role == "glance" else self.focus_width_mult
+            return dict(width_mult=width) if arch in presets.E3D_WIDTH_ARCHS else {}
+        if arch == "tada2d_r50":
+            return dict(base_width=self.glance_base_width if role == "glance" else self.focus_base_width)
+        if arch in presets.TADA_ARCHS:
+            return {}
         if arch == "mobilenetv2":
             if role == "glance":
                 return dict(width_mult=self.glance_width_mult, last_channel=self.glance_last_channel)
@@ -110,3 +118,10 @@ class ModelConfig:
     def to_dict(self) -> dict:
         """Returns a plain dict (JSON/pickle friendly) that `config_from_dict` rebuilds."""
         return dataclasses.asdict(self)
+
+
+def require_positive(cfg: ModelConfig, names: tuple[str, ...]) -> None:
+    """Raises ValueError naming the first of the fields `names` of cfg that is below 1."""
+    for name in names:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")

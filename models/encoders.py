@@ -2,7 +2,11 @@
 are the official ones: `global_CNN*`, `local_CNN*`, `aux_fc` / `aux_head`):
 - 'an':  per-frame 2-D nets (MobileNetV2 / ResNet) with their own fc heads (`global_CNN_fc`, `local_CNN_fc`);
 - 'tsm': TSN-wrapped 2-D nets with temporal shift (`new_fc` on the detached feature, `new_new_fc` attached);
-- 'x3d': X3D clip nets (standard head on the detached map) with per-frame heads (`global_CNN_head`, ...).
+- 'x3d': clip nets (standard head on the detached map) with per-frame heads (`global_CNN_head`, ...): X3D-S /
+  X3D-L as published, or any clip net with `featmap` / `head_from_featmap` / `feature_dim` / `last_linear`: an
+  Efficient-3DCNNs glance (built without temporal strides, so every glance frame keeps its features) and a
+  TAda2D focus. Those two see their own published input convention (InputAdapter: the frames' ImageNet
+  normalisation converted in the model to, e.g., BGR 0-255 minus the ActivityNet mean or RGB / 0.45 / 0.225).
 
 `amp` (a dtype or None) is the autocast the engine asked for, applied here to the backbones only when the model
 narrows mixed precision to them (`amp_scope == 'backbones'`); their outputs return in float32.
@@ -16,7 +20,9 @@ import torch
 from torch import nn
 
 from archs import create_backbone
-from models.heads import TSN, share_head_params, x3d_frame_head
+from models import presets
+from models.base import InputSpec
+from models.heads import TSN, clip_frame_head, share_clip_head
 from models.policies import clip_layout
 
 
@@ -44,16 +50,59 @@ def build_encoders(model: nn.Module) -> tuple[int, int]:
         dg = model.global_CNN.feature_dim
         model.aux_fc = nn.Linear(dg, c)
         return dg, model.local_CNN.feature_dim
-    x3d_kw = dict(num_classes=c, **cfg.backbone_kwargs("glance"))
-    model.global_CNN = create_backbone(cfg.glance_arch, num_frames=tg, crop_size=cfg.glance_size, **x3d_kw)
-    dg, hidden = model.global_CNN.feature_dim, model.global_CNN.head.projection.in_features
-    model.global_CNN_head = x3d_frame_head(dg, hidden, c, cfg.dropout)
-    model.local_CNN = create_backbone(cfg.focus_arch, num_frames=k, crop_size=cfg.patch_size, **x3d_kw)
-    dl, hidden = model.local_CNN.feature_dim, model.local_CNN.head.projection.in_features
-    model.local_CNN_head = x3d_frame_head(dl, hidden, c, cfg.dropout)
+    model.global_CNN = clip_backbone(cfg, "glance", tg, cfg.glance_size)
+    model.global_CNN_head = clip_frame_head(model.global_CNN, c, cfg.dropout)
+    model.local_CNN = clip_backbone(cfg, "focus", k, cfg.patch_size)
+    model.local_CNN_head = clip_frame_head(model.local_CNN, c, cfg.dropout)
+    dg, dl = model.global_CNN.feature_dim, model.local_CNN.feature_dim
     model.aux_head = nn.Sequential(nn.Linear(dg, c))
     share_x3d_heads(model)
+    model.glance_adapter = InputAdapter.between(InputSpec(), presets.clip_input(cfg.glance_arch, cfg.dataset))
+    model.focus_adapter = InputAdapter.between(InputSpec(), presets.clip_input(cfg.focus_arch, cfg.dataset))
     return dg, dl
+
+
+def clip_backbone(cfg, role: str, frames: int, size: int) -> nn.Module:
+    """Returns the 'x3d'-preset clip net of `role` for clips of `frames` x size^2: X3D as published; an
+    Efficient-3DCNNs net without temporal strides; a TAdaConv net (with the head dropout)."""
+    arch = cfg.glance_arch if role == "glance" else cfg.focus_arch
+    kw = dict(num_classes=cfg.num_classes, **cfg.backbone_kwargs(role))
+    if arch in presets.E3D_ARCHS:
+        kw.update(sample_duration=frames, sample_size=size, temporal_stride=False)
+    elif arch in presets.TADA_ARCHS:
+        kw.update(num_frames=frames, dropout=cfg.dropout)
+    else:
+        kw.update(num_frames=frames, crop_size=size)
+    return create_backbone(arch, **kw)
+
+
+class InputAdapter(nn.Module):
+    """Converts frames normalised one way into another input convention, per channel: y[c] = a[c] * x[src(c)] +
+    b[c] with src reversing the channels for BGR (no parameters, no state_dict entries)."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, bgr: bool) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale.view(3, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(3, 1, 1), persistent=False)
+        self.bgr = bgr
+
+    @staticmethod
+    def between(source: InputSpec, target: tuple | None) -> InputAdapter | None:
+        """Returns the adapter from frames normalised as `source` (RGB) to `target` = (mean, std, pixel scale,
+        bgr) of presets.clip_input, or None when the network takes the frames as they are."""
+        if target is None:
+            return None
+        mean, std, pixel_scale, bgr = target
+        order = [2, 1, 0] if bgr else [0, 1, 2]
+        m_in = torch.tensor(source.mean, dtype=torch.float64)[order]
+        s_in = torch.tensor(source.std, dtype=torch.float64)[order]
+        m, s = torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+        unit = source.pixel_scale / pixel_scale  # pixel = (x * s_in + m_in) * source.pixel_scale
+        return InputAdapter((unit * s_in / s).float(), ((unit * m_in - m) / s).float(), bgr)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns the converted frames (..., 3, H, W)."""
+        return (x.flip(-3) if self.bgr else x) * self.scale + self.shift
 
 
 def _tsn(cfg, role: str, segments: int) -> TSN:
@@ -65,10 +114,10 @@ def _tsn(cfg, role: str, segments: int) -> TSN:
 
 
 def share_x3d_heads(model: nn.Module) -> None:
-    """X3D: copies each backbone's head (lin_5, projection) into its per-frame head (done after loading the
-    pretrained weights too, as the original)."""
-    share_head_params(model.global_CNN.head, model.global_CNN_head)
-    share_head_params(model.local_CNN.head, model.local_CNN_head)
+    """'x3d' preset: copies each clip backbone's head (X3D: lin_5, projection; others: the last Linear) into its
+    per-frame head (done after loading the pretrained weights too, as the original)."""
+    share_clip_head(model.global_CNN, model.global_CNN_head)
+    share_clip_head(model.local_CNN, model.local_CNN_head)
 
 
 def _autocast(device: torch.device, amp: torch.dtype | None):
@@ -101,7 +150,10 @@ def encode_glance(
             "final": out["final"],
             "avg": out["reg"],
         }
-    fm, final, feat = _x3d(model.global_CNN, flat.view(b, t, *flat.shape[1:]), amp)
+    clips = flat.view(b, t, *flat.shape[1:])
+    if model.glance_adapter is not None:
+        clips = model.glance_adapter(clips)
+    fm, final, feat = _x3d(model.global_CNN, clips, amp)
     logits = model.global_CNN_head(feat)
     return {"featmap": fm, "feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
 
@@ -120,7 +172,10 @@ def encode_focus(
     if p == "tsm":
         out = model.local_CNN(patches, k)
         return {"frame_logits": out["reg_frames"], "final": out["final"], "avg": out["reg"]}
-    _, final, feat = _x3d(model.local_CNN, patches.view(clips, k, *patches.shape[1:]), amp)
+    patches = patches.view(clips, k, *patches.shape[1:])
+    if model.focus_adapter is not None:
+        patches = model.focus_adapter(patches)
+    _, final, feat = _x3d(model.local_CNN, patches, amp)
     logits = model.local_CNN_head(feat)
     return {"feat": feat, "frame_logits": logits, "final": final, "avg": logits.mean(1)}
 

@@ -9,7 +9,8 @@ X3D per-frame glance heads that produce the glance-exit logit are reported under
 constant omits them: +0.027 GFLOPs for 16 frames, K-400).
 
 Counting is per unit (one frame / one clip length) at batch 1 and scaled: 2-D nets are per-frame; X3D costs are
-exactly affine in the number of frames (no temporal stride), so they are counted at T = 1 and 2 and extrapolated.
+exactly affine in the number of frames (no temporal stride), so they are counted at T = 1 and 2 and extrapolated;
+the other clip nets (Efficient-3DCNNs, TAdaConv: temporal strides, T >= 3) are counted at their clip.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ def x3d_clip_macs(net: nn.Module, size: int, frames: int) -> int:
     return one + (two - one) * (frames - 1)
 
 
+def clip_macs(net: nn.Module, size: int, frames: int) -> int:
+    """Returns MACs of clip net `net` (featmap + its standard head) on a clip of `frames` x size^2: X3D from
+    counts at T = 1, 2 (x3d_clip_macs); any other clip net (Efficient-3DCNNs, TAdaConv) counted at the clip."""
+    if hasattr(net, "head") and hasattr(net.head, "lin_5"):
+        return x3d_clip_macs(net, size, frames)
+    return count_macs(net, torch.zeros(1, 3, frames, size, size))
+
+
 def linear_macs(layer: nn.Linear) -> int:
     return layer.in_features * layer.out_features
 
@@ -106,14 +115,11 @@ def uniadafocus_breakdown(model: nn.Module) -> dict:
         glance_heads = tg * 2 * linear_macs(model.global_CNN.new_fc)
         head_unit = 2 * linear_macs(model.local_CNN.new_fc)
     else:
-        glance = x3d_clip_macs(model.global_CNN, g, tg)
-        focus_x3d = x3d_clip_macs(model.local_CNN, p, k)
-        focus_unit = focus_x3d / k
-        glance_heads, head_unit = 0, 0  # the standard X3D heads are counted inside `glance` / `focus`
-        frame_head = model.global_CNN_head
-        out["not_in_total"]["glance_frame_heads"] = (
-            tg * (linear_macs(frame_head[0]) + linear_macs(frame_head[3])) / 1e9
-        )
+        glance = clip_macs(model.global_CNN, g, tg)
+        focus_unit = clip_macs(model.local_CNN, p, k) / k
+        glance_heads, head_unit = 0, 0  # the standard clip heads are counted inside `glance` / `focus`
+        frame_linears = [m for m in model.global_CNN_head if isinstance(m, nn.Linear)]
+        out["not_in_total"]["glance_frame_heads"] = tg * sum(linear_macs(m) for m in frame_linears) / 1e9
     g0 = (glance + glance_heads) / 1e9
     per_frame = (focus_unit + head_unit) / 1e9
     policies = (spatial + temporal) / 1e9

@@ -151,3 +151,25 @@ def share_head_params(x3d_head: nn.Module, frame_head: nn.Sequential) -> None:
     frame_head[0].weight.copy_(x3d_head.lin_5.weight.reshape(frame_head[0].weight.shape))
     frame_head[3].weight.copy_(x3d_head.projection.weight)
     frame_head[3].bias.copy_(x3d_head.projection.bias)
+
+
+def clip_frame_head(net: nn.Module, num_classes: int, dropout: float) -> nn.Sequential:
+    """Returns the per-frame head of a clip network (mapping (M, feature_dim) -> (M, C)): X3D's
+    `x3d_frame_head`; for the other clip nets (Efficient-3DCNNs, TAdaConv) Dropout + Linear (keys `1.weight`,
+    `1.bias`), a copy of the network's classifier (`share_clip_head`)."""
+    if hasattr(net, "head") and hasattr(net.head, "lin_5"):  # X3D
+        return x3d_frame_head(net.feature_dim, net.head.projection.in_features, num_classes, dropout)
+    if not isinstance(net.last_linear, nn.Linear):
+        raise TypeError(f"{type(net).__name__}: its classifier is not a Linear layer; no per-frame head")
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(net.feature_dim, num_classes))
+
+
+@torch.no_grad()
+def share_clip_head(net: nn.Module, frame_head: nn.Sequential) -> None:
+    """Copies a clip network's classifier into its per-frame head (in place): X3D's lin_5 and projection
+    (share_head_params), the other nets' last Linear."""
+    if hasattr(net, "head") and hasattr(net.head, "lin_5"):
+        share_head_params(net.head, frame_head)
+    else:
+        frame_head[1].weight.copy_(net.last_linear.weight)
+        frame_head[1].bias.copy_(net.last_linear.bias)

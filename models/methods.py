@@ -1,5 +1,5 @@
-"""The built-in registry entries: Uni-AdaFocus (presets an / tsm / x3d), the TSN / TSM / X3D baselines and AdaFocus V1
-(models/v1_method.py).
+"""The built-in registry entries: Uni-AdaFocus (presets an / tsm / x3d), the TSN / TSM / X3D baselines, AdaFocus V2
+(models/v2_method.py), AdaFocus V1 (models/v1_method.py), Efficient-3DCNNs and TAdaConv (models/clip_methods.py).
 
 Each entry names its model class, its own command-line flags and the checks of its part of the configuration.
 Errors are ValueErrors naming the field (= the flag); the command line turns them into parser errors.
@@ -8,15 +8,14 @@ Errors are ValueErrors naming the field (= the flag); the command line turns the
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 from models import presets
-from models.adafocus_v2 import AdaFocusV2
 from models.baselines import TSNBaseline, X3DBaseline
-from models.config import ModelConfig
+from models.config import ModelConfig, require_positive
 from models.registry import Method, register_method
 from models.uni_adafocus import UniAdaFocus
 from models.v1_method import METHOD as V1_METHOD
+from models.v2_method import METHOD as V2_METHOD
 
 UA_FLAGS = (
     "glance_arch",
@@ -41,12 +40,6 @@ UA_FLAGS = (
     "KL_ratio",
     "norm_ratio",
 )
-
-
-def _positive(cfg: ModelConfig, names: tuple[str, ...]) -> None:
-    for name in names:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
 
 
 def _uniadafocus_arguments(g: argparse._ArgumentGroup) -> None:
@@ -104,14 +97,29 @@ def _uniadafocus_args(args: argparse.Namespace) -> None:
 
 def _uniadafocus_finalize(cfg: ModelConfig, defaulted: set[str]) -> None:
     p = cfg.preset
-    _positive(cfg, ("num_glance_segments", "num_input_focus_segments", "num_focus_segments", "patch_size"))
-    _positive(cfg, ("glance_size", "stn_hidden_dim", "temporal_hidden_dim", "input_size"))
+    require_positive(
+        cfg, ("num_glance_segments", "num_input_focus_segments", "num_focus_segments", "patch_size")
+    )
+    require_positive(cfg, ("glance_size", "stn_hidden_dim", "temporal_hidden_dim", "input_size"))
     clip = p == "x3d"
     for key in ("glance_arch", "focus_arch"):
         if presets.is_clip_arch(getattr(cfg, key)) != clip:
-            kind = "an X3D backbone" if clip else "a 2-D backbone (mbv2, resnet*)"
+            kind = (
+                "a clip backbone (X3D, Efficient-3DCNNs, TAda2D)"
+                if clip
+                else "a 2-D backbone (mbv2, resnet*)"
+            )
             raise ValueError(f"{key} {getattr(cfg, key)}: the {p} preset needs {kind}")
+    for key in ("glance_arch", "focus_arch"):
+        arch = getattr(cfg, key)
+        if clip and not arch.startswith("x3d") and arch not in presets.UA_CLIP_ARCHS:
+            raise ValueError(
+                f"{key} {arch}: besides X3D, a Uni-AdaFocus clip net is one of {', '.join(presets.UA_CLIP_ARCHS)}"
+            )
     n, k, tg = cfg.num_input_focus_segments, cfg.num_focus_segments, cfg.num_glance_segments
+    for key, frames in (("glance_arch", tg), ("focus_arch", k)):
+        if getattr(cfg, key) in presets.TADA_ARCHS and frames < 3:
+            raise ValueError(f"{key} {getattr(cfg, key)} needs >= 3 frames (its temporal pool), got {frames}")
     if k > n:
         raise ValueError(f"num_focus_segments (K={k}) must be <= num_input_focus_segments (N={n})")
     if p == "an" and n % tg:
@@ -161,9 +169,9 @@ def _baseline(name: str, clip: bool, fallback_arch: str, frames: int, descriptio
     def finalize(cfg: ModelConfig, defaulted: set[str]) -> None:
         if "focus_arch" in defaulted and presets.is_clip_arch(cfg.focus_arch) != clip:
             cfg.focus_arch = fallback_arch  # the preset's backbone is of the other kind
-        if presets.is_clip_arch(cfg.focus_arch) != clip:
+        if presets.is_clip_arch(cfg.focus_arch) != clip or (clip and not cfg.focus_arch.startswith("x3d")):
             raise ValueError(f"backbone {cfg.focus_arch} does not fit --model {name} (--arch / --focus_arch)")
-        _positive(cfg, ("num_segments", "input_size"))
+        require_positive(cfg, ("num_segments", "input_size"))
         cfg.shift = name == "tsm"
 
     def run_name(args: argparse.Namespace) -> str:
@@ -201,113 +209,10 @@ register_method(
 register_method(_baseline("x3d", True, "x3d_m", 16, "X3D: a 3-D network on one T-frame clip"))
 
 
-@dataclass
-class V2Config(ModelConfig):
-    coarse_to_fine: bool | None = None  # V2's --sample: process the frames coarse-to-fine ('an')
-
-
-V2_FLAGS = (
-    "glance_arch",
-    "num_glance_segments",
-    "num_input_focus_segments",
-    "num_focus_segments",
-    "patch_size",
-    "glance_size",
-    "glance_output_stride",
-    "fc_dropout",
-    "hidden_dim",
-    "glance_width_mult",
-    "glance_last_channel",
-    "glance_base_width",
-    "stn_hidden_dim",
-    "global_lr_ratio",
-    "stn_lr_ratio",
-    "classifier_lr_ratio",
-    "coarse_to_fine",
-)
-
-
-def _v2_arguments(g: argparse._ArgumentGroup) -> None:
-    g.add_argument(
-        "--sample",
-        dest="coarse_to_fine",
-        action="store_const",
-        const=True,
-        help="process the frames coarse-to-fine (middle, ends, midpoints; V2's --sample; an preset: on)",
-    )
-    g.add_argument(
-        "--no_sample", dest="coarse_to_fine", action="store_const", const=False, help="temporal order"
-    )
-
-
-def _v2_args(args: argparse.Namespace) -> None:
-    """V2's --num_segments: the 16 frames of glance and focus ('an'); the glance frames ('tsm', focus 1.5x)."""
-    t = args.num_segments
-    if t is None:
-        return
-    an = presets.dataset_preset(args.dataset) == "an"
-    implied = {"num_glance_segments": t}
-    implied["num_input_focus_segments"] = implied["num_focus_segments"] = t if an else int(1.5 * t)
-    for key, value in implied.items():
-        if getattr(args, key) not in (None, value):
-            raise ValueError(f"--num_segments {t} implies --{key} {value}, not {getattr(args, key)}")
-        setattr(args, key, value)
-
-
-def _v2_finalize(cfg: ModelConfig, defaulted: set[str]) -> None:
-    if cfg.preset == "x3d":
-        raise ValueError(
-            "AdaFocus V2 has an AN and a Something-Something variant (datasets of the an / tsm presets)"
-        )
-    _positive(
-        cfg,
-        ("num_glance_segments", "num_input_focus_segments", "patch_size", "glance_size", "stn_hidden_dim"),
-    )
-    for key in ("glance_arch", "focus_arch"):
-        if presets.is_clip_arch(getattr(cfg, key)):
-            raise ValueError(f"{key} {getattr(cfg, key)}: AdaFocus V2 needs a 2-D backbone (mbv2, resnet*)")
-    n, k, t = cfg.num_input_focus_segments, cfg.num_focus_segments, cfg.num_glance_segments
-    if n != k or (cfg.preset == "an" and n != t):
-        raise ValueError(
-            "AdaFocus V2 selects no frames: num_focus_segments must equal num_input_focus_segments"
-            + (
-                " and num_glance_segments (the AN variant reads the same frames)"
-                if cfg.preset == "an"
-                else ""
-            )
-            + f", got T_g={t}, N={n}, K={k}"
-        )
-    for key in ("patch_size", "glance_size"):
-        if getattr(cfg, key) > cfg.input_size:
-            raise ValueError(f"{key} {getattr(cfg, key)} exceeds input_size {cfg.input_size}")
-    if cfg.glance_output_stride != 32 and not cfg.glance_arch.startswith("resnet"):
-        raise ValueError(
-            f"glance_output_stride {cfg.glance_output_stride}: only a ResNet glance has a dilated form"
-        )
-    cfg.shift = bool(cfg.shift) and cfg.preset == "tsm"
-    cfg.num_segments = t
-
-
-def _v2_run_name(args: argparse.Namespace) -> str:
-    """AN: `AdaFocusV2_{dataset}_{glance}_segment{T}_e{epochs}` (V2's main_v2.py); SS: the TSM code's name."""
-    if presets.dataset_preset(args.dataset) == "an":
-        glance = presets.run_name_arch(args.glance_arch)
-        return f"AdaFocusV2_{args.dataset}_{glance}_segment{args.num_glance_segments}_e{args.epochs}"
-    return presets.tsm_run_name(args, "TSM", args.arch or args.focus_arch, args.num_glance_segments)
-
-
-register_method(
-    Method(
-        "adafocus_v2",
-        AdaFocusV2,
-        "AdaFocus V2: one differentiable patch per frame (an) or per video (tsm), trained end to end",
-        config_cls=V2Config,
-        flags=V2_FLAGS,
-        add_arguments=_v2_arguments,
-        finalize=_v2_finalize,
-        resolve_args=_v2_args,
-        has_policy=False,
-        run_name=_v2_run_name,
-    )
-)
+register_method(V2_METHOD)
 register_method(V1_METHOD)
+# Clip methods on full frames (models/clip_methods.py): Efficient-3DCNNs and TAdaConv.
+from models.clip_methods import E3D, TADA  # noqa: E402
+
+register_method(E3D)
+register_method(TADA)

@@ -29,8 +29,54 @@ ARCH_ALIASES = {
     "x3d_s": "x3d_s",
     "x3d_m": "x3d_m",
     "x3d_l": "x3d_l",
+    # Efficient-3DCNNs (3-D networks of Köpüklü et al.; `_3d` keeps them apart from the 2-D ImageNet nets)
+    "mobilenet_3d": "mobilenet_3d",
+    "mbv1_3d": "mobilenet_3d",
+    "mobilenetv2_3d": "mobilenetv2_3d",
+    "mbv2_3d": "mobilenetv2_3d",
+    "shufflenet_3d": "shufflenet_3d",
+    "shufflenetv2_3d": "shufflenetv2_3d",
+    "squeezenet_3d": "squeezenet_3d",
+    "resnet18_3d": "resnet18_3d",
+    "resnet50_3d": "resnet50_3d",
+    "resnet101_3d": "resnet101_3d",
+    "resnext101_3d": "resnext101_3d",
+    # TAdaConv
+    "tada2d_r50": "tada2d_r50",
+    "tada2d": "tada2d_r50",
+    "tadaconvnextv2_t": "tadaconvnextv2_t",
+    "tadaconvnextv2_s": "tadaconvnextv2_s",
+    "tadaconvnextv2_b": "tadaconvnextv2_b",
 }
-CLIP_ARCHS = ("x3d_s", "x3d_m", "x3d_l")  # 3-D networks on whole clips; the others are per-frame 2-D networks
+E3D_ARCHS = ("mobilenet_3d", "mobilenetv2_3d", "shufflenet_3d", "shufflenetv2_3d", "squeezenet_3d")
+E3D_ARCHS += ("resnet18_3d", "resnet50_3d", "resnet101_3d", "resnext101_3d")
+E3D_WIDTH_ARCHS = ("mobilenet_3d", "mobilenetv2_3d", "shufflenet_3d", "shufflenetv2_3d")  # read width_mult
+TADA_ARCHS = ("tada2d_r50", "tadaconvnextv2_t", "tadaconvnextv2_s", "tadaconvnextv2_b")
+# Clip networks that can serve as a Uni-AdaFocus glance or focus ('x3d' preset) besides X3D: they keep the time
+# axis (Efficient-3DCNNs mobile nets built without temporal strides; TAda2D has none) and end in a Linear.
+UA_CLIP_ARCHS = E3D_WIDTH_ARCHS + ("tada2d_r50",)
+# 3-D networks on whole clips; the others are per-frame 2-D networks
+CLIP_ARCHS = ("x3d_s", "x3d_m", "x3d_l") + E3D_ARCHS + TADA_ARCHS
+# The Efficient-3DCNNs `--model` name of each network (its checkpoints store it as `arch`; its run names use it).
+E3D_ORIGINAL_NAMES = {
+    "mobilenet_3d": "mobilenet",
+    "mobilenetv2_3d": "mobilenetv2",
+    "shufflenet_3d": "shufflenet",
+    "shufflenetv2_3d": "shufflenetv2",
+    "squeezenet_3d": "squeezenet",
+    "resnet18_3d": "resnet",
+    "resnet50_3d": "resnet",
+    "resnet101_3d": "resnet",
+    "resnext101_3d": "resnext",
+}
+# Input conventions of the clip networks' published weights: (mean, std, pixel scale) of the normalisation
+# (x / scale - mean) / std, and the datasets whose frames the original fed in BGR order. Efficient-3DCNNs:
+# 0-255 values minus the ActivityNet mean (its --mean_dataset default), std 1; its Kinetics loader reads
+# videos with cv2 and never converts, so its Kinetics models saw BGR (Jester / UCF-101 frames: RGB).
+# TAdaConv: RGB in [0, 1], mean 0.45, std 0.225.
+E3D_INPUT = ((114.7748, 107.7354, 99.4750), (1.0, 1.0, 1.0), 1.0)
+E3D_BGR_DATASETS = ("kinetics",)
+TADA_INPUT = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225), 255.0)
 # How a backbone is spelled in run names (the original AN command line says `--glance_arch mbv2`).
 RUN_NAME_ARCH = {"mobilenetv2": "mbv2"}
 
@@ -95,6 +141,8 @@ COMMON = dict(
     lr_type="cos",
     lr_steps=[50.0, 100.0],
     momentum=0.9,
+    dampening=0.0,
+    nesterov=False,
     weight_decay=5e-4,
     clip_gradient=20.0,
     amp="fp16",
@@ -265,17 +313,63 @@ METHOD_RECIPES: dict[str, dict] = {
             pretrain="none",
         ),
     },
+    # The recipes of the originals of the clip methods (their README / config values), on top of the preset's:
+    # - e3d (Efficient-3DCNNs README commands and opts.py): SGD lr 0.1, momentum 0.9 with dampening 0.9, weight
+    #   decay 1e-3, batch 64, 250 epochs, lr x0.1 at epochs 40, 55, 65, 70, 200, 250 of its 1-based count (= 39,
+    #   54, ... here, where epochs count from 0), no gradient clipping, no mixed precision, 16 x 112^2 clips;
+    # - tada (configs/projects/tada/k400/tada2d_8x8.yaml): SGD-Nesterov lr 0.24 at batch 128, cosine over 100
+    #   epochs (its 8 warm-up epochs are not reproduced), weight decay 1e-4, head dropout 0.5, 8 frames at 224^2,
+    #   ImageNet initialisation.
+    # Per dataset: the Efficient-3DCNNs README trains Jester with --downsample 2; the built-in synthetic data gets
+    # short runs (5 epochs, batch 16, the lr scaled linearly to that batch).
+    "e3d": {
+        "*": dict(
+            lr=0.1,
+            lr_type="step",
+            lr_steps=[39.0, 54.0, 64.0, 69.0, 199.0, 249.0],
+            momentum=0.9,
+            dampening=0.9,
+            weight_decay=1e-3,
+            batch_size=64,
+            epochs=250,
+            clip_gradient=None,
+            amp="none",
+            input_size=112,
+            pretrain="none",
+            downsample=1,
+        ),
+        "jester": dict(downsample=2),
+        "synthetic": dict(workers=2, epochs=5, batch_size=16, lr=0.025),
+    },
+    "tada": {
+        "*": dict(
+            lr=0.24,
+            lr_type="cos",
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            batch_size=128,
+            epochs=100,
+            clip_gradient=None,
+            amp="none",
+            dropout=0.5,
+            input_size=224,
+            pretrain="imagenet",
+            downsample=8,
+        ),
+        "synthetic": dict(workers=2, epochs=5, batch_size=16, lr=0.03, pretrain="none"),
+    },
 }
 
 # Flags that only one preset reads (anywhere else they would be silently ignored, so they are refused).
 PRESET_ONLY = {"fc_dropout": "an", "classifier_lr_ratio": "an", "hidden_dim": "an"}
-# Width options and the kind of network each applies to: (the field naming that network, its name prefix).
+# Width options and the kind of network each applies to: (the field naming that network, its name prefix(es)).
 WIDTH_FLAGS = {
     "glance_width_mult": ("glance_arch", "mobilenetv2"),
     "glance_last_channel": ("glance_arch", "mobilenetv2"),
-    "glance_base_width": ("glance_arch", "resnet"),
+    "glance_base_width": ("glance_arch", ("resnet", "tada2d")),
     "focus_width_mult": ("focus_arch", "mobilenetv2"),
-    "focus_base_width": ("focus_arch", "resnet"),
+    "focus_base_width": ("focus_arch", ("resnet", "tada2d")),
 }
 # Compatibility flags of the original command lines that change nothing here (a warning says so).
 NO_OPS = {
@@ -351,6 +445,17 @@ def stage_recipe(method: str, stage: int, dataset: str | None = None) -> dict:
     own = METHOD_RECIPES[method]
     dataset_values = own.get(dataset or "", {})
     return {k: v for k, v in own["stages"][stage].items() if k not in dataset_values}
+
+
+def clip_input(arch: str, dataset: str | None) -> tuple[tuple, tuple, float, bool] | None:
+    """Returns (mean, std, pixel scale, bgr) of the input convention of clip network `arch`'s published
+    weights on `dataset` (E3D_INPUT / TADA_INPUT), or None for the others (ImageNet RGB, as the frames)."""
+    arch = canonical_arch(arch)
+    if arch in E3D_ARCHS:
+        return (*E3D_INPUT, dataset in E3D_BGR_DATASETS)
+    if arch in TADA_ARCHS:
+        return (*TADA_INPUT, False)
+    return None
 
 
 def run_name_arch(arch: str) -> str:

@@ -7,7 +7,7 @@ import argparse
 
 from models import presets
 from models.adafocus_v1 import REWARDS, AdaFocusV1, AdaFocusV1Config
-from models.config import ModelConfig
+from models.config import require_positive
 from models.registry import Method
 from models.rl import grid_actions
 from models.v1_cli import translate_argv
@@ -129,19 +129,13 @@ def resolve_args(args: argparse.Namespace) -> None:
         args.fc_lr_ratio = args.fc_lr / args.lr
 
 
-def _positive(cfg: ModelConfig, names: tuple[str, ...]) -> None:
-    for name in names:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-
-
 def finalize(cfg: AdaFocusV1Config, defaulted: set[str]) -> None:
     """Checks the V1 fields (errors name the flag) and derives the classifier's lr ratio when not given."""
     if cfg.train_stage is None:
         cfg.train_stage = 3
     if cfg.train_stage not in (0, 1, 2, 3):
         raise ValueError(f"train_stage must be 0, 1, 2 or 3, got {cfg.train_stage}")
-    _positive(
+    require_positive(
         cfg,
         ("num_segments", "input_size", "patch_size", "glance_size", "gru_hidden_dim", "policy_hidden_dim"),
     )

@@ -21,6 +21,7 @@ import warnings
 from models import presets
 from models.registry import DEFAULT_METHOD, get_method, method_names, store_name
 from ops.data.dataset_config import AN_FAMILY, CUSTOM, python_template
+from ops.data.transforms import TRAIN_CROPS
 from ops.data.video_paths import normalize_ext
 
 SCRIPTS = ("main", "nview", "early_exit")
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         "each, as the original)",
     )
     g.add_argument(
+        "--train_crop",
+        choices=TRAIN_CROPS,
+        help="training crop: tsm (multi-scale crop with fixed offsets, the Uni-AdaFocus/TSM default) or the "
+        "Efficient-3DCNNs multi-scale random | corner | center crops (default: the model's; e3d: corner)",
+    )
+    g.add_argument(
         "--resize_backend",
         choices=("pil", "cv2"),
         help="frame resizing: pil (default, bilinear as the original) or cv2 (faster, a few grey levels apart)",
@@ -198,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr_per_step", action="store_true", help="update the cosine lr every iteration (orig: epoch)"
     )
     g.add_argument("--momentum", type=float, help="SGD momentum (0.9)")
+    g.add_argument("--dampening", type=float, help="SGD dampening (0; e3d: 0.9, as Efficient-3DCNNs)")
+    g.add_argument(
+        "--nesterov", action="store_const", const=True, help="Nesterov momentum (off; tada: on, as TAdaConv)"
+    )
+    g.add_argument(
+        "--no_nesterov", dest="nesterov", action="store_const", const=False, help="disable --nesterov"
+    )
     g.add_argument(
         "--wd", "--weight-decay", "--weight_decay", dest="weight_decay", type=float, help="(preset)"
     )
@@ -376,7 +390,8 @@ def resolve_args(
     for key in sorted(set(args.explicit) & set(presets.WIDTH_FLAGS)):
         field, kind = presets.WIDTH_FLAGS[key]
         if not getattr(args, field).startswith(kind):
-            err(f"--{key} applies to a {kind} network, but --{field} is {getattr(args, field)}")
+            kinds = " or ".join(kind) if isinstance(kind, tuple) else kind
+            err(f"--{key} applies to a {kinds} network, but --{field} is {getattr(args, field)}")
     for key in sorted(set(args.explicit) & set(presets.NO_OPS)):
         warnings.warn(f"--{key} does nothing: {presets.NO_OPS[key]}", stacklevel=2)
     if args.root_model is None:
@@ -425,6 +440,8 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
         err("--trust_checkpoint only applies to the file of --resume or --tune_from")
     if args.script != "early_exit" and "criteria" in explicit:
         err("--criteria is only used by test_early_exit.py")
+    if "train_crop" in explicit and (args.script == "nview" or (args.script == "main" and args.evaluate)):
+        err("--train_crop only applies to training (main.py) and the calibration of test_early_exit.py")
 
 
 def _validate(args: argparse.Namespace, err, script: str) -> None:
@@ -435,6 +452,8 @@ def _validate(args: argparse.Namespace, err, script: str) -> None:
         err(f"--workers must be >= 0, got {args.workers}")
     if args.lr <= 0:
         err(f"--lr must be > 0, got {args.lr}")
+    if args.nesterov and (args.momentum <= 0 or args.dampening != 0):
+        err(f"--nesterov needs momentum > 0 and --dampening 0 (got {args.momentum}, {args.dampening})")
     if args.start_epoch is not None and not 0 <= args.start_epoch < args.epochs:
         err(f"--start-epoch {args.start_epoch} must be in [0, --epochs={args.epochs})")
     if args.nproc_per_node is not None and args.nproc_per_node < 1:

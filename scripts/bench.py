@@ -1,6 +1,6 @@
 """Inference and training speed of the Uni-AdaFocus presets against their dense baselines, and of early exit.
 
-    python scripts/bench.py [--json] [--pairs tsm,x3d,an] [--opts all|none|a,b,...] [--threads 2] [--compile]
+    python scripts/bench.py [--json] [--pairs tsm,x3d,an,e3d-tada] [--opts all|none|a,b,...] [--threads 2] [--compile]
 
 Random weights and random uint8 frames (timing only). For each pair: latency (batch 1), throughput (videos/s
 at batch 1 and 16), measured speed-up, FLOPs ratio (ops/engine/flops.py, papers' convention) and realised =
@@ -47,7 +47,7 @@ DEFAULT_OPTS = OPTIMISATIONS
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print only the JSON line on stdout")
-    p.add_argument("--pairs", default="tsm,x3d,an", help="comma list of tsm, x3d, an")
+    p.add_argument("--pairs", default="tsm,x3d,an", help="comma list of tsm, x3d, an, e3d-tada")
     p.add_argument(
         "--opts", default="default", help=f"'default', 'all', 'none' or a comma list of {OPTIMISATIONS}"
     )
@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     p.add_argument("--batch", type=int, default=16, help="the large batch (batch 1 is always measured)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (medians)")
-    p.add_argument("--heavy-repeats", type=int, default=2, help="repeats at the large batch for x3d / an")
+    p.add_argument(
+        "--heavy-repeats", type=int, default=2, help="repeats at the large batch for x3d / an / e3d-tada"
+    )
     p.add_argument("--train-batch", type=int, default=1, help="batch of the training-step timing (0: skip)")
     p.add_argument("--exit-pairs", default="tsm", help="pairs whose early exit is timed ('' : none)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbones (slow start)")
@@ -147,7 +149,7 @@ def bench_pair(name: str, args, opts: set[str], device: torch.device, log) -> tu
             "preset": synced(inference_fn(p_dep, xp, opts, True), device),
             "baseline": synced(inference_fn(b_dep, xb, opts, False), device),
         }
-        heavy = batch > 1 and name in ("x3d", "an")
+        heavy = batch > 1 and name in ("x3d", "an", "e3d-tada")
         repeats = args.heavy_repeats if heavy else (args.repeats if batch > 1 else 2 * args.repeats)
         t = interleaved_medians(fns, 1, repeats)
         speedup = t["baseline"] / t["preset"]

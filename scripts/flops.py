@@ -1,10 +1,12 @@
-"""Prints GFLOPs per video (fvcore, multiply-accumulates, papers' convention) for every preset and baseline, and
-for AdaFocus V1.
+"""Prints GFLOPs per video (fvcore, multiply-accumulates, papers' convention) for every preset and baseline, for
+AdaFocus V1 / V2, and for the Efficient-3DCNNs / TAdaConv networks at their papers' inputs (beside the official
+counters' figures).
 
     python scripts/flops.py            # table: per component, per exit, and the paper's figure
     python scripts/flops.py --json     # the table, then one JSON object {"preset:glance+focus@patch": GFLOPs}
 
-Counting runs on CPU with randomly initialised networks (weights do not change MACs); about 15-30 s.
+Counting runs on CPU with randomly initialised networks (weights do not change MACs); a few minutes for all rows
+(the TAdaConvNeXtV2 and 3-D ResNet rows are the slow ones; --keys picks rows).
 """
 
 from __future__ import annotations
@@ -71,25 +73,109 @@ _METHODS = [
     for p, paper in ((96, 17.0), (128, 26.6), (160, 38.5), (192, 53.0))
 ]
 
+# Efficient-3DCNNs at the paper's 16 x 112^2 (Kinetics-600 heads) and TAdaConv (Kinetics-400): (key, config,
+# the paper's figure, the official counter's figure), in GFLOPs. Efficient-3DCNNs: the paper's Table 8 (2021
+# version, = the repository's THOP counter after its 2021 stride fix, which counts conv MACs + BN 2/element + ReLU
+# 1/element + pools + 2x linear); TAdaConv: the paper / MODEL_ZOO figure and the official `get_model_stats`
+# (fvcore without BN) at the 256^2 test crop (tests/fixtures/backbones3d/README.md, sections 5-6).
+_E3D = dict(preset="x3d", model="e3d", num_classes=600, num_segments=16, input_size=112)
+_TADA = dict(preset="x3d", model="tada", num_classes=400)
+_CLIP_ROWS = [
+    ("e3d_mobilenet_0.5x:16@112", dict(_E3D, focus_arch="mobilenet_3d", width_mult=0.5), 0.098, 0.0979),
+    ("e3d_mobilenet_1.0x:16@112", dict(_E3D, focus_arch="mobilenet_3d", width_mult=1.0), 0.241, 0.2408),
+    ("e3d_mobilenet_1.5x:16@112", dict(_E3D, focus_arch="mobilenet_3d", width_mult=1.5), 0.429, 0.4288),
+    ("e3d_mobilenet_2.0x:16@112", dict(_E3D, focus_arch="mobilenet_3d", width_mult=2.0), 0.662, 0.6617),
+    ("e3d_mobilenetv2_0.2x:16@112", dict(_E3D, focus_arch="mobilenetv2_3d", width_mult=0.2), 0.063, 0.0633),
+    ("e3d_mobilenetv2_0.45x:16@112", dict(_E3D, focus_arch="mobilenetv2_3d", width_mult=0.45), 0.177, 0.1766),
+    ("e3d_mobilenetv2_0.7x:16@112", dict(_E3D, focus_arch="mobilenetv2_3d", width_mult=0.7), 0.325, 0.3247),
+    ("e3d_mobilenetv2_1.0x:16@112", dict(_E3D, focus_arch="mobilenetv2_3d", width_mult=1.0), 0.561, 0.5611),
+    ("e3d_shufflenet_0.5x_g3:16@112", dict(_E3D, focus_arch="shufflenet_3d", width_mult=0.5), 0.078, 0.0778),
+    ("e3d_shufflenet_1.0x_g3:16@112", dict(_E3D, focus_arch="shufflenet_3d", width_mult=1.0), 0.199, 0.1994),
+    ("e3d_shufflenet_1.5x_g3:16@112", dict(_E3D, focus_arch="shufflenet_3d", width_mult=1.5), 0.347, 0.3467),
+    ("e3d_shufflenet_2.0x_g3:16@112", dict(_E3D, focus_arch="shufflenet_3d", width_mult=2.0), 0.538, 0.5377),
+    (
+        "e3d_shufflenetv2_0.25x:16@112",
+        dict(_E3D, focus_arch="shufflenetv2_3d", width_mult=0.25),
+        0.116,
+        0.1161,
+    ),
+    ("e3d_shufflenetv2_1.0x:16@112", dict(_E3D, focus_arch="shufflenetv2_3d", width_mult=1.0), 0.195, 0.1949),
+    ("e3d_shufflenetv2_1.5x:16@112", dict(_E3D, focus_arch="shufflenetv2_3d", width_mult=1.5), 0.291, 0.2912),
+    ("e3d_shufflenetv2_2.0x:16@112", dict(_E3D, focus_arch="shufflenetv2_3d", width_mult=2.0), 0.438, 0.4377),
+    ("e3d_squeezenet_1.1:16@112", dict(_E3D, focus_arch="squeezenet_3d"), 0.926, 0.9260),
+    ("e3d_resnet18_A:16@112", dict(_E3D, focus_arch="resnet18_3d", shortcut_type="A"), 8.323, 8.3232),
+    ("e3d_resnet50_A:16@112", dict(_E3D, focus_arch="resnet50_3d", shortcut_type="A"), 9.835, 9.8354),
+    ("e3d_resnet50_B:16@112", dict(_E3D, focus_arch="resnet50_3d", shortcut_type="B"), None, 10.1301),
+    ("e3d_resnet101_A:16@112", dict(_E3D, focus_arch="resnet101_3d", shortcut_type="A"), 13.664, 13.6645),
+    ("e3d_resnet101_B:16@112", dict(_E3D, focus_arch="resnet101_3d", shortcut_type="B"), None, 13.9592),
+    ("e3d_resnext101_B:16@112", dict(_E3D, focus_arch="resnext101_3d"), 9.652, 9.6522),
+    ("tada2d_r50:8@224", dict(_TADA, focus_arch="tada2d_r50", num_segments=8, input_size=224), None, 33.023),
+    ("tada2d_r50:8@256", dict(_TADA, focus_arch="tada2d_r50", num_segments=8, input_size=256), 43.0, 43.126),
+    (
+        "tada2d_r50:16@256",
+        dict(_TADA, focus_arch="tada2d_r50", num_segments=16, input_size=256),
+        86.0,
+        86.250,
+    ),
+    (
+        "tadaconvnextv2_t:16@256",
+        dict(_TADA, focus_arch="tadaconvnextv2_t", num_segments=16, input_size=256),
+        47.0,
+        47.217,
+    ),
+    (
+        "tadaconvnextv2_s:16@256",
+        dict(_TADA, focus_arch="tadaconvnextv2_s", num_segments=16, input_size=256),
+        91.0,
+        91.66,
+    ),
+    (
+        "tadaconvnextv2_b:16@256",
+        dict(_TADA, focus_arch="tadaconvnextv2_b", num_segments=16, input_size=256),
+        162.0,
+        161.78,
+    ),
+]
+# The Uni-AdaFocus variant with an Efficient-3DCNNs glance and a TAda2D focus ('x3d' preset flags; README).
+_UA_CLIP = [
+    (
+        "x3d-e3d-tada:16+12@128",
+        dict(
+            preset="x3d",
+            glance_arch="mobilenetv2_3d",
+            glance_size=112,
+            focus_arch="tada2d_r50",
+            num_focus_segments=12,
+        ),
+        None,
+    ),
+]
+
+
+_OFFICIAL = {row[0]: row[3] for row in _CLIP_ROWS}  # the official counters' figures
+
 
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
 def _configs():
-    """Yields (key, ModelConfig, paper figure) for every Uni-AdaFocus row and baseline."""
+    """Yields (key, ModelConfig, paper figure) for every row."""
     from models import config_from_dict
     from models.config import ModelConfig
 
     for key, preset, over, paper in _UA:
         yield key, ModelConfig(preset=preset, num_classes=_CLASSES[preset], **over), paper
-    for key, over, paper in _BASELINES + _V2 + _METHODS:
+    for key, over, paper in _BASELINES + _V2 + _METHODS + _UA_CLIP:
         yield key, config_from_dict({**over, "num_classes": _CLASSES[over["preset"]]}), paper
+    for key, over, paper, _ in _CLIP_ROWS:
+        yield key, config_from_dict(over), paper
 
 
 def known_keys() -> set[str]:
     """Returns every row key (including the glance-only exits)."""
-    return {row[0] for row in _UA + _BASELINES + _V2 + _METHODS} | {v[0] for v in _GLANCE_ONLY.values()}
+    rows = _UA + _BASELINES + _V2 + _METHODS + _UA_CLIP + _CLIP_ROWS
+    return {row[0] for row in rows} | {v[0] for v in _GLANCE_ONLY.values()}
 
 
 def collect(keys: set[str] | None = None) -> dict[str, dict]:
@@ -107,6 +193,8 @@ def collect(keys: set[str] | None = None) -> dict[str, dict]:
         if key not in needed:
             continue
         out[key] = {**gflops_breakdown(cfg), "paper": paper}
+        if key in _OFFICIAL:
+            out[key]["official"] = _OFFICIAL[key]
         if key in _GLANCE_ONLY:
             gkey, gpaper = _GLANCE_ONLY[key]
             out[gkey] = {**out[key], "total": out[key]["exits"][0], "paper": gpaper}
@@ -142,20 +230,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 f"{key:16s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {b['total']:8.3f} "
                 f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  (glance-only exit)"
             )
-        elif "spatial_policy" not in b and "backbone" not in b:  # another method: its own components
-            parts = " ".join(
-                f"{k} {v:.3f}" for k, v in b.items() if isinstance(v, float) and k not in ("total", "paper")
-            )
-            print(
-                f"{key:16s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {b['total']:8.3f} "
-                f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  ({parts})"
-            )
         elif "backbone" in b:
+            note = "(baseline, full frames)"
+            if "official" in b:
+                note = f"(official counter {b['official']:.4f}, {_diff(b['total'], b['official'])}%)"
             print(
                 f"{key:16s} {b['backbone']:8.3f} {b['heads']:8.3f} {'':8s} {'':8s} {'':8s} {'':8s} "
-                f"{b['total']:8.3f} {_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  (baseline, full frames)"
+                f"{b['total']:8.3f} {_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  {note}"
             )
-        elif "spatial_policy" not in b:  # another method: its own parts
+        elif "spatial_policy" not in b:  # another method: its own components
             parts = " ".join(
                 f"{k} {v:.3f}" for k, v in b.items() if isinstance(v, float) and k not in ("total", "paper")
             )

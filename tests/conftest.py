@@ -1,4 +1,5 @@
-"""Shared test fixtures: a tiny synthetic dataset (3 classes, 12 training and 9 validation videos, 64x80 frames)."""
+"""Shared test fixtures: a tiny synthetic dataset (3 classes, 12 training and 9 validation videos, 64x80 frames);
+tests marked `slow` (full-size heavy networks) run only with `--runslow`."""
 
 from __future__ import annotations
 
@@ -23,3 +24,16 @@ def data_root(tmp_path_factory) -> str:
         num_distractors=2,
     )
     return root
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (heavy networks)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="heavy network: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from models import build_model, config_from_dict
 from models.adafocus_v2 import v2_loss
-from models.methods import V2Config
+from models.v2_method import V2Config
 from models.v2_parts import coarse_to_fine_order
 from ops.engine.checkpoint import load_checkpoint
 from ops.engine.early_exit import exit_distributions

@@ -294,7 +294,7 @@ def test_baselines_and_store_name_override():
         ),
         (["something", "RGB", "--glance_size", "256"], "main", "glance_size 256 exceeds input_size 224"),
         (["--dataset", "actnet", "--shift"], "main", "the AN preset has no temporal shift"),
-        (["kinetics", "RGB", "--focus_arch", "resnet50"], "main", "the x3d preset needs an X3D backbone"),
+        (["kinetics", "RGB", "--focus_arch", "resnet50"], "main", "the x3d preset needs a clip backbone"),
         (["jester", "RGB", "--glance_arch", "x3d_s"], "main", "the tsm preset needs a 2-D backbone"),
         (["something", "RGB", "--model", "tsn", "--shift"], "main", "choose the baseline instead"),
         (

@@ -18,14 +18,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from ops.data.dataset_config import DatasetConfig, require_path
-from ops.data.lists import MAX_LABELS, VideoRecord, read_list_file, sample_eval, sample_train
+from ops.data.lists import (
+    MAX_LABELS,
+    VideoRecord,
+    read_list_file,
+    sample_clip_interval,
+    sample_clip_loop,
+    sample_eval,
+    sample_train,
+)
 from ops.data.transforms import (
     TEST_CROPS,
+    TRAIN_CROPS,
     GroupScale,
     crop_resize,
     flip_inplace,
-    multiscale_crop_box,
     resize_to_slots,
+    train_crop_box,
     view_boxes,
 )
 from ops.data.video_io import FrameFolder, FrameReadError, read_frames
@@ -109,6 +118,11 @@ class VideoDataset(Dataset):
     offset, flip (only if config.flip), then the label permutation (multi-label). The generator is seeded
     from torch.initial_seed(), so it differs per DataLoader worker and epoch and follows torch.manual_seed;
     `seed(n)` fixes it.
+    Clip models (`sampling` 'loop' or 'interval', one frame set: num_glance 0) take T = num_candidates frames of
+    one clip instead of T segments: the Efficient-3DCNNs loop-padded clip every `clip_stride` frames or the TAdaConv
+    interval clip (ops.data.lists); in evaluation clip c of num_clips replaces segment offset c.
+    `train_crop` picks the training crop box: 'tsm' (default) or the Efficient-3DCNNs 'random' / 'corner' /
+    'center' multi-scale crops (ops.data.transforms.train_crop_box; the flip, if allowed, follows the crop).
     Resizing: resize_backend='pil' (default) is PIL bilinear, as the originals; 'cv2' is OpenCV INTER_LINEAR
     (faster, a few grey levels apart; see ops.data.transforms).
     Raw videos: with `video_root`, the video of each list path is read instead of its frame folder: the path
@@ -143,6 +157,9 @@ class VideoDataset(Dataset):
         resize_backend: str = "pil",
         shared_crop: bool = False,
         records: list[VideoRecord] | None = None,
+        sampling: str = "segments",
+        clip_stride: int = 1,
+        train_crop: str = "tsm",
     ) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -163,6 +180,17 @@ class VideoDataset(Dataset):
         if resize_backend not in ("cv2", "pil"):
             raise ValueError(f"resize_backend must be 'cv2' or 'pil', got {resize_backend!r}")
         self.resize_backend, self.shared_crop = resize_backend, shared_crop
+        if sampling not in ("segments", "loop", "interval") or clip_stride < 1:
+            raise ValueError(
+                f"sampling must be segments | loop | interval and clip_stride >= 1, got {sampling!r}"
+            )
+        if sampling != "segments" and num_glance:
+            raise ValueError(
+                f"{sampling!r} clip sampling takes one frame set (num_glance 0), got {num_glance}"
+            )
+        if train_crop not in TRAIN_CROPS:
+            raise ValueError(f"train_crop must be one of {TRAIN_CROPS}, got {train_crop!r}")
+        self.sampling, self.clip_stride, self.train_crop = sampling, clip_stride, train_crop
         self.list_file = list_file or (config.train_list if split == "train" else config.val_list)
         if records is None:
             require_path(self.list_file, config.name, "lists", "list file")
@@ -265,6 +293,12 @@ class VideoDataset(Dataset):
     def frame_numbers(self, record: VideoRecord, rng: np.random.Generator | None = None) -> np.ndarray:
         """Return (num_clips, T) 1-based frame numbers: glance (if any), then candidates."""
         n, parts = record.num_frames, (self.num_glance, self.num_candidates)
+        if self.sampling != "segments":
+            sample = sample_clip_loop if self.sampling == "loop" else sample_clip_interval
+            t, stride = self.num_candidates, self.clip_stride
+            if self.train:
+                return sample(n, t, stride, rng or self.rng())[None]
+            return np.stack([sample(n, t, stride, None, c, self.num_clips) for c in range(self.num_clips)])
         if self.train:
             rng = rng or self.rng()
             return np.concatenate([sample_train(n, t, rng) for t in parts if t > 0])[None]
@@ -319,7 +353,7 @@ class VideoDataset(Dataset):
         out = frames_t.numpy().reshape(self.num_views, numbers.shape[1], 3, S, S)  # a view
         if self.train:
             for part in self.crop_sets():
-                box = multiscale_crop_box(frames.shape[2], frames.shape[1], S, rng)
+                box = train_crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
                 view = resize_to_slots(
                     crop_resize(frames, box), inverse[0, part], out[0, part], self.resize_backend
                 )

@@ -1,10 +1,13 @@
-"""List files (`path num_frames label [label2 label3]`, 1-based frame numbers) and the TSN temporal samplers."""
+"""List files (`path num_frames label [label2 label3]`, 1-based frame numbers) and the temporal samplers: TSN
+segments, Efficient-3DCNNs loop-padded clips, TAdaConv interval clips."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 MAX_LABELS = 3
 
@@ -84,3 +87,72 @@ def sample_eval(num_frames: int, T: int, clip: int = 0, num_clips: int = 1) -> n
     if not 0 <= clip < num_clips:
         raise ValueError(f"clip {clip} outside [0, {num_clips})")
     return (np.floor((np.arange(T) + (clip + 0.5) / num_clips) / T * num_frames) + 1).astype(np.int64)
+
+
+def _loop_pad(window: list[int], length: int) -> list[int]:
+    """Repeats `window` (in order) until it has at least `length` entries (the Efficient-3DCNNs loop padding)."""
+    out = list(window)
+    while len(out) < length:
+        out += window[: length - len(out)]
+    return out
+
+
+def sample_clip_loop(
+    num_frames: int,
+    T: int,
+    stride: int,
+    rng: np.random.Generator | None = None,
+    clip: int = 0,
+    num_clips: int = 1,
+) -> np.ndarray:
+    """Returns (T,) int64 1-based frame numbers of an Efficient-3DCNNs clip: every `stride`-th frame of a window
+    of T * stride frames, the window loop-padded when the video is shorter.
+
+    Training (rng given; TemporalRandomCrop): the window starts at a uniform integer in [0, max(0, n - T*stride
+    - 1)] (the original's upper bound, one short of n - T*stride). Evaluation with one clip (TemporalCenterCrop on
+    the whole video): it starts at max(0, n // 2 - T*stride // 2). With num_clips > 1 the original makes windows
+    of T frames starting at 1, 1 + step, ... (step = max(1, ceil((n - 1 - T) / (num_clips - 1)))) and centre-crops
+    each; clip c is the c-th of those windows (the original adds further windows for videos of about T frames or
+    fewer; here every video has num_clips)."""
+    length = T * stride
+    if rng is not None:
+        start = int(rng.integers(0, max(0, num_frames - length - 1) + 1))
+        window = list(range(start, min(start + length, num_frames)))
+    elif num_clips == 1:
+        start = max(0, num_frames // 2 - length // 2)
+        window = list(range(start, min(start + length, num_frames)))
+    else:
+        if not 0 <= clip < num_clips:
+            raise ValueError(f"clip {clip} outside [0, {num_clips})")
+        step = max(1, math.ceil((num_frames - 1 - T) / (num_clips - 1)))
+        first = min(clip * step, num_frames - 1)
+        sub = list(range(first, min(first + T, num_frames)))  # the original's window of T frames
+        begin = max(0, len(sub) // 2 - length // 2)  # TemporalCenterCrop on it
+        window = sub[begin : begin + length]
+    return np.asarray(_loop_pad(window, length)[::stride], dtype=np.int64) + 1
+
+
+def sample_clip_interval(
+    num_frames: int,
+    T: int,
+    rate: int,
+    rng: np.random.Generator | None = None,
+    clip: int = 0,
+    num_clips: int = 1,
+) -> np.ndarray:
+    """Returns (T,) int64 1-based frame numbers of a TAdaConv interval_based clip: linspace(start, start + T*rate -
+    1, T) truncated to integers and clamped to the video. The start is uniform in [0, max(n - T*rate, 0)] in
+    training (rng given), the middle of that range for one evaluation clip, and max * c / num_clips for clip c of
+    several (frames at the dataset's rate: TARGET_FPS equal to the video's)."""
+    span = T * rate
+    top = max(num_frames - span, 0)
+    if rng is not None:
+        start = float(rng.uniform(0, top))
+    elif num_clips == 1:
+        start = top / 2
+    else:
+        if not 0 <= clip < num_clips:
+            raise ValueError(f"clip {clip} outside [0, {num_clips})")
+        start = top * clip / num_clips
+    index = torch.linspace(start, start + span - 1, T).clamp(0, num_frames - 1).long()  # as the original
+    return index.numpy() + 1

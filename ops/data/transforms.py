@@ -1,4 +1,5 @@
-"""Group (whole-clip) transforms on uint8 numpy frames (T, H, W, 3), as in TSM; device-side normalisation.
+"""Group (whole-clip) transforms on uint8 numpy frames (T, H, W, 3), as in TSM (and the Efficient-3DCNNs training
+crops); device-side normalisation.
 
 Every transform uses ONE box (and one flip decision) for all frames of a clip. The boxes are computed by
 pure functions (`multiscale_crop_box`, `center_crop_box`, `view_boxes`) so tests can assert them exactly;
@@ -28,6 +29,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)
 TEST_CROPS = (1, 3, 5, 10)
+TRAIN_CROPS = ("tsm", "random", "corner", "center")
+
+
+def _e3d_scales(initial: float = 1.0, n: int = 5, step: float = 0.84089641525) -> tuple[float, ...]:
+    scales = [initial]
+    for _ in range(1, n):
+        scales.append(scales[-1] * step)  # as the original: repeated products, not step ** k
+    return tuple(scales)
+
+
+# Efficient-3DCNNs' multi-scale crop sides (fractions of the short side): 1, 2^-1/4, ..., 2^-1.
+E3D_SCALES = _e3d_scales()
 
 
 class Box(NamedTuple):
@@ -93,6 +106,42 @@ def multiscale_crop_box(
         x = int(rng.integers(img_w - crop_w + 1))
         y = int(rng.integers(img_h - crop_h + 1))
     return Box(x, y, crop_w, crop_h)
+
+
+def e3d_crop_box(
+    img_w: int, img_h: int, rng: np.random.Generator, mode: str, scales: Sequence[float] = E3D_SCALES
+) -> Box:
+    """Return the Efficient-3DCNNs training crop box (a square, later resized to the input size).
+
+    Side int(min(w, h) * scale), scale drawn from `scales`; then 'random' (MultiScaleRandomCrop): top-left corner
+    at round(u * (w - side)), round(v * (h - side)) for uniform u, v (PIL rounds the float box); 'corner'
+    (MultiScaleCornerCrop): one of centre, top-left, top-right, bottom-left, bottom-right; 'center': the centre
+    box (the original's `--train_crop center` indexes its one position with a draw over five and fails; the
+    centre crop it meant is used). The centre box spans 2 * (side // 2) pixels from (w // 2 - side // 2,
+    h // 2 - side // 2), as the original. Draws, in order: the scale index, then u and v ('random') or the
+    position index ('corner')."""
+    side = int(min(img_w, img_h) * scales[int(rng.integers(len(scales)))])
+    if mode == "random":
+        return Box(round(rng.random() * (img_w - side)), round(rng.random() * (img_h - side)), side, side)
+    if mode not in ("corner", "center"):
+        raise ValueError(f"train crop must be one of {TRAIN_CROPS[1:]} here, got {mode!r}")
+    position = "c" if mode == "center" else ("c", "tl", "tr", "bl", "br")[int(rng.integers(5))]
+    if position == "c":
+        half = side // 2
+        return Box(img_w // 2 - half, img_h // 2 - half, 2 * half, 2 * half)
+    x = 0 if position[1] == "l" else img_w - side
+    y = 0 if position[0] == "t" else img_h - side
+    return Box(x, y, side, side)
+
+
+def train_crop_box(
+    img_w: int, img_h: int, input_size: int, rng: np.random.Generator, mode: str = "tsm"
+) -> Box:
+    """Return the training crop box of `mode`: 'tsm' (multiscale_crop_box) or an Efficient-3DCNNs crop
+    ('random', 'corner', 'center': e3d_crop_box)."""
+    if mode == "tsm":
+        return multiscale_crop_box(img_w, img_h, input_size, rng)
+    return e3d_crop_box(img_w, img_h, rng, mode)
 
 
 def scaled_size(img_w: int, img_h: int, short_side: int) -> tuple[int, int]:
@@ -273,9 +322,16 @@ def eval_views(
 
 
 def normalize(
-    x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    x: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    pixel_scale: float = 255.0,
+    bgr: bool = False,
 ) -> torch.Tensor:
-    """Return float32 `(x.float() / 255 - mean) / std` of uint8 x (..., 3, H, W), contiguous, same device."""
+    """Return float32 `(x.float() / pixel_scale - mean) / std` of uint8 x (..., 3, H, W), contiguous, same device;
+    with `bgr` the channels are reversed first (mean and std then apply to B, G, R in that order)."""
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
-    return (x.to(torch.float32, memory_format=torch.contiguous_format) / 255 - m) / s
+    if bgr:
+        x = x.flip(-3)
+    return (x.to(torch.float32, memory_format=torch.contiguous_format) / pixel_scale - m) / s

@@ -5,6 +5,9 @@ Our file (`{run_dir}/ckpt.pth.tar`, copied to `ckpt.best.pth.tar` when best) hol
   best_metric, args (resolved, plain types), rng (python / numpy / torch / cuda / loader generator), format.
 Everything in it loads with ``torch.load(weights_only=True)``. The original files hold `state_dict` (with
 `module.` when saved from DDP), `epoch`, `best_prec1` (TSM/X3D) or `best_acc1` (AN), `optimizer`, `scaler`.
+Efficient-3DCNNs files are of the same kind (`state_dict` with `module.`, plus `arch`); TAdaConv / PySlowFast files
+hold `model_state`. A model whose keys carry a prefix the originals lack (`original_prefix`, e.g. 'net.') gets it
+added to such files' keys.
 Every checkpoint is opened with weights_only (plus numpy scalars, for the originals); a file that needs more is
 refused unless the caller trusts it (`--trust_checkpoint`), because unpickling it would run code from the file.
 """
@@ -171,7 +174,8 @@ def _numpy_safe_globals() -> list:
 def read_checkpoint(
     path: str, map_location="cpu", *, trust: bool = False, convert: Callable[[dict], dict] | None = None
 ) -> dict:
-    """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...}).
+    """Returns the raw checkpoint dict (a bare state_dict is wrapped as {'state_dict': ...}; a `model_state` entry,
+    as in PySlowFast / TAdaConv files, is also offered as 'state_dict').
 
     The file is read with weights_only (numpy scalars allowed); trust=True reads the full pickle, which runs code
     from the file. `convert` (a model's `convert_checkpoint`) turns a dict of another layout into ours first.
@@ -200,6 +204,12 @@ def read_checkpoint(
         and all(isinstance(v, torch.Tensor) for v in ckpt.values())
     ):
         ckpt = {"state_dict": dict(ckpt)}
+    if (
+        isinstance(ckpt, Mapping)
+        and "state_dict" not in ckpt
+        and isinstance(ckpt.get("model_state"), Mapping)
+    ):
+        ckpt = {**ckpt, "state_dict": ckpt["model_state"]}  # PySlowFast-style files (TAdaConv's `.pyth`)
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
         raise CheckpointError(f'{path}: not a checkpoint (no "state_dict" entry)')
     return dict(ckpt)
@@ -223,6 +233,15 @@ def _optimizer_compatible(optimizer: torch.optim.Optimizer, saved: Mapping) -> s
     return None
 
 
+def with_model_prefix(state: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Returns `state` with the model's `original_prefix` (e.g. 'net.') added when none of its keys carries it:
+    the original implementation's files name the network's modules without the wrapper our model adds."""
+    prefix = getattr(model, "original_prefix", "")
+    if prefix and state and not any(k.startswith(prefix) for k in state):
+        return {prefix + k: v for k, v in state.items()}
+    return dict(state)
+
+
 def load_checkpoint(
     path: str,
     model: nn.Module | None,
@@ -243,6 +262,7 @@ def load_checkpoint(
     state = strip_module_prefix(ckpt["state_dict"])
     if model is not None:
         target = _unwrap(model)
+        state = with_model_prefix(state, target)
         own = target.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if strict and (missing or unexpected):
@@ -285,7 +305,9 @@ def tune_from(
     target = _unwrap(model)
     own = target.state_dict()
     convert = getattr(target, "convert_checkpoint", None)
-    state = strip_module_prefix(read_checkpoint(path, trust=trust, convert=convert)["state_dict"])
+    state = with_model_prefix(
+        strip_module_prefix(read_checkpoint(path, trust=trust, convert=convert)["state_dict"]), target
+    )
     # TSM's shift wrapper renames conv weights to `.net.`; accept files saved with or without it (as TSM did).
     for k in list(state):
         if k not in own and k.replace(".net", "") in own:

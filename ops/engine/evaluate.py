@@ -14,7 +14,15 @@ from archs.weights import UnreadableFileError, load_torch_file
 from ops.engine import distributed as D
 from ops.engine.early_exit import no_exit_point, plot_curve, sweep, write_csv
 from ops.engine.flops import exit_gflops
-from ops.engine.loops import Predictions, build_dataset, build_loader, predict, save_scores, summarize
+from ops.engine.loops import (
+    Predictions,
+    build_dataset,
+    build_loader,
+    input_spec,
+    predict,
+    save_scores,
+    summarize,
+)
 from ops.engine.runlog import RunLogger
 from ops.engine.setup import setup_eval
 
@@ -26,7 +34,13 @@ def nview_worker(args: argparse.Namespace) -> dict | None:
     try:
         layout = model.input_layout(cfg)
         val_set = build_dataset(
-            args, config, "val", layout, test_crops=args.test_crops, num_clips=args.num_clips
+            args,
+            config,
+            "val",
+            layout,
+            test_crops=args.test_crops,
+            num_clips=args.num_clips,
+            spec=input_spec(model),
         )
         pred = predict(model, build_loader(val_set, args, info, shuffle=False), args, info, logger)
         views = args.test_crops * args.num_clips
@@ -85,8 +99,11 @@ def _exit_logits(args, info, config, model, logger) -> tuple[Predictions, Predic
             logger.info(f"=> cached exit logits {path}")
             return Predictions(**cached["train"]), Predictions(**cached["val"])
     layout = model.input_layout(model.cfg)
-    calib = build_dataset(args, config, "train", layout, train=True)
-    val = build_dataset(args, config, "val", layout, test_crops=args.test_crops, num_clips=args.num_clips)
+    spec = input_spec(model)
+    calib = build_dataset(args, config, "train", layout, train=True, spec=spec)
+    val = build_dataset(
+        args, config, "val", layout, test_crops=args.test_crops, num_clips=args.num_clips, spec=spec
+    )
     train_pred = predict(
         model, build_loader(calib, args, info, shuffle=False), args, info, logger, "calibrate"
     )

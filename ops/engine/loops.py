@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
+from models.base import InputSpec
 from ops.data.dataset import VideoDataset, make_loader
 from ops.data.dataset_config import DatasetConfig
 from ops.data.transforms import normalize
@@ -42,9 +43,13 @@ def build_dataset(
     train: bool | None = None,
     test_crops: int = 1,
     num_clips: int = 1,
+    spec: InputSpec | None = None,
 ) -> VideoDataset:
-    """Returns the split's VideoDataset with the model's input layout (glance frames, candidate frames)."""
+    """Returns the split's VideoDataset with the model's input layout (glance frames, candidate frames) and input
+    spec (temporal sampling, training crop unless --train_crop, evaluation scale; default: InputSpec())."""
     list_file = {"train": args.train_list, "val": args.val_list}[split]
+    spec = spec or InputSpec()
+    num, den = spec.eval_scale
     return VideoDataset(
         config,
         split,
@@ -60,6 +65,10 @@ def build_dataset(
         on_bad_video=args.on_bad_video,
         resize_backend=args.resize_backend or "pil",
         shared_crop=bool(args.shared_crop),
+        scale_size=args.input_size * num // den,
+        sampling=spec.sampling,
+        clip_stride=spec.clip_stride,
+        train_crop=getattr(args, "train_crop", None) or spec.train_crop,
     )
 
 
@@ -100,12 +109,21 @@ def seed_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None
         loader.dataset.seed(key)
 
 
-def to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, [V,] T, 3, H, W) on the host -> normalised float32 on `device` (views folded into the batch)."""
+def input_spec(model: nn.Module) -> InputSpec:
+    """Returns the input spec of a (possibly wrapped) model: how it wants its frames sampled and normalised."""
+    inner = unwrap(model)
+    return inner.input_spec(inner.cfg) if hasattr(inner, "input_spec") else InputSpec()
+
+
+def to_input(frames: torch.Tensor, device: torch.device, spec: InputSpec | None = None) -> torch.Tensor:
+    """uint8 (B, [V,] T, 3, H, W) on the host -> normalised float32 on `device` (views folded into the batch),
+    with the spec's mean, std, pixel scale and channel order (default: ImageNet RGB)."""
     x = frames.to(device, non_blocking=True)
     if x.dim() == 6:
         x = x.flatten(0, 1)
-    return normalize(x)
+    if spec is None:
+        return normalize(x)
+    return normalize(x, spec.mean, spec.std, spec.pixel_scale, spec.bgr)
 
 
 def eval_amp(args: argparse.Namespace) -> str:
@@ -128,13 +146,14 @@ def train_one_epoch(
 
     Every `args.print_freq` iterations a line with the running means goes to the log."""
     model.train()  # the model keeps its partial-BN layers frozen itself
+    spec = input_spec(model)
     sums: dict[str, float] = {}
     seen = 0
     bar = logger.progress(loader, desc=f"train {epoch}", leave=False)
     for step, (frames, target, _) in enumerate(bar):
         if args.lr_per_step:
             adjust_learning_rate(optimizer, epoch, args, step, len(loader))
-        x = to_input(frames, info.device)
+        x = to_input(frames, info.device, spec)
         target = target.to(info.device, non_blocking=True)
         own_step = getattr(unwrap(model), "training_step", None)  # a VideoModel's own step (e.g. PPO)
         own = own_step(x, target, optimizer) if own_step is not None else None  # None: the plain step
@@ -193,12 +212,13 @@ def predict(
 ) -> Predictions:
     """Runs the model in eval mode over a loader; views of a video are averaged (raw logits, as the originals)."""
     model.eval()
+    spec = input_spec(model)
     parts: dict[str, list[torch.Tensor]] = {"logits": [], "exit_logits": [], "target": [], "index": []}
     start = time.perf_counter()
     for frames, target, index in logger.progress(loader, desc=desc, leave=False):
         views = frames.shape[1] if frames.dim() == 6 else 1
         with autocast_context(info.device, eval_amp(args)):
-            out = model(to_input(frames, info.device))
+            out = model(to_input(frames, info.device, spec))
         b = frames.shape[0]
         parts["logits"].append(out["logits"].float().view(b, views, -1).mean(1))
         exits = out["exit_logits"].float()

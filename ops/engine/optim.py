@@ -1,6 +1,7 @@
 """Optimiser, learning-rate schedule, gradient clipping and mixed-precision helpers.
 
-As the originals: SGD with momentum over the model's param groups, each group's lr = lr_e * lr_mult and
+As the originals: SGD with momentum (dampening and Nesterov where a method's original used them) over the model's
+param groups, each group's lr = lr_e * lr_mult and
 weight_decay = wd * decay_mult (decay_mult = 1 everywhere, so BN and biases are decayed too); lr_e follows a
 cosine per epoch `0.5 * lr * (1 + cos(pi * epoch / epochs))` (no warm-up) or a step schedule `lr * 0.1 ** k`,
 k = number of `--lr_steps` milestones with epoch >= milestone.
@@ -18,7 +19,8 @@ from torch import nn
 
 
 def build_optimizer(param_groups: Iterable[dict], args: argparse.Namespace) -> torch.optim.SGD:
-    """Returns SGD(momentum=args.momentum, wd=args.weight_decay) over `param_groups` (dicts: params, lr_mult, name).
+    """Returns SGD(momentum=args.momentum, wd=args.weight_decay, dampening=args.dampening (0),
+    nesterov=args.nesterov (False)) over `param_groups` (dicts: params, lr_mult, name).
 
     Groups without trainable parameters are kept (empty) so the layout, and thus resumed state, stays stable."""
     groups = []
@@ -37,7 +39,14 @@ def build_optimizer(param_groups: Iterable[dict], args: argparse.Namespace) -> t
         )
     if not any(g["params"] for g in groups):
         raise ValueError("build_optimizer: no trainable parameters in the param groups")
-    return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return torch.optim.SGD(
+        groups,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        dampening=getattr(args, "dampening", None) or 0.0,
+        nesterov=bool(getattr(args, "nesterov", False)),
+    )
 
 
 def lr_at(

@@ -13,6 +13,7 @@ from ops.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint
 from ops.engine.loops import (
     build_dataset,
     build_loader,
+    input_spec,
     predict,
     save_scores,
     seed_epoch,
@@ -69,7 +70,8 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         logger.info(f"=> loaded {args.resume} (epoch {start_epoch}, best {best})")
     if args.start_epoch is not None:
         start_epoch = args.start_epoch
-    val_set = build_dataset(args, config, "val", layout)
+    spec = input_spec(model)
+    val_set = build_dataset(args, config, "val", layout, num_clips=args.num_clips, spec=spec)
     val_loader = build_loader(val_set, args, info, shuffle=False)
     name = metric_name(config)
     if args.evaluate:
@@ -81,7 +83,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
             save_scores(args.save_scores, pred, [val_set.records[i].path for i in pred.index.tolist()])
         return metrics if info.is_main else None
 
-    train_set = build_dataset(args, config, "train", layout)
+    train_set = build_dataset(args, config, "train", layout, spec=spec)
     train_loader = build_loader(train_set, args, info, shuffle=True, drop_last=True)
     if len(train_loader) == 0:
         raise ValueError(

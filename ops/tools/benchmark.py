@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from archs import create_backbone
-from models import ModelConfig, build_model
+from models import ModelConfig, build_model, config_from_dict
 from models.base import VideoModel
 from models.flops import clip_breakdown, frame_macs
 from ops.data.transforms import normalize
@@ -79,8 +79,9 @@ class Pair:
 
 
 def default_pairs() -> dict[str, Pair]:
-    """Returns the three pairs of the README tables: TSM 8+12@96 vs TSM-R50 8f@224, X3D 16+32@128 vs X3D-L
-    16x312^2, AN 16+16@128 vs MobileNetV2 + ResNet-50 on 16 full frames."""
+    """Returns the pairs of the README tables: TSM 8+12@96 vs TSM-R50 8f@224, X3D 16+32@128 vs X3D-L
+    16x312^2, AN 16+16@128 vs MobileNetV2 + ResNet-50 on 16 full frames, and the Efficient-3DCNNs glance +
+    TAda2D focus 16+12@128 vs TAda2D-R50 8f@224."""
     tsm = ModelConfig(
         preset="tsm",
         num_classes=174,
@@ -91,7 +92,37 @@ def default_pairs() -> dict[str, Pair]:
     )
     x3d = ModelConfig(preset="x3d", num_classes=400, pretrain="none")
     an = ModelConfig(preset="an", num_classes=200, pretrain="none")
+    # Efficient-3DCNNs glance + TAda2D focus (README: "Uni-AdaFocus with clip networks") against the dense
+    # TAda2D-R50 of TAdaConv's K400 8x8 model (8 frames at 224^2).
+    e3d_tada = ModelConfig(
+        preset="x3d",
+        num_classes=400,
+        glance_arch="mobilenetv2_3d",
+        glance_size=112,
+        focus_arch="tada2d_r50",
+        num_focus_segments=12,
+        pretrain="none",
+    )
+    tada = config_from_dict(
+        dict(
+            preset="x3d",
+            model="tada",
+            focus_arch="tada2d_r50",
+            num_classes=400,
+            num_segments=8,
+            input_size=224,
+            pretrain="none",
+        )
+    )
     return {
+        "e3d-tada": Pair(
+            "e3d-tada",
+            "UA-E3D-TAda 16+12 @128 vs TAda2D-R50 8f @224",
+            e3d_tada,
+            tada,
+            16 + 96,
+            8,
+        ),
         "tsm": Pair(
             "tsm",
             "UA-TSM 8+12 @96 vs TSM-R50 8f @224",

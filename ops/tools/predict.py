@@ -26,8 +26,8 @@ from ops.data.video_io import FrameReadError, stream_index
 from ops.engine.checkpoint import CheckpointError, read_checkpoint, strip_module_prefix
 from ops.engine.distributed import resolve_device
 from ops.engine.flops import exit_gflops
-from ops.engine.loops import to_input
-from ops.tools.inference import choose_exits, normalize_frames, predict_with_exit
+from ops.engine.loops import input_spec, to_input
+from ops.tools.inference import choose_exits, predict_with_exit
 
 
 @dataclass
@@ -141,6 +141,8 @@ def video_dataset(predictor: Predictor, paths: list[str]) -> tuple[VideoDataset 
         flip=False,
     )
     glance, candidates = predictor.model.input_layout(cfg)
+    spec = input_spec(predictor.model)
+    num, den = spec.eval_scale
     dataset = VideoDataset(
         config,
         "val",
@@ -150,6 +152,9 @@ def video_dataset(predictor: Predictor, paths: list[str]) -> tuple[VideoDataset 
         video_root=root,
         resize_backend=predictor.resize_backend,
         records=records,
+        scale_size=cfg.input_size * num // den,
+        sampling=spec.sampling,
+        clip_stride=spec.clip_stride,
     )
     return dataset, errors
 
@@ -164,18 +169,21 @@ def run_batch(
     rest; any other model picks its exit from a full forward. `outputs=True` returns a full forward's
     outputs (for pictures), computed once more after an early-exit pass."""
     model, device = predictor.model, predictor.device
+    spec = input_spec(model)
     out = None
     if thresholds is None:
-        out = model(to_input(frames, device))
+        out = model(to_input(frames, device, spec))
         logits, exits = out["logits"], None
     elif callable(getattr(model, "glance_stage", None)) and callable(getattr(model, "focus_stage", None)):
         x = frames.to(device)
-        logits, exits = predict_with_exit(model, x, thresholds, criterion, prepare=normalize_frames)
+        logits, exits = predict_with_exit(
+            model, x, thresholds, criterion, prepare=lambda v: to_input(v, device, spec)
+        )
     else:
-        out = model(to_input(frames, device))
+        out = model(to_input(frames, device, spec))
         logits, exits = choose_exits(out["exit_logits"], thresholds, criterion)
     if outputs and out is None:
-        out = model(to_input(frames, device))
+        out = model(to_input(frames, device, spec))
     return logits.float().cpu(), None if exits is None else exits.cpu(), out
 
 
