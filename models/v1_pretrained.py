@@ -9,7 +9,7 @@ import numpy as np
 from torch import nn
 
 from models.pretrained import HEAD_PREFIXES, load_backbone_weights
-from models.v1_checkpoint import torchvision_mbv2_key
+from models.v1_checkpoint import glancer_state, is_v1_checkpoint, torchvision_mbv2_key
 
 
 def _numpy_scalars() -> list:
@@ -57,15 +57,19 @@ def load_stage_file(model: nn.Module, part: str, path: str) -> None:
     if not isinstance(raw, Mapping):
         raise WeightsError(f"--pretrained_{part} {path}: not a checkpoint dict")
     try:
-        ckpt = model.convert_checkpoint(dict(raw))
+        if isinstance(raw.get(part), Mapping) and not is_v1_checkpoint(raw):
+            # only this network's entry (all the original's stage 1 reads): e.g. {'glancer': {...}}
+            sub, state = glancer_state(raw[part]) if part == "glancer" else dict(raw[part]), None
+        else:
+            sub, state = None, model.convert_checkpoint(dict(raw)).get("state_dict")
     except ValueError as exc:
         raise WeightsError(f"--pretrained_{part} {path}: {exc}") from exc
-    state = ckpt.get("state_dict")
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"--pretrained_{part} {path}: no state_dict, glancer or focuser entry")
-    prefix = part + "."
-    state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-    sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if sub is None:
+        if not isinstance(state, Mapping):
+            raise WeightsError(f"--pretrained_{part} {path}: no state_dict, glancer or focuser entry")
+        prefix = part + "."
+        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = getattr(model, part).state_dict()
     missing = [k for k in own if k.startswith("net.") and k not in sub]
     wrong = [k for k, v in sub.items() if k in own and v.shape != own[k].shape]

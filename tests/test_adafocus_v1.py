@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -171,9 +170,7 @@ def test_eval_path_matches_official(name):
     assert loss.item() == pytest.approx(ref["loss_stage3_ce"], abs=1e-5)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("ADAFOCUS_SLOW_TESTS"), reason="full-size PPO step, minutes on 2 CPU cores"
-)
+@pytest.mark.slow  # full-size PPO step: run with --runslow
 def test_stage2_iteration_matches_official():
     """One official stage-2 iteration (np.random.seed(7) for the random patches, torch.manual_seed(1234) for the
     actions): actions, rewards, returns, loss and the policy's gradients."""

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from models import build_model, config_from_args
 from models.v1_cli import translate_argv
 from ops.engine.checkpoint import read_checkpoint
 from ops.engine.evaluate import run_early_exit, run_nview
@@ -216,20 +217,42 @@ def test_readme_training_lines_run_stage_after_stage(chain):
     assert chain["args"]["stage2"].tune_from == chain["stage1"]
 
 
+def our_readme_commands() -> list[list[str]]:
+    """The commands of the `bash` block of this project's README section "AdaFocus V1", one argv each."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## AdaFocus V1\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [argv for argv in (shlex.split(line, comments=True) for line in block.splitlines()) if argv]
+
+
+def test_our_readme_shows_the_lines_run_here():
+    commands = our_readme_commands()
+    expected = []  # the V1 README's lines, `python main.py` in place of `python main_dist.py`
+    for line in README.values():
+        tokens = shlex.split(line)
+        expected.append(["python", "main.py"] + tokens[tokens.index("main_dist.py") + 1 :])
+    assert commands[: len(expected)] == expected
+    evaluation = [argv[:2] for argv in commands[len(expected) :]]
+    assert evaluation == [["python", "main_nViewEval.py"], ["python", "test_early_exit.py"]]
+
+
 def test_readme_evaluation_line_and_the_evaluation_scripts(chain, an_data, tmp_path):
     metrics = run(parse_args(readme_argv("evaluate", an_data, chain["stage3"]) + chain["extra"]))
-    # the issue's evaluation form, with the tiny model's sizes
-    flags = f"--method adafocus_v1 --dataset actnet --data_dir {an_data} --patch_size 32 --resume {chain['stage3']}"
-    flags += " --num_segments 3 --input_size 64 --glance_size 64 --gru_hidden_dim 16 --policy_hidden_dim 16"
-    common = flags.split() + TINY_FLAGS + ["--root_log", str(tmp_path), "-j", "0"]
+    # the evaluation lines of our README (the issue's form), with the tiny model's sizes appended
     scores = str(tmp_path / "scores.npz")
-    result = run_nview(parse_args(common + ["--evaluate", "--save_scores", scores], script="nview"))
+    fills = {"DIR": an_data, "CKPT": chain["stage3"], "FILE": scores}
+    nview, early_exit = ([fills.get(t, t) for t in argv[2:]] for argv in our_readme_commands()[-2:])
+    tiny = "--patch_size 32 --num_segments 3 --input_size 64 --glance_size 64 --gru_hidden_dim 16"
+    tiny += " --policy_hidden_dim 16"
+    tail = tiny.split() + TINY_FLAGS + ["--root_log", str(tmp_path), "-j", "0"]
+    result = run_nview(parse_args(nview + tail, script="nview"))
     assert result["mAP"] == pytest.approx(metrics["mAP"]) and result["views"] == 1
     saved = np.load(scores)
     assert saved["logits"].shape == (2, 3) and saved["exit_logits"].shape == (2, 3, 3)
     np.testing.assert_array_equal(saved["logits"], saved["exit_logits"][:, -1])
     assert list(saved["ids"]) == ["val2", "val3"]
-    early = parse_args(common, script="early_exit")
+    early = parse_args(early_exit + tail, script="early_exit")
     curves = run_early_exit(early)
     assert set(curves) == {"confidence", "entropy"} and len(curves["confidence"]) == 35  # q = 0.5 .. 3.9
     assert os.path.isfile(os.path.join(early.log_dir, "log_early_exit_1views_confidence.csv"))
@@ -279,3 +302,23 @@ def test_an_original_layout_checkpoint_evaluates_like_ours(chain, an_data, tmp_p
         )
     ours, theirs = np.load(scores["ours"]), np.load(scores["original"])
     np.testing.assert_array_equal(ours["exit_logits"], theirs["exit_logits"])
+
+
+@pytest.mark.parametrize("entries", ["whole", "own entry only"])
+def test_original_stage0_files_start_stage1(chain, an_data, tmp_path, entries):
+    """Stage-0 files in the original's layout (globalcnn.pth.tar / localcnn.pth.tar: no policy yet; the whole
+    checkpoint or only the entry its stage 1 reads) initialise the stage-1 model as our own stage-0 files do."""
+    files = {}
+    for part in ("glancer", "focuser"):
+        layout = _official_layout(_state(chain[f"stage0_{part}"]))
+        layout["policy"] = None
+        layout["focuser"] = {k: v for k, v in layout["focuser"].items() if k.startswith("net.")}
+        if entries != "whole":
+            layout = {part: layout[part]}
+        files[part] = str(tmp_path / f"{part}.pth.tar")
+        torch.save(layout, files[part])
+    args = parse_args(readme_argv("stage1", an_data, files["glancer"], files["focuser"]) + chain["extra"])
+    state = build_model(config_from_args(args, num_classes=3)).load_pretrained().state_dict()
+    assert _same(state, _state(chain["stage0_glancer"]), "glancer.")
+    assert _same(state, _state(chain["stage0_focuser"]), "focuser.net.")
+    assert not _same(state, _state(chain["stage0_glancer"]), "focuser.net.layer1.")  # each part from its file
