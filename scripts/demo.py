@@ -8,7 +8,8 @@ network alone. The last line printed is one JSON object with the figures.
 Any other flag is passed on to the parser of every run (training, evaluation, early exit), e.g. --shared_crop or
 --resize_backend cv2. `--method adafocus_v1` runs that method instead, through its training schedule (stages 0-3,
 each from the previous stage's checkpoint, every stage `--epochs` epochs; its stage 0 trains the backbones, so there
-is no separate backbone pretraining); (c) is then its first exit (one frame).
+is no separate backbone pretraining); (c) is then its first exit (one frame). A method without learned policies that
+--policy random can replace (e.g. adafocus_v2) is refused before anything runs, since (b) needs that control.
 
 The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from models import build_model, config_from_args, get_method  # noqa: E402
+from models import build_model, config_from_args, get_method, method_names  # noqa: E402
 from models.registry import DEFAULT_METHOD  # noqa: E402
 from ops.engine.checkpoint import save_checkpoint  # noqa: E402
 from ops.engine.evaluate import run_early_exit, run_nview  # noqa: E402
@@ -91,6 +92,12 @@ def main() -> dict:
     )
     p.add_argument("--method", "--model", dest="method", default=DEFAULT_METHOD, help="the method to train")
     opts, run_flags = p.parse_known_args()
+    if opts.method not in method_names() or not get_method(opts.method).has_policy:
+        learned = ", ".join(n for n in method_names() if get_method(n).has_policy)
+        p.error(
+            f"--method {opts.method}: the demo compares learned policies with random ones (--policy random), "
+            f"which needs a method with learned policies: {learned}"
+        )
     start = time.perf_counter()
     common = [
         "synthetic",

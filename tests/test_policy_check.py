@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -105,3 +107,15 @@ def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
             ),
             folder,
         )
+
+
+def test_demo_refuses_a_method_without_learned_policies(tmp_path):
+    """(b) evaluates the model with --policy random: a method without that control stops before any work."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [sys.executable, "scripts/demo.py", "--method", "adafocus_v2"]
+    argv += ["--root_dataset", str(tmp_path / "data"), "--root_log", str(tmp_path / "runs")]
+    result = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--method adafocus_v2: the demo compares learned policies with random ones" in result.stderr
+    assert "learned policies: uniadafocus, adafocus_v1" in result.stderr
+    assert not os.listdir(tmp_path)
