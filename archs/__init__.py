@@ -1,4 +1,4 @@
-"""Backbones: MobileNetV2, ResNet-18/34/50 (+ TSM shift), X3D-S/M/L; a name table and weight loading."""
+"""Backbones: MobileNetV2, ResNet-18/34/50/101/152 (+ TSM shift), X3D-S/M/L; a name table and weight loading."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from torch import nn
 
 from .mobilenet_v2 import MobileNetV2, mobilenet_v2
-from .resnet import ResNet, resnet18, resnet34, resnet50
+from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .temporal_shift import TemporalShift, make_temporal_shift, temporal_shift
 from .weights import (
     LoadResult,
@@ -25,6 +25,8 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "resnet101": resnet101,
+    "resnet152": resnet152,
     "x3d_s": x3d_s,
     "x3d_m": x3d_m,
     "x3d_l": x3d_l,
@@ -73,6 +75,8 @@ __all__ = [
     "mobilenet_v2",
     "pretrained_path",
     "read_state_dict",
+    "resnet101",
+    "resnet152",
     "resnet18",
     "resnet34",
     "resnet50",
