@@ -62,6 +62,34 @@ _V2 = [
     ("v2_ss:8+12@160", dict(preset="tsm", model="adafocus_v2", patch_size=160), 27.5),
     ("v2_ss:8+12@176", dict(preset="tsm", model="adafocus_v2", patch_size=176), 33.7),
 ]
+# ResKD students (TSN-R50, mmaction head: one classifier call per video) at 112 px, resized in the model from the
+# 224 crop; reference = fvcore count of the official student network (the paper's tables could not be read).
+_RESKD = [
+    (
+        "reskd_r50:16@112",
+        dict(
+            preset="an",
+            model="tsn",
+            focus_arch="resnet50",
+            num_segments=16,
+            student_size=112,
+            consensus_first=True,
+        ),
+        17.21,
+    ),
+    (
+        "reskd_r50:8@112",
+        dict(
+            preset="an",
+            model="tsn",
+            focus_arch="resnet50",
+            num_segments=8,
+            student_size=112,
+            consensus_first=True,
+        ),
+        8.61,
+    ),
+]
 _CLASSES = {"an": 200, "tsm": 174, "x3d": 400}
 
 
@@ -76,14 +104,14 @@ def _configs():
 
     for key, preset, over, paper in _UA:
         yield key, ModelConfig(preset=preset, num_classes=_CLASSES[preset], **over), paper
-    for key, over, paper in _BASELINES + _V2:
+    for key, over, paper in _BASELINES + _V2 + _RESKD:
         config_cls = get_method(over.get("model", "uniadafocus")).config_cls
         yield key, config_cls(num_classes=_CLASSES[over["preset"]], **over), paper
 
 
 def known_keys() -> set[str]:
     """Returns every row key (including the glance-only exits)."""
-    return {row[0] for row in _UA + _BASELINES + _V2} | {v[0] for v in _GLANCE_ONLY.values()}
+    return {row[0] for row in _UA + _BASELINES + _V2 + _RESKD} | {v[0] for v in _GLANCE_ONLY.values()}
 
 
 def collect(keys: set[str] | None = None) -> dict[str, dict]:

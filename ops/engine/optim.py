@@ -65,10 +65,16 @@ def rkd_param_groups(model: nn.Module, groups: Iterable[dict]) -> list[dict]:
         for p in g["params"]:
             k = kind.get(id(p), "a parameter outside the model's modules")
             if k not in split:
-                raise ValueError(f"--paramwise rkd: {k} is neither a conv/linear layer nor a BatchNorm/GroupNorm")
+                raise ValueError(
+                    f"--paramwise rkd: {k} is neither a conv/linear layer nor a BatchNorm/GroupNorm"
+                )
             split[k].append(p)
-        out.append({"params": split["weight"], "lr_mult": lr_mult, "decay_mult": 1.0, "name": f"{name}.weight"})
-        out.append({"params": split["bias"], "lr_mult": 2 * lr_mult, "decay_mult": 0.0, "name": f"{name}.bias"})
+        out.append(
+            {"params": split["weight"], "lr_mult": lr_mult, "decay_mult": 1.0, "name": f"{name}.weight"}
+        )
+        out.append(
+            {"params": split["bias"], "lr_mult": 2 * lr_mult, "decay_mult": 0.0, "name": f"{name}.bias"}
+        )
         out.append({"params": split["norm"], "lr_mult": lr_mult, "decay_mult": 0.0, "name": f"{name}.norm"})
     return out
 

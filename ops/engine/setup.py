@@ -38,7 +38,9 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
     return model.to(info.device), cfg
 
 
-def attach_distill_teacher(args: argparse.Namespace, model: nn.Module, cfg: ModelConfig, verbose: bool) -> nn.Module:
+def attach_distill_teacher(
+    args: argparse.Namespace, model: nn.Module, cfg: ModelConfig, verbose: bool
+) -> nn.Module:
     """Returns `model` as the student of the frozen teacher of `--distill` (models/distill.py): the teacher's network
     is read from its checkpoint (opened with weights_only unless --trust_checkpoint)."""
     from models.distill import DistillConfig, attach_teacher
