@@ -38,13 +38,14 @@ _MM_DOWN = re.compile(r"^(?P<block>layer\d+\.\d+\.)downsample\.(?P<kind>conv|bn)
 def mmaction_resnet_key(key: str) -> str:
     """Returns the torchvision name of an mmaction ResNet key: `conv1.conv.weight` -> `conv1.weight`,
     `conv1.bn.bias` -> `bn1.bias`, `layer1.0.conv2.bn.running_mean` -> `layer1.0.bn2.running_mean`,
-    `layer1.0.downsample.conv.weight` -> `layer1.0.downsample.0.weight` (`.bn.` -> `.1.`); ResNetTSM's
-    `conv1.conv.net.weight` -> `conv1.weight` (the shift wrapper is put back when loading into a TSM model)."""
+    `layer1.0.downsample.conv.weight` -> `layer1.0.downsample.0.weight` (`.bn.` -> `.1.`); ResNetTSM's shifted
+    `layer1.0.conv1.conv.net.weight` -> `layer1.0.conv1.net.weight` (our temporal-shift wrapper's name)."""
+    shifted = ".conv.net." in key
     key = key.replace(".conv.net.", ".conv.")
     m = _MM_CONV.match(key)
     if m:
         block, k, kind, rest = m.group("block") or "", m.group("k"), m.group("kind"), m.group("rest")
-        return f"{block}{'conv' if kind == 'conv' else 'bn'}{k}.{rest}"
+        return f"{block}{'conv' if kind == 'conv' else 'bn'}{k}.{'net.' if shifted else ''}{rest}"
     m = _MM_DOWN.match(key)
     if m:
         return f"{m.group('block')}downsample.{'0' if m.group('kind') == 'conv' else '1'}.{m.group('rest')}"

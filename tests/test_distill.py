@@ -60,7 +60,7 @@ def test_a1_multi_hot_ce_and_feature_mse_equal_the_official_head():
     # the head receives the up-sampled student map ("rebuild", an input of its own in the fixture) and the teacher's
     rebuild = _randn("A1", "rebuild", (n, t, c, 7, 7)).requires_grad_(True)
     loss_kd = feature_mse(rebuild, ori.view(n, t, c, 7, 7), 100.0)
-    assert float(loss_kd) == pytest.approx(case["losses"]["loss_kd"], rel=RTOL)
+    assert loss_kd.item() == pytest.approx(case["losses"]["loss_kd"], rel=RTOL)
     loss_kd.backward()
     # d/d(rebuild) of w * mean((rebuild - ori)^2) = 2 w (rebuild - ori) / numel
     expected = 200.0 * (rebuild.detach() - ori.view(n, t, c, 7, 7)) / ori.numel()
@@ -113,7 +113,7 @@ def test_c_position_kl_equals_the_official_swin_head_and_its_gradient():
         z_t = position_logits(ori.transpose(1, 2), fc_t)
     assert z_s.shape == (case["derived_not_official"]["positions"], 400)
     loss = position_kl(z_s, z_t, 200.0, 2.0)
-    assert float(loss) == pytest.approx(case["losses"]["loss_kd"], rel=RTOL)
+    assert loss.item() == pytest.approx(case["losses"]["loss_kd"], rel=RTOL)
     loss.backward()
     # d/dz_s of w T^2 sum KL / (P K) = w T (softmax(z_s/T) - softmax(z_t/T)) / (P K)
     expected = 200.0 * 2.0 * (F.softmax(z_s.detach() / 2, -1) - F.softmax(z_t / 2, -1)) / z_t.numel()
