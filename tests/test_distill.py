@@ -168,3 +168,20 @@ def test_rkd_param_groups_match_the_official_constructor():
     m.gru = nn.GRU(4, 4)
     with pytest.raises(ValueError, match=r"--paramwise rkd: GRU \(gru.weight_ih_l0\)"):
         rkd_param_groups(m, [{"params": list(m.parameters())}])
+
+
+def test_the_student_is_counted_at_its_own_resolution():
+    """scripts/flops.py reskd_r50:8@112: TSN-R50 on 8 frames of 224 resized to 112 in the model, one classifier call
+    (mmaction head) = the fvcore count of the official student network (8.607 GFLOPs, 1.0759 per frame)."""
+    from scripts.flops import collect
+
+    ref = json.loads((Path(__file__).parent / "fixtures" / "reskd" / "gflops_v1_reskd.json").read_text())
+    row = collect({"reskd_r50:8@112"})["reskd_r50:8@112"]
+    frame = ref["reskd_per_frame_macs"]["resnet50@112"] / 1e9
+    assert row["backbone"] == pytest.approx(8 * frame, rel=1e-9)
+    assert row["heads"] == pytest.approx(2048 * 200 / 1e9, rel=1e-9)
+    assert (
+        round(row["total"], 2)
+        == 8.61
+        == round(ref["reskd_gflops_per_video"]["TSN-R50@112 x8 (Mini-K student)"], 2)
+    )
