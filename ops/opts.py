@@ -435,6 +435,8 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
     for key in ("kd_loss", "kd_weight", "kd_T", "teacher_bn"):
         if key in explicit and not args.distill:
             err(f"--{key} only applies with --distill TEACHER_CKPT")
+    if "kd_T" in explicit and args.kd_loss != "kl":
+        err("--kd_T only applies to --kd_loss kl (the temperature of the logit KL)")
     training = not (args.evaluate or args.script != "main")
     if args.distill and not training:
         err(

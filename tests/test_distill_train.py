@@ -123,6 +123,7 @@ def test_distillation_flags_are_refused_where_they_cannot_apply(capsys):
     for argv, msg in [
         (["--kd_loss", "kl"], "--kd_loss only applies with --distill TEACHER_CKPT"),
         (["--distill", "t.pth", "--evaluate"], "--distill only applies to training"),
+        (["--distill", "t.pth", "--kd_T", "4"], "--kd_T only applies to --kd_loss kl"),
     ]:
         with pytest.raises(SystemExit):
             parse_args(["synthetic", "RGB", *argv])
