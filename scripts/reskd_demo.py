@@ -33,11 +33,13 @@ DATA = dict(
     max_frames=8,
     height=64,
     width=80,
-    num_clutter=6,
+    num_clutter=2,
     num_distractors=0,
     window=(1.0, 1.0),
 )
-NET = "--model tsn --focus_arch resnet18 --focus_base_width 8 --pretrain none --num_segments 2 -j 0 -b 16".split()
+NET = (
+    "--model tsn --focus_arch resnet18 --focus_base_width 8 --pretrain none --num_segments 2 --dropout 0.2 -j 0 -b 16"
+).split()
 
 
 def train(
@@ -57,17 +59,23 @@ def main() -> None:
     p.add_argument("--root_log", default="log_reskd_demo", help="where the runs are written")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=6, help="epochs of every student")
-    p.add_argument("--teacher_epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--teacher_epochs", type=int, default=12)
+    p.add_argument(
+        "--teacher", help="a teacher checkpoint of an earlier run of this script (skips its training)"
+    )
+    p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--size", type=int, default=64, help="the teacher's frame side (the loader's crop)")
     p.add_argument("--student_size", type=int, default=32)
     a = p.parse_args()
     ensure_synthetic(a.root_dataset, progress=True, **DATA)
     sizes = ["--input_size", str(a.size)]
-    teacher, t_sec, teacher_ckpt = train(
-        a.root_dataset, os.path.join(a.root_log, "teacher"), 0, a.teacher_epochs, a.lr, sizes
-    )
-    result: dict = {"teacher_top1": teacher["top1"], "teacher_s": round(t_sec)}
+    if a.teacher:
+        teacher_ckpt, result = a.teacher, {"teacher": a.teacher}
+    else:
+        teacher, t_sec, teacher_ckpt = train(
+            a.root_dataset, os.path.join(a.root_log, "teacher"), 0, a.teacher_epochs, a.lr, sizes
+        )
+        result = {"teacher_top1": teacher["top1"], "teacher_s": round(t_sec)}
     student = [*sizes, "--student_size", str(a.student_size)]
     arms = {"alone": student, "distilled": [*student, "--distill", teacher_ckpt]}
     for name, extra in arms.items():
