@@ -1,4 +1,4 @@
-"""Backbones: MobileNetV2, ResNet-18/34/50 (+ TSM shift), X3D-S/M/L, the Efficient-3DCNNs 3-D networks, TAda2D and
+"""Backbones: MobileNetV2, ResNet-18/34/50/101/152 (+ TSM shift), X3D-S/M/L, the Efficient-3DCNNs 3-D networks, TAda2D and
 TAdaConvNeXtV2; a name table and weight loading."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from .e3d_mobile import mobilenet_3d, mobilenetv2_3d, squeezenet_3d
 from .e3d_resnet import resnet18_3d, resnet50_3d, resnet101_3d, resnext101_3d
 from .e3d_shufflenet import shufflenet_3d, shufflenetv2_3d
 from .mobilenet_v2 import MobileNetV2, mobilenet_v2
-from .resnet import ResNet, resnet18, resnet34, resnet50
+from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .tada import factorize_resnet_weights, tada2d_r50
 from .tadaconv import RouteFuncMLP, TAdaConv2d
 from .tadaconvnext import tadaconvnextv2_b, tadaconvnextv2_s, tadaconvnextv2_t
@@ -32,6 +32,8 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "resnet101": resnet101,
+    "resnet152": resnet152,
     "x3d_s": x3d_s,
     "x3d_m": x3d_m,
     "x3d_l": x3d_l,
@@ -100,6 +102,8 @@ __all__ = [
     "mobilenetv2_3d",
     "pretrained_path",
     "read_state_dict",
+    "resnet101",
+    "resnet152",
     "resnet18",
     "resnet18_3d",
     "resnet34",

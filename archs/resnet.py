@@ -1,4 +1,5 @@
-"""ResNet-18/34/50 with torchvision's module names (the focus CNN of UA-AN and UA-TSM).
+"""ResNet-18/34/50/101/152 with torchvision's module names (the focus CNN of UA-AN and UA-TSM; ResNet-101/152
+are ResKD teachers).
 
 Keys: `conv1, bn1, layer{1..4}.{i}.{conv1,bn1,conv2,bn2[,conv3,bn3][,downsample.{0,1}]}, fc`, so torchvision ImageNet
 files (e.g. `resnet50-0676ba61.pth`) load unchanged. Stride sits on the 3x3 conv (torchvision "V1.5").
@@ -160,3 +161,13 @@ def resnet34(num_classes: int = 1000, base_width: int = 64, output_stride: int =
 def resnet50(num_classes: int = 1000, base_width: int = 64, output_stride: int = 32) -> ResNet:
     """Returns a randomly initialised ResNet-50 (torchvision keys)."""
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, base_width, output_stride)
+
+
+def resnet101(num_classes: int = 1000, base_width: int = 64, output_stride: int = 32) -> ResNet:
+    """Returns a randomly initialised ResNet-101 (torchvision keys; Bottleneck blocks 3/4/23/3)."""
+    return ResNet(Bottleneck, (3, 4, 23, 3), num_classes, base_width, output_stride)
+
+
+def resnet152(num_classes: int = 1000, base_width: int = 64, output_stride: int = 32) -> ResNet:
+    """Returns a randomly initialised ResNet-152 (torchvision keys; Bottleneck blocks 3/8/36/3)."""
+    return ResNet(Bottleneck, (3, 8, 36, 3), num_classes, base_width, output_stride)

@@ -32,6 +32,14 @@ PRETRAINED: dict[str, tuple[str, str]] = {
         "ckpt/resnet50-0676ba61.pth",
         "https://download.pytorch.org/models/resnet50-0676ba61.pth (torchvision ResNet50_Weights.IMAGENET1K_V1)",
     ),
+    "resnet101": (
+        "ckpt/resnet101-63fe2227.pth",
+        "https://download.pytorch.org/models/resnet101-63fe2227.pth (torchvision ResNet101_Weights.IMAGENET1K_V1)",
+    ),
+    "resnet152": (
+        "ckpt/resnet152-394f9c45.pth",
+        "https://download.pytorch.org/models/resnet152-394f9c45.pth (torchvision ResNet152_Weights.IMAGENET1K_V1)",
+    ),
     "x3d_s": (
         "archs/X3D_ckpt/x3d_s.pyth",
         "the PySlowFast model zoo, https://dl.fbaipublicfiles.com/pyslowfast/x3d_models/x3d_s.pyth (also in the "

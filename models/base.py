@@ -22,6 +22,10 @@ Optional, for methods that train in their own way (defaults keep the plain path)
   layout's checkpoint -> ours;
 - `original_prefix`: the prefix the model's state_dict keys carry that the original implementation's files lack
   (e.g. 'net.'), so `--resume` / `--tune_from` accept those files.
+For distillation (models/distill.py; defaults fit a model whose forward returns a per-frame `featmap`):
+- `kd_featmap(outputs)` -> the feature map a teacher's is compared with, (B, T', C, h, w);
+- `kd_frames(outputs)` -> which input frames that map comes from, (B, T') indices or None (all, in order);
+- `kd_frame_count(cfg)` -> T'; `kd_classifier()` -> the Linear layer applied at every position (`--kd_loss kl`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.losses import Criterion, plain_loss
+from models.losses import Criterion, multi_hot_loss, plain_loss
 
 
 def freeze_partial_bn(backbone: nn.Module, keep_first: int = 1) -> list[str]:
@@ -118,8 +122,9 @@ class VideoModel(nn.Module):
         return self
 
     def criterion(self) -> Criterion:
-        """Returns the training criterion: cross-entropy on `logits` (column 0 of multi-label targets)."""
-        return plain_loss
+        """Returns the training criterion: cross-entropy on `logits` (column 0 of multi-label targets; with
+        `cfg.multilabel_ce == 'sum'` the sum of every label's CE)."""
+        return multi_hot_loss if getattr(self.cfg, "multilabel_ce", "first") == "sum" else plain_loss
 
     def param_groups(self) -> list[dict]:
         """Returns optimizer groups [{params, lr_mult, decay_mult, name}]: one per top-level child."""
@@ -129,6 +134,28 @@ class VideoModel(nn.Module):
             if params:
                 groups.append({"params": params, "lr_mult": 1.0, "decay_mult": 1.0, "name": name})
         return groups
+
+    def kd_featmap(self, outputs: dict) -> torch.Tensor:
+        """Returns the feature map distillation compares, (B, T', C, h, w), from `forward`'s outputs: by default
+        `outputs['featmap']` (B*T, C, h, w) of a per-frame network, viewed per video."""
+        if "featmap" not in outputs:
+            raise ValueError(f"{type(self).__name__} returns no feature map to distil (--distill)")
+        fm = outputs["featmap"]
+        return fm.view(outputs["logits"].shape[0], -1, *fm.shape[1:])
+
+    def kd_frames(self, outputs: dict) -> torch.Tensor | None:
+        """Returns the indices (B, T') of the input frames `kd_featmap` comes from; None: all of them, in order."""
+        return None
+
+    def kd_frame_count(self, cfg) -> int:
+        """Returns T', the number of frames of `kd_featmap` (a temporal-shift teacher is built for it)."""
+        return sum(self.input_layout(cfg))
+
+    def kd_classifier(self) -> nn.Linear:
+        """Returns the classifier that `--kd_loss kl` applies at every position of `kd_featmap`."""
+        raise ValueError(
+            f"--kd_loss kl: {type(self).__name__} has no linear classifier to apply per position"
+        )
 
     def load_pretrained(self) -> VideoModel:
         """Loads the backbones' published weights in place (none by default); returns self."""

@@ -19,7 +19,8 @@ from models.pretrained import load_backbone_weights
 class TSNBaseline(VideoModel, TSN):
     """TSN (model 'tsn') or TSM (model 'tsm', temporal shift) on T full frames; backbone `cfg.focus_arch`.
 
-    Keys `base_model.*`, `new_fc.*` as in TSM checkpoints; `new_fc` is an ordinary (attached) head.
+    Keys `base_model.*`, `new_fc.*` as in TSM checkpoints; `new_fc` is an ordinary (attached) head, applied per
+    frame before the average (the TSM code) or, with `cfg.consensus_first`, once to the averaged feature (mmaction).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -30,13 +31,20 @@ class TSNBaseline(VideoModel, TSN):
             shift_div=cfg.shift_div,
             **cfg.backbone_kwargs("focus"),
         )
-        super().__init__(base, cfg.num_classes, cfg.dropout, aux_head=False)
+        super().__init__(
+            base, cfg.num_classes, cfg.dropout, aux_head=False, consensus_first=bool(cfg.consensus_first)
+        )
         self.cfg = cfg
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
-        """Returns `logits` (B, C) (mean over segments) and `exit_logits` (B, 1, C) for x (B, T, 3, H, W)."""
-        final = super().forward(x.flatten(0, 1), x.shape[1])["final"]
-        return {"logits": final, "exit_logits": final.unsqueeze(1)}
+        """Returns `logits` (B, C) (mean over segments), `exit_logits` (B, 1, C) and the backbone's `featmap`
+        (B*T, D, h, w) for x (B, T, 3, H, W)."""
+        out = super().forward(x.flatten(0, 1), x.shape[1])
+        final = out["final"]
+        return {"logits": final, "exit_logits": final.unsqueeze(1), "featmap": out["featmap"]}
+
+    def kd_classifier(self) -> nn.Linear:
+        return self.new_fc
 
     def backbones(self) -> list[nn.Module]:
         return [self.base_model]
@@ -52,8 +60,9 @@ class TSNBaseline(VideoModel, TSN):
         from models.flops import clip_breakdown, frame_macs, linear_macs
 
         t = self.cfg.num_segments
+        heads = 1 if self.consensus_first else t  # consensus first: one classifier call per video
         return clip_breakdown(
-            t * frame_macs(self.base_model, self.cfg.input_size), t * linear_macs(self.new_fc)
+            t * frame_macs(self.base_model, self.cfg.input_size), heads * linear_macs(self.new_fc)
         )
 
 
@@ -72,9 +81,15 @@ class X3DBaseline(VideoModel):
         )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Returns `logits` (B, C) and `exit_logits` (B, 1, C) for x (B, T, 3, H, W)."""
-        logits = self.net(x.permute(0, 2, 1, 3, 4))
-        return {"logits": logits, "exit_logits": logits.unsqueeze(1)}
+        """Returns `logits` (B, C), `exit_logits` (B, 1, C) and the conv_5 `featmap` (B, D, T, h, w) for
+        x (B, T, 3, H, W)."""
+        featmap = self.net.featmap(x.permute(0, 2, 1, 3, 4))
+        logits = self.net.head_from_featmap(featmap)
+        return {"logits": logits, "exit_logits": logits.unsqueeze(1), "featmap": featmap}
+
+    def kd_featmap(self, outputs: dict) -> torch.Tensor:
+        """Returns the conv_5 map per frame, (B, T, D, h, w) (X3D keeps the time axis)."""
+        return outputs["featmap"].transpose(1, 2)
 
     def backbones(self) -> list[nn.Module]:
         return [self.net]

@@ -58,6 +58,13 @@ class ModelConfig:
     focus_width_mult: float | None = None  # MobileNetV2 focus / baseline
     focus_base_width: int | None = None  # ResNet focus / baseline
     x3d_overrides: dict = field(default_factory=dict)  # extra kwargs for tiny X3D builds (both nets)
+    # In-model resize (ResKD student): every frame is resized to student_size (bilinear) inside the model, which
+    # is built for frames of that side; None: the frames as delivered (input_size). See models/distill.py.
+    student_size: int | None = None
+    multilabel_ce: str | None = (
+        None  # multi-label targets: 'first' label (default) or 'sum' of the labels' CEs
+    )
+    consensus_first: bool | None = None  # TSN/TSM head: average the pooled features, then the classifier
 
     def __post_init__(self) -> None:
         from models.registry import get_method
@@ -72,7 +79,7 @@ class ModelConfig:
         self.glance_arch = presets.canonical_arch(self.glance_arch)
         self.focus_arch = presets.canonical_arch(self.focus_arch)
         if self.glance_size is None:
-            self.glance_size = self.input_size
+            self.glance_size = self.student_size or self.input_size
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         for key in ("dropout", "fc_dropout"):
@@ -82,6 +89,22 @@ class ModelConfig:
             raise ValueError(f"shift_div must be >= 1, got {self.shift_div}")
         if method.finalize is not None:
             method.finalize(self, defaulted)
+        if self.multilabel_ce not in ("first", "sum"):
+            raise ValueError(f"multilabel_ce must be 'first' or 'sum', got {self.multilabel_ce!r}")
+        if self.student_size is not None:
+            if self.student_size < 1:
+                raise ValueError(f"student_size must be >= 1, got {self.student_size}")
+            try:
+                self.student_config()
+            except ValueError as exc:
+                raise ValueError(
+                    f"student_size {self.student_size} (the network's frame side): {exc}"
+                ) from None
+
+    def student_config(self) -> ModelConfig:
+        """Returns the config of the network inside the in-model resize: this one with input_size =
+        student_size (patch and glance sizes are sides in those frames) and no resize of its own."""
+        return dataclasses.replace(self, input_size=self.student_size, student_size=None)
 
     def backbone_kwargs(self, role: str) -> dict:
         """Returns the width options of the `role` ('glance' | 'focus') network (tiny test/demo models; the

@@ -90,6 +90,8 @@ class TSN(nn.Module):
     `new_fc` sees the detached pooled feature (the "final" logits train only the head) and `new_new_fc` the
     attached one (the auxiliary logits train the backbone). Without it (plain TSN/TSM baseline) `new_fc`
     is an ordinary head. Consensus = mean over the T segments. Heads init N(0, 0.001), bias 0.
+    `consensus_first` (plain head only): average the pooled features over the segments, then dropout and `new_fc`,
+    as mmaction's TSN head (ResKD's students) instead of the TSM code's classifier per segment.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class TSN(nn.Module):
         num_classes: int,
         dropout: float,
         aux_head: bool = True,
+        consensus_first: bool = False,
     ) -> None:
         super().__init__()
         self.base_model = base_model
@@ -106,6 +109,9 @@ class TSN(nn.Module):
         setattr(base_model, name, nn.Dropout(p=dropout))
         self.feature_dim = feature_dim
         self.aux_head = aux_head
+        if consensus_first and aux_head:
+            raise ValueError("TSN: consensus_first applies to the plain head only (aux_head=False)")
+        self.consensus_first = consensus_first
         self._last_layer = name
         self.new_fc = nn.Linear(feature_dim, num_classes)
         heads = [self.new_fc]
@@ -119,9 +125,14 @@ class TSN(nn.Module):
     def forward(self, x: torch.Tensor, num_segments: int) -> dict[str, torch.Tensor]:
         """Runs frames x (B*T, 3, H, W), T = num_segments; returns a dict of
         `featmap` (B*T, D, h, w), `feat` (B*T, D) (pooled, after dropout), `final` (B, C) (new_fc, averaged),
-        and with aux_head also `reg` (B, C) (new_new_fc, averaged) and `reg_frames` (B, T, C).
+        and with aux_head also `reg` (B, C) (new_new_fc, averaged) and `reg_frames` (B, T, C). With
+        consensus_first, `feat` is (B, D) (pooled, averaged over T, after dropout) and `final` = new_fc(feat).
         """
         featmap = self.base_model.features(x)
+        if self.consensus_first:
+            pooled = featmap.mean((2, 3)).view(-1, num_segments, featmap.shape[1]).mean(1)
+            feat = getattr(self.base_model, self._last_layer)(pooled)
+            return {"featmap": featmap, "feat": feat, "final": self.new_fc(feat)}
         feat = getattr(self.base_model, self._last_layer)(featmap.mean((2, 3)))
         out = {"featmap": featmap, "feat": feat}
         if self.aux_head:

@@ -182,6 +182,7 @@ def _baseline(name: str, clip: bool, fallback_arch: str, frames: int, descriptio
         name,
         model_cls,
         description,
+        flags=("multilabel_ce",) + (() if clip else ("consensus_first",)),
         defaults={"num_segments": frames},
         finalize=finalize,
         resolve_args=resolve_args,

@@ -26,6 +26,10 @@ ARCH_ALIASES = {
     "res34": "resnet34",
     "resnet50": "resnet50",
     "res50": "resnet50",
+    "resnet101": "resnet101",
+    "res101": "resnet101",
+    "resnet152": "resnet152",
+    "res152": "resnet152",
     "x3d_s": "x3d_s",
     "x3d_m": "x3d_m",
     "x3d_l": "x3d_l",
@@ -133,6 +137,8 @@ COMMON = dict(
     glance_base_width=64,
     focus_width_mult=1.0,
     focus_base_width=64,
+    multilabel_ce="first",  # multi-label targets: CE of the first label, as Uni-AdaFocus (ResKD: 'sum')
+    consensus_first=False,  # TSN/TSM baselines: per-frame classifier, then the average, as the TSM code
     # training recipe
     workers=16,
     epochs=50,

@@ -103,10 +103,13 @@ def config_from_dict(values: Mapping) -> ModelConfig:
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Returns the randomly initialised model of `cfg`, in train mode (partial BN, if asked, already frozen,
-    so that DDP never waits for its gradients); `model.load_pretrained()` loads the backbones' weights."""
+    so that DDP never waits for its gradients); `model.load_pretrained()` loads the backbones' weights. With
+    `cfg.student_size` the model sits behind an in-model resize (models/distill.py, same state_dict keys)."""
+    from models.distill import build_student
+
     if cfg.num_classes is None:
         raise ValueError("build_model needs cfg.num_classes")
-    return get_method(cfg.model).model_cls(cfg).train()
+    return build_student(get_method(cfg.model).model_cls, cfg).train()
 
 
 def store_name(args: argparse.Namespace) -> str:

@@ -117,6 +117,21 @@ class UniAdaFocus(VideoModel):
 
         return uniadafocus_breakdown(self)
 
+    # ---- distillation (models/distill.py): the glance network is the student ----------------------------
+    def kd_featmap(self, outputs: dict) -> torch.Tensor:
+        """Returns the glance feature map (B, T_g, D_g, h, w) (at the glance resolution)."""
+        return outputs["glance_featmap"].transpose(1, 2)
+
+    def kd_frames(self, outputs: dict) -> torch.Tensor:
+        """Returns the input positions (B, T_g) of the glance frames ('an': among the N; else the first T_g)."""
+        if self.preset == "an":
+            return outputs["glance_indices"]
+        b, tg = outputs["logits"].shape[0], self.cfg.num_glance_segments
+        return torch.arange(tg, device=outputs["logits"].device).expand(b, tg)
+
+    def kd_frame_count(self, cfg: ModelConfig) -> int:
+        return cfg.num_glance_segments
+
     # ---- input layout -------------------------------------------------------------------------------------
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Returns glance frames (B, T_g, 3, S, S), candidates (B, N, 3, S, S), AN glance positions (B, T_g)."""
@@ -161,7 +176,8 @@ class UniAdaFocus(VideoModel):
         `glance_logits` (B, C) (= exit 0), `glance_frame_logits` (B, T_g, C), `focus_frame_logits` (B, K, C),
         `temporal_logits` / `spatial_logits` (B, C) (policy aux heads), `weights` / `weights_T` (B, T_g),
         `policy_actions` (B, T_g, 4) ('an') or (B, 4), `actions` (crop actions: (B, K, 4) or (B, 4)),
-        `focus_indices` (B, K) (0-based among the N candidates), `glance_indices` (B, T_g) ('an');
+        `focus_indices` (B, K) (0-based among the N candidates), `glance_indices` (B, T_g) ('an'),
+        `glance_featmap` (B, D_g, T_g, h, w);
         'an' adds `step_logits` (B, T_g+K, C); 'tsm'/'x3d' add `glance_final_logits`, `focus_final_logits`,
         `focus_avg_logits` (B, C). For the loss: `fused_branches`, `focus_branches` (one tensor per branch:
         policy, and in training random patches) and `glance_aux`.
@@ -261,6 +277,7 @@ class UniAdaFocus(VideoModel):
         f = encode_focus(self, patches, nb * b, state["amp"])
 
         out.update(glance_frame_logits=g["frame_logits"], focus_indices=idx, actions=branch_actions[0])
+        out["glance_featmap"] = g["featmap"]  # (B, D_g, T_g, h, w): what a distilled glance is compared by
         out["policy_actions"] = policy_actions.transpose(1, 2) if an else policy_actions
         if an:
             if "glance_steps" in state and not self.training:

@@ -183,10 +183,51 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="TSN partial BN: freeze every BatchNorm but the first of each backbone",
     )
+    g.add_argument(
+        "--student_size",
+        type=int,
+        help="resize every frame to this side inside the model (bilinear), in training and evaluation: the "
+        "network is built for such frames, the data pipeline stays at --input_size (ResKD: 112; default off)",
+    )
+    g.add_argument(
+        "--multilabel_ce",
+        choices=("first", "sum"),
+        help="baselines, multi-label data: CE of the first label (first, default) or the sum of every label's "
+        "CE (sum, ResKD on ActivityNet / FCVID)",
+    )
+    g.add_argument(
+        "--consensus_first",
+        action="store_const",
+        const=True,
+        help="tsn / tsm: average the pooled features over the frames, then the classifier (mmaction's TSN "
+        "head, ResKD's students; default: the TSM code's classifier per frame, then the average)",
+    )
     for name in method_names():
         method = get_method(name)
         if method.add_arguments is not None:
             method.add_arguments(p.add_argument_group(f"model: {name} (--model {name})"))
+
+    g = p.add_argument_group("distillation (ResKD; models/distill.py)")
+    g.add_argument(
+        "--distill",
+        metavar="TEACHER_CKPT",
+        help="train the model as a student under this frozen teacher (ours, an mmaction/ResKD recognizer or a "
+        "TSM checkpoint; its network is read from the file); the saved checkpoint holds the student only",
+    )
+    g.add_argument(
+        "--kd_loss",
+        choices=("mse", "kl"),
+        help="mse: feature-map MSE after bilinear up-sampling to the teacher's grid (default, ResKD's CNNs); kl: "
+        "per-position logit KL (ResKD's Swin head; the classifiers applied at every position)",
+    )
+    g.add_argument("--kd_weight", type=float, help="weight of the KD term (ResKD: 100 for mse, 200 for kl)")
+    g.add_argument("--kd_T", type=float, help="--kd_loss kl: temperature (2)")
+    g.add_argument(
+        "--teacher_bn",
+        choices=("train", "eval"),
+        help="the teacher's BatchNorm: train (default, as ResKD: running statistics move, weights frozen) or "
+        "eval (frozen statistics)",
+    )
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help="(preset 50)")
@@ -230,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("bf16", "fp16", "none"),
         help="mixed precision for training on CUDA; bare --amp = bf16 (preset fp16, actnet none); evaluation "
         "runs in float32 unless --amp is given; a no-op on CPU",
+    )
+    g.add_argument(
+        "--paramwise",
+        choices=("model", "rkd"),
+        help="optimizer groups: the model's (default) or ResKD's split of each: conv/linear weights (lr, wd), "
+        "biases (2 x lr, no wd), BatchNorm/GroupNorm (lr, no wd)",
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--seed", type=int, help="seed python/numpy/torch (+rank); default: not seeded")
@@ -436,8 +483,21 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
             + " / ".join(n for n in method_names() if get_method(n).has_policy)
             + ")"
         )
-    if args.trust_checkpoint and not (args.resume or args.tune_from):
-        err("--trust_checkpoint only applies to the file of --resume or --tune_from")
+    if args.trust_checkpoint and not (args.resume or args.tune_from or args.distill):
+        err("--trust_checkpoint only applies to the file of --resume, --tune_from or --distill")
+    for key in ("kd_loss", "kd_weight", "kd_T", "teacher_bn"):
+        if key in explicit and not args.distill:
+            err(f"--{key} only applies with --distill TEACHER_CKPT")
+    if "kd_T" in explicit and args.kd_loss != "kl":
+        err("--kd_T only applies to --kd_loss kl (the temperature of the logit KL)")
+    training = not (args.evaluate or args.script != "main")
+    if args.distill and not training:
+        err(
+            "--distill only applies to training (main.py without --evaluate): a distilled checkpoint evaluates "
+            "alone, built with the same --student_size"
+        )
+    if "paramwise" in explicit and not training:
+        err("--paramwise only applies to training (main.py without --evaluate)")
     if args.script != "early_exit" and "criteria" in explicit:
         err("--criteria is only used by test_early_exit.py")
     if "train_crop" in explicit and (args.script == "nview" or (args.script == "main" and args.evaluate)):

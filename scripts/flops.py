@@ -65,6 +65,34 @@ _V2 = [
     ("v2_ss:8+12@160", dict(preset="tsm", model="adafocus_v2", patch_size=160), 27.5),
     ("v2_ss:8+12@176", dict(preset="tsm", model="adafocus_v2", patch_size=176), 33.7),
 ]
+# ResKD students (TSN-R50, mmaction head: one classifier call per video) at 112 px, resized in the model from the
+# 224 crop; reference = fvcore count of the official student network (the paper's tables could not be read).
+_RESKD = [
+    (
+        "reskd_r50:16@112",
+        dict(
+            preset="an",
+            model="tsn",
+            focus_arch="resnet50",
+            num_segments=16,
+            student_size=112,
+            consensus_first=True,
+        ),
+        17.21,
+    ),
+    (
+        "reskd_r50:8@112",
+        dict(
+            preset="an",
+            model="tsn",
+            focus_arch="resnet50",
+            num_segments=8,
+            student_size=112,
+            consensus_first=True,
+        ),
+        8.61,
+    ),
+]
 _CLASSES = {"an": 200, "tsm": 174, "x3d": 400}
 # Other methods (model config values, ActivityNet): AdaFocus V1, 16 frames; its papers give the figures only as
 # read off V1 Fig. 5 / V2 Table 2 (about 17 / 26.6 / 38.5 / 53).
@@ -166,7 +194,7 @@ def _configs():
 
     for key, preset, over, paper in _UA:
         yield key, ModelConfig(preset=preset, num_classes=_CLASSES[preset], **over), paper
-    for key, over, paper in _BASELINES + _V2 + _METHODS + _UA_CLIP:
+    for key, over, paper in _BASELINES + _V2 + _RESKD + _METHODS + _UA_CLIP:
         yield key, config_from_dict({**over, "num_classes": _CLASSES[over["preset"]]}), paper
     for key, over, paper, _ in _CLIP_ROWS:
         yield key, config_from_dict(over), paper
@@ -174,7 +202,7 @@ def _configs():
 
 def known_keys() -> set[str]:
     """Returns every row key (including the glance-only exits)."""
-    rows = _UA + _BASELINES + _V2 + _METHODS + _UA_CLIP + _CLIP_ROWS
+    rows = _UA + _BASELINES + _V2 + _RESKD + _METHODS + _UA_CLIP + _CLIP_ROWS
     return {row[0] for row in rows} | {v[0] for v in _GLANCE_ONLY.values()}
 
 

@@ -49,6 +49,54 @@ def build_optimizer(param_groups: Iterable[dict], args: argparse.Namespace) -> t
     )
 
 
+_RKD_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
+_RKD_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def rkd_param_groups(model: nn.Module, groups: Iterable[dict]) -> list[dict]:
+    """Returns ResKD's split (`--paramwise rkd`, its RKDOptimizerConstructor) of each of the model's groups into
+    `{name}.weight` (conv / linear weights: lr_mult, decay_mult), `{name}.bias` (their biases: 2 x lr_mult, no
+    decay) and `{name}.norm` (BatchNorm / GroupNorm affine: lr_mult, no decay); a parameter of any other module
+    kind is refused, as the original does. Parameters outside `groups` (a teacher) stay out."""
+    kind: dict[int, str] = {}
+    for mod_name, module in model.named_modules():
+        for p_name, p in module.named_parameters(recurse=False):
+            if isinstance(module, _RKD_NORMS):
+                kind[id(p)] = "norm"
+            elif isinstance(module, _RKD_LAYERS) and p_name in ("weight", "bias"):
+                kind[id(p)] = p_name
+            else:
+                kind.setdefault(id(p), f"{type(module).__name__} ({mod_name or 'model'}.{p_name})")
+    out = []
+    for i, g in enumerate(groups):
+        name, lr_mult = g.get("name", f"group{i}"), float(g.get("lr_mult", 1.0))
+        split: dict[str, list] = {"weight": [], "bias": [], "norm": []}
+        for p in g["params"]:
+            k = kind.get(id(p), "a parameter outside the model's modules")
+            if k not in split:
+                raise ValueError(
+                    f"--paramwise rkd: {k} is neither a conv/linear layer nor a BatchNorm/GroupNorm"
+                )
+            split[k].append(p)
+        out.append(
+            {"params": split["weight"], "lr_mult": lr_mult, "decay_mult": 1.0, "name": f"{name}.weight"}
+        )
+        out.append(
+            {"params": split["bias"], "lr_mult": 2 * lr_mult, "decay_mult": 0.0, "name": f"{name}.bias"}
+        )
+        out.append({"params": split["norm"], "lr_mult": lr_mult, "decay_mult": 0.0, "name": f"{name}.norm"})
+    return out
+
+
+def model_param_groups(model: nn.Module, args: argparse.Namespace) -> list[dict]:
+    """Returns the optimizer groups of `model`: its own (`model.param_groups()`), or ResKD's split with
+    `--paramwise rkd`."""
+    groups = model.param_groups()
+    if getattr(args, "paramwise", None) == "rkd":
+        return rkd_param_groups(model, groups)
+    return groups
+
+
 def lr_at(
     epoch: int, args: argparse.Namespace, step: int | None = None, steps_per_epoch: int | None = None
 ) -> float:

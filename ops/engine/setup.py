@@ -42,9 +42,37 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
         model.load_pretrained()
     if args.tune_from:
         tune_from(args.tune_from, model, verbose=info.is_main, trust=args.trust_checkpoint)
+    if getattr(args, "distill", None):
+        model = attach_distill_teacher(args, model, cfg, verbose=info.is_main)
     if args.policy != "learned":  # evaluation control (opts allows it only for methods with policies)
         model.policy = args.policy
     return model.to(info.device), cfg
+
+
+def attach_distill_teacher(
+    args: argparse.Namespace, model: nn.Module, cfg: ModelConfig, verbose: bool
+) -> nn.Module:
+    """Returns `model` as the student of the frozen teacher of `--distill` (models/distill.py): the teacher's network
+    is read from its checkpoint (opened with weights_only unless --trust_checkpoint)."""
+    from models.distill import DistillConfig, attach_teacher
+    from ops.engine.checkpoint import read_checkpoint
+
+    kd = DistillConfig(
+        teacher=args.distill,
+        loss=args.kd_loss or "mse",
+        weight=args.kd_weight,
+        temperature=args.kd_T,
+        teacher_bn=args.teacher_bn or "train",
+    )
+    ckpt = read_checkpoint(args.distill, trust=args.trust_checkpoint)
+    model = attach_teacher(model, ckpt, args.distill, kd, cfg)
+    if verbose:
+        print(
+            f"=> distilling from {args.distill}: teacher {type(model.teacher).__name__} "
+            f"({model.teacher.cfg.model}, {model.teacher.cfg.focus_arch}), --kd_loss {kd.loss} weight {kd.weight}, "
+            f"teacher BN {kd.teacher_bn}"
+        )
+    return model
 
 
 def metric_name(config: DatasetConfig) -> str:

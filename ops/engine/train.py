@@ -20,7 +20,7 @@ from ops.engine.loops import (
     summarize,
     train_one_epoch,
 )
-from ops.engine.optim import adjust_learning_rate, build_optimizer, make_grad_scaler
+from ops.engine.optim import adjust_learning_rate, build_optimizer, make_grad_scaler, model_param_groups
 from ops.engine.runlog import RunLogger
 from ops.engine.setup import build, load_dataset_config, metric_name
 
@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         raise ValueError(f"{model.single_process}; this run has {info.world_size} processes")
     optimizer = model.make_optimizer(args)
     if optimizer is None:
-        optimizer = build_optimizer(model.param_groups(), args)
+        optimizer = build_optimizer(model_param_groups(model, args), args)
     scaler = make_grad_scaler(info.device, args.amp)
     start_epoch, best = 0, None
     if args.resume:

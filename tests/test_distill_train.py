@@ -1,0 +1,163 @@
+"""ResKD end to end: teachers from their checkpoints (ours, mmaction, TSM), the frozen teacher, a distilled
+low-resolution student trained on the synthetic data and evaluated alone (main_nViewEval.py, test_early_exit.py)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+import torch
+
+from models import build_model
+from models.distill import DistillConfig, Distiller, attach_teacher
+from models.registry import get_method
+from models.teacher import build_teacher
+from ops.engine.checkpoint import read_checkpoint
+from ops.engine.evaluate import run_early_exit, run_nview
+from ops.engine.optim import model_param_groups
+from ops.engine.train import run
+from ops.opts import parse_args
+
+
+def _tsn_cfg(frames: int = 2, size: int = 32, **kw):
+    values = dict(preset="tsm", model="tsn", dataset="synthetic", num_classes=3, focus_arch="resnet18")
+    values |= dict(focus_base_width=4, num_segments=frames, input_size=size, pretrain="none")
+    return get_method("tsn").config_cls(**{**values, **kw})
+
+
+def _to_mmaction(key: str) -> str:
+    """torchvision ResNet name -> mmaction ConvModule name (written out independently of models/teacher.py)."""
+    parts = key.split(".")
+    if parts[0] in ("conv1", "bn1"):
+        return f"conv1.{'conv' if parts[0] == 'conv1' else 'bn'}.{parts[1]}"
+    block, leaf = ".".join(parts[:2]), parts[2:]
+    if leaf[0] == "downsample":
+        return f"{block}.downsample.{'conv' if leaf[1] == '0' else 'bn'}.{leaf[2]}"
+    name = leaf[0]
+    if name.startswith("conv") and leaf[1] == "net":  # our temporal shift wraps conv1 of each block
+        return f"{block}.{name}.conv.net.{leaf[2]}"
+    kind = "conv" if name.startswith("conv") else "bn"
+    return f"{block}.conv{name[-1]}.{kind}.{leaf[1]}"
+
+
+@pytest.mark.parametrize("model, prefix", [("tsn", "backbone."), ("tsm", "backbone.high_res_path.")])
+def test_a_teacher_in_mmaction_layout_loads(model, prefix, tmp_path):
+    """An mmaction recognizer (`backbone.*`, `cls_head.fc_cls.*`) or a ResKD run (its teacher under
+    `backbone.high_res_path.`) rebuilds the same network; read back with weights_only."""
+    src = build_model(_tsn_cfg(model=model, num_segments=2))
+    state = {prefix + _to_mmaction(k): v for k, v in src.base_model.state_dict().items() if "fc" not in k}
+    head = "cls_head.fc_cls_t." if "high_res" in prefix else "cls_head.fc_cls."
+    state |= {head + k: v for k, v in src.new_fc.state_dict().items()}
+    if "high_res" in prefix:  # a ResKD file also holds the student; it is not the teacher
+        state |= {
+            "backbone.low_res_path.conv1.conv.weight": torch.zeros(1),
+            "cls_head.fc_cls.weight": torch.zeros(1),
+        }
+    path = tmp_path / "teacher.pth"
+    torch.save({"meta": {}, "state_dict": state}, path)
+    teacher = build_teacher(read_checkpoint(str(path)), str(path), cfg=_tsn_cfg(), frames=2)
+    assert teacher.cfg.model == model and teacher.cfg.focus_arch == "resnet18" and teacher.training
+    assert teacher.consensus_first == (model == "tsn")  # mmaction's TSN head averages first, its TSM head not
+    want = src.state_dict()
+    got = teacher.state_dict()
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+    with pytest.raises(ValueError, match="--distill x.pth: not a teacher checkpoint"):
+        build_teacher({"state_dict": {"foo.weight": torch.zeros(1)}}, "x.pth", cfg=_tsn_cfg(), frames=2)
+
+
+@pytest.mark.parametrize("teacher_bn", ["train", "eval"])
+def test_the_teacher_gets_no_gradient_and_keeps_its_weights(teacher_bn):
+    torch.manual_seed(0)
+    tcfg = _tsn_cfg(input_size=32)
+    ckpt = {"state_dict": build_model(tcfg).state_dict(), "model_config": tcfg.to_dict()}
+    model = build_model(_tsn_cfg(input_size=32, student_size=16))
+    assert isinstance(model, Distiller) and model.student.cfg.input_size == 16
+    model = attach_teacher(
+        model, ckpt, "t.pth", DistillConfig("t.pth", teacher_bn=teacher_bn), model.cfg
+    ).train()
+    teacher = model.teacher
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    opt = torch.optim.SGD(
+        [p for g in model_param_groups(model, argparse.Namespace(paramwise=None)) for p in g["params"]], 0.1
+    )
+    grouped = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert grouped == {id(p) for p in model.student.parameters()}
+    assert not grouped & {id(p) for p in teacher.parameters()}
+    out = model(torch.randn(2, 2, 3, 32, 32))
+    assert out["kd_student"].shape == out["kd_teacher"].shape == (2, 2, 32, 1, 1)
+    assert out["kd_student"].requires_grad and not out["kd_teacher"].requires_grad
+    loss, parts = model.criterion()(out, torch.tensor([0, 2]))
+    assert loss.item() == pytest.approx(parts["loss_cls"] + parts["loss_kd"], rel=1e-6)
+    loss.backward()
+    opt.step()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert model.student.base_model.conv1.weight.grad.abs().sum() > 0
+    after = teacher.state_dict()
+    for k, v in before.items():
+        moved = not torch.equal(after[k], v)
+        # ResKD leaves the teacher's BN in train mode: its statistics move, its weights never
+        assert moved == (teacher_bn == "train" and ("running_" in k or "num_batches" in k)), k
+    assert not any(k.startswith("teacher") for k in model.state_dict())
+    model.eval()
+    assert "kd_student" not in model(torch.randn(1, 2, 3, 32, 32))
+
+
+def test_kl_distillation_applies_each_classifier_per_position():
+    tcfg = _tsn_cfg(input_size=32)
+    ckpt = {"state_dict": build_model(tcfg).state_dict(), "model_config": tcfg.to_dict()}
+    model = build_model(_tsn_cfg(input_size=32, student_size=16))
+    model = attach_teacher(model, ckpt, "t.pth", DistillConfig("t.pth", loss="kl"), model.cfg).train()
+    assert model.kd.weight == 200.0 and model.kd.temperature == 2.0
+    out = model(torch.randn(2, 2, 3, 32, 32))
+    assert out["kd_student"].shape == out["kd_teacher"].shape == (2 * 2 * 1 * 1, 3)
+    loss, parts = model.criterion()(out, torch.tensor([0, 1]))
+    loss.backward()
+    assert model.student.new_fc.weight.grad is not None
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_distillation_flags_are_refused_where_they_cannot_apply(capsys):
+    for argv, msg in [
+        (["--kd_loss", "kl"], "--kd_loss only applies with --distill TEACHER_CKPT"),
+        (["--distill", "t.pth", "--evaluate"], "--distill only applies to training"),
+        (["--distill", "t.pth", "--kd_T", "4"], "--kd_T only applies to --kd_loss kl"),
+    ]:
+        with pytest.raises(SystemExit):
+            parse_args(["synthetic", "RGB", *argv])
+        assert msg in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["synthetic", "RGB", "--paramwise", "rkd"], script="nview")
+    assert "--paramwise only applies to training" in capsys.readouterr().err
+
+
+UA = (
+    "--eval-freq 1 --input_size 64 --student_size 32 --glance_size 32 --patch_size 16 --num_glance_segments 4 "
+    "--num_input_focus_segments 8 --num_focus_segments 2 --glance_base_width 8 --focus_base_width 8 "
+    "--stn_hidden_dim 8 --temporal_hidden_dim 8 --batch-size 4 --lr 0.01 -j 0 --seed 0"
+).split()
+
+
+def test_a_distilled_uniadafocus_trains_and_evaluates_without_the_teacher(data_root, tmp_path):
+    """Teacher at 64 px -> Uni-AdaFocus whose networks see 32 px (resized in the model); the checkpoint holds the
+    student alone and evaluates (main_nViewEval.py, test_early_exit.py) after the teacher file is gone."""
+    tcfg = _tsn_cfg(frames=4, size=64, focus_base_width=8)  # frames = the student's glance frames
+    teacher_path = str(tmp_path / "teacher.pth")
+    torch.save({"state_dict": build_model(tcfg).state_dict(), "model_config": tcfg.to_dict()}, teacher_path)
+    common = ["synthetic", "RGB", "--root_dataset", data_root, "--root_log", str(tmp_path), *UA]
+    args = parse_args([*common, "--epochs", "1", "--distill", teacher_path, "--paramwise", "rkd"])
+    metrics = run(args)
+    assert 0.0 <= metrics["top1"] <= 100.0
+    lines = open(os.path.join(args.run_dir, "metrics.jsonl")).read()
+    assert '"loss_kd"' in lines and '"loss_cls"' in lines
+    os.remove(teacher_path)
+    ckpt = read_checkpoint(os.path.join(args.run_dir, "ckpt.pth.tar"))
+    assert ckpt["model_config"]["student_size"] == 32
+    assert not any("teacher" in k for k in ckpt["state_dict"])
+    resume = ["--resume", os.path.join(args.run_dir, "ckpt.pth.tar")]
+    again = run_nview(parse_args([*common, *resume], script="nview"))
+    assert again["top1"] == pytest.approx(metrics["top1"])
+    curves = run_early_exit(parse_args([*common, *resume, "--criteria", "confidence"], script="early_exit"))
+    assert list(curves) == ["confidence"]
