@@ -161,3 +161,31 @@ def test_a_distilled_uniadafocus_trains_and_evaluates_without_the_teacher(data_r
     assert again["top1"] == pytest.approx(metrics["top1"])
     curves = run_early_exit(parse_args([*common, *resume, "--criteria", "confidence"], script="early_exit"))
     assert list(curves) == ["confidence"]
+
+
+def test_a_224_teacher_distils_a_112_student_that_evaluates_alone(data_root, tmp_path):
+    """The ResKD setting at its own sizes: a TSN teacher on 224 px clips, a TSN student that sees them resized to
+    112 px in the model; training runs end to end, the student's checkpoint evaluates with the teacher file gone,
+    and its network runs at 112 px."""
+    tcfg = _tsn_cfg(frames=2, size=224)
+    teacher_path = str(tmp_path / "teacher.pth")
+    torch.save({"state_dict": build_model(tcfg).state_dict(), "model_config": tcfg.to_dict()}, teacher_path)
+    flags = "--model tsn --arch resnet18 --focus_base_width 4 --num_segments 2 --input_size 224 --student_size 112"
+    common = ["synthetic", "RGB", "--root_dataset", data_root, "--root_log", str(tmp_path), *flags.split()]
+    common += "--pretrain none --batch-size 4 --lr 0.01 -j 0 --seed 0".split()
+    args = parse_args([*common, "--epochs", "1", "--distill", teacher_path])
+    metrics = run(args)
+    os.remove(teacher_path)
+    ckpt = read_checkpoint(os.path.join(args.run_dir, "ckpt.pth.tar"))
+    assert ckpt["model_config"]["student_size"] == 112
+    assert not any("teacher" in k for k in ckpt["state_dict"])
+    again = run_nview(
+        parse_args([*common, "--resume", os.path.join(args.run_dir, "ckpt.pth.tar")], script="nview")
+    )
+    assert again["top1"] == pytest.approx(metrics["top1"])
+    student = build_model(get_method("tsn").config_cls(**{**tcfg.to_dict(), "student_size": 112})).eval()
+    seen = []
+    conv = next(m for m in student.student.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, inputs, out: seen.append(tuple(inputs[0].shape[-2:])))
+    student(torch.zeros(1, 2, 3, 224, 224))
+    assert seen == [(112, 112)]
