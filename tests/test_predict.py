@@ -16,19 +16,21 @@ import pytest
 import torch
 from torch import nn
 
-from models import ModelConfig, build_model, config_from_args
+from models import ModelConfig, build_model, config_from_args, config_from_dict
 from models.patches import deformable_regions
 from models.policies import sample_indices
 from ops.data.synthetic import TEMPLATE
 from ops.data.transforms import center_view_map
 from ops.data.video_io import FrameFolder, read_frames
 from ops.engine.checkpoint import save_checkpoint
+from ops.engine.loops import input_spec, to_input
 from ops.engine.train import run
 from ops.opts import parse_args
 from ops.tools.frame_pretrain import glyph_actions
 from ops.tools.predict import Predictor, exit_thresholds, load_predictor, video_dataset
 from ops.tools.predict_run import predict_videos
 from ops.tools.visualize import BOX, CAPTION, GAP, LINE, MARGIN, MIN_TILE, PER_ROW
+from tests.test_adafocus_v1 import TINY as TINY_V1
 from tests.test_custom_dataset import MODEL
 from tests.test_model_grads import TINY
 from tests.test_video_containers import write_video
@@ -275,3 +277,35 @@ def test_a_model_without_policies_has_no_decisions():
     model = build_model(ModelConfig(**METHODS["tsn"], num_classes=3)).eval()
     with torch.no_grad():
         assert model.decisions(model(torch.randn(1, 4, 3, 32, 32))) is None
+
+
+OTHER_METHODS = {  # tiny models of the other methods of the registry, as dicts of their own config classes
+    "adafocus_v2": dict(preset="an", model="adafocus_v2", num_glance_segments=3, num_input_focus_segments=3,
+                        num_focus_segments=3, input_size=64, patch_size=32, glance_width_mult=0.25,
+                        glance_last_channel=32, focus_base_width=8, stn_hidden_dim=16),
+    "adafocus_v1": dict(preset="an", model="adafocus_v1", dataset="actnet", train_stage=3, **TINY_V1),
+    "e3d": dict(preset="x3d", model="e3d", focus_arch="mobilenetv2_3d", width_mult=0.2, num_segments=4,
+                input_size=64),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("method", list(OTHER_METHODS))
+def test_other_methods_predict_from_their_checkpoint_alone_as_their_forward(method, clips, tmp_path):
+    """Predictions of AdaFocus V1 / V2 and a clip network equal the softmax of the model's forward on the
+    evaluation view its own input spec samples and normalises."""
+    paths, _ = clips
+    cfg = config_from_dict({"num_classes": 3, "pretrain": "none", **OTHER_METHODS[method]})
+    predictor = load_predictor(checkpoint(str(tmp_path), cfg), device="cpu")
+    assert predictor.cfg == cfg
+    video = paths["val_00001"]
+    (result,), _ = predict_videos(predictor, [video], topk=3, progress=False)
+    dataset, errors = video_dataset(predictor, [video])
+    spec = input_spec(predictor.model)
+    assert not errors and (dataset.sampling, dataset.clip_stride) == (spec.sampling, spec.clip_stride)
+    frames = dataset[0][0][None]
+    with torch.no_grad():
+        probs = predictor.model(to_input(frames, torch.device("cpu"), spec))["logits"]
+    probs = probs.softmax(-1)[0]
+    assert [NAMES.index(name) for name, _ in result["top3"]] == probs.argsort(descending=True).tolist()
+    np.testing.assert_allclose([p for _, p in result["top3"]], probs.sort(descending=True).values, atol=2e-6)
+    assert result["gflops"] == pytest.approx(predictor.gflops[-1], abs=1e-6)
