@@ -40,6 +40,16 @@ def conv_1x1x1_bn(inp: int, oup: int, act: type[nn.Module] = nn.ReLU) -> nn.Sequ
     return nn.Sequential(nn.Conv3d(inp, oup, 1, 1, 0, bias=False), nn.BatchNorm3d(oup), act(inplace=True))
 
 
+def init_conv_bn(net: nn.Module) -> None:
+    """The originals' initialisation of the ResNets and SqueezeNet: Kaiming (fan_out) 3-D convs, BN weight 1, bias 0."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Returns x (N, C, T, H, W) with channels reordered (g, C/g) -> (C/g, g)."""
     n, c, t, h, w = x.shape

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .e3d_common import ClipNet, conv_1x1x1_bn, conv_bn, global_pool, sized, stride3
+from .e3d_common import ClipNet, conv_1x1x1_bn, conv_bn, global_pool, init_conv_bn, sized, stride3
 
 
 class DepthwiseSeparable(nn.Module):
@@ -156,12 +156,7 @@ class SqueezeNet3D(ClipNet):
         self.classifier = nn.Sequential(
             nn.Dropout(0.5), nn.Conv3d(512, num_classes, 1), nn.ReLU(inplace=True)
         )
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def featmap(self, x: torch.Tensor) -> torch.Tensor:
         """Returns (N, 512, T', h, w) for x (N, 3, T, H, W)."""

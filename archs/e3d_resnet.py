@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .e3d_common import ClipNet, sized, stride3
+from .e3d_common import ClipNet, init_conv_bn, sized, stride3
 
 DEPTHS = {
     10: (1, 1, 1, 1),
@@ -127,12 +127,7 @@ class ResNet3D(ClipNet):
             self.add_module(f"layer{k + 1}", nn.Sequential(*blocks))
         self.feature_dim = inp
         self.fc = nn.Linear(inp, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def featmap(self, x: torch.Tensor) -> torch.Tensor:
         """Returns the layer4 map (N, feature_dim, T', h, w) for x (N, 3, T, H, W)."""
