@@ -8,7 +8,8 @@ from models import ModelConfig, build_model
 from models.heads import TSN
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import get_dataset_config
-from ops.data.synthetic import ensure_synthetic
+from ops.data.lists import sample_eval
+from ops.data.synthetic import BORDER, GLYPH, ensure_synthetic
 from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ops.tools.demo_figures import accuracy_gflops_plot, policy_picture
 from ops.tools.frame_pretrain import load_frames
@@ -43,7 +44,7 @@ def tiny(tmp_path_factory):
         num_classes=2,
         input_size=64,
         glance_size=32,
-        patch_size=24,  # a glyph centre is at least 16 px from the frame's border: no patch is moved inside
+        patch_size=40,
         num_glance_segments=2,
         num_input_focus_segments=4,
         num_focus_segments=2,
@@ -73,36 +74,39 @@ class _Reader(TSN):
 
 def test_oracle_accuracy_feeds_glyph_centred_patches(tiny):
     _, folder, model = tiny
-    videos = load_frames(folder, "val", 64)
+    k, p, s = 2, 40, 64
+    videos = load_frames(folder, "val", s)
     labels = torch.tensor([v["label"] for v in videos])
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-
-    zoom = 73 / 64  # the evaluation view scales the 64-px short side to 64 * 256 // 224 = 73 px
-    side = 20 * zoom  # the framed glyph (16 px + 2 x 2 px white frame) in the view
-    top, bottom = int(12 - side / 2 + zoom), int(12 + side / 2 - zoom)  # rows inside its white frame
-    left, right = int(12 - side / 2 + 1), int(12 + side / 2 - 1)
-
-    def white_ring(x):  # (M, 2): class 1 when the glyph's white frame sits centred in the patch
-        pixels = (x * std + mean) * 255
-        ring = torch.cat([pixels[:, :, row, left:right] for row in (top, bottom)], 2)
-        hit = (ring.min(1).values.mean(1) > 200).float()  # all three channels bright
-        return torch.stack([1 - hit, hit], 1)
-
     glance, focus = model.global_CNN, model.local_CNN
-    try:
+    try:  # the glance always answers class 0, the focus class 1
         model.global_CNN = _Reader(glance, lambda x: torch.tensor([[1.0, 0.0]]).expand(len(x), 2))
-        model.local_CNN = _Reader(focus, white_ring)
+        model.local_CNN = _Reader(focus, lambda x: torch.tensor([[0.0, 1.0]]).expand(len(x), 2))
         result = oracle_accuracy(model, videos, batch=4)
         patches = torch.cat(model.local_CNN.seen)
     finally:
         model.global_CNN, model.local_CNN = glance, focus
-    assert patches.shape == (len(videos) * 2, 3, 24, 24)
-    assert bool((white_ring(patches)[:, 1] == 1).all())  # every oracle patch holds the glyph at its centre
+    assert patches.shape == (len(videos) * k, 3, p, p)
     assert result["focus"] == pytest.approx(100 * float((labels == 1).float().mean()))
     assert result["glance"] == pytest.approx(100 * float((labels == 0).float().mean()))
-    # fused = glance final + focus final: [1, 0] + [0, 1] ties -> argmax 0, [1, 0] + [1, 0] -> 0
+    # fused = glance final + focus final = [1, 1]: a tie, argmax takes class 0
     assert result["fused"] == pytest.approx(result["glance"])
+    # each patch holds the glyph's white frame where its annotated box lies (K frames spread over the window)
+    boxes = []
+    for v in videos:
+        lo, hi = v["window"]
+        boxes.append(torch.from_numpy(v["boxes"][lo + sample_eval(hi - lo, k) - 1]))
+    boxes = torch.cat(boxes)
+    inside = boxes[:, :2] - region_boxes(oracle_actions(boxes, p, s), p, s)[:, :2]  # glyph top-left (x, y)
+    zoom = 73 / 64  # the evaluation view scales the 64-px short side to 64 * 256 // 224 = 73 px
+    side = (GLYPH + 2 * BORDER) * zoom
+    pixels = (
+        patches * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    ) * 255
+    for patch, (x, y) in zip(pixels, inside.tolist()):
+        assert -1e-3 <= x and x + side <= p + 1e-3 and -1e-3 <= y and y + side <= p + 1e-3  # wholly inside
+        cols = slice(int(x + 1), int(x + side - 1))
+        for row in (int(y + zoom), int(y + side - zoom)):  # inside the 2-px white frame's top and bottom
+            assert float(patch[:, row, cols].min(0).values.mean()) > 200
 
 
 def test_policy_picture_and_plot(tiny, tmp_path):
