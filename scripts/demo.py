@@ -12,7 +12,10 @@ is no separate backbone pretraining); (c) is then its first exit (one frame).
 
 The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
-policies start from random. Where the policies look is measured with ops/tools/policy_check.py.
+policies start from random. Where the policies look is measured with ops/tools/policy_check.py, and what the
+networks make of the glyph when handed to them with its oracle_accuracy (glyph-centred patches). The run folder
+gets policies.png (where the learned policies look on the first validation videos) and accuracy_gflops.png
+(ops/tools/demo_figures.py); the JSON line also holds the seed.
 """
 
 from __future__ import annotations
