@@ -13,7 +13,10 @@ is no separate backbone pretraining); (c) is then its first exit (one frame). A 
 
 The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
-policies start from random. Where the policies look is measured with ops/tools/policy_check.py.
+policies start from random. Where the policies look is measured with ops/tools/policy_check.py, and what the
+networks make of the glyph when handed to them with its oracle_accuracy (glyph-centred patches). The run folder
+gets policies.png (where the learned policies look on the first validation videos) and accuracy_gflops.png
+(ops/tools/demo_figures.py); the JSON line also holds the seed.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from ops.engine.loops import build_dataset  # noqa: E402
 from ops.engine.setup import load_dataset_config, setup_eval  # noqa: E402
 from ops.engine.train import run  # noqa: E402
 from ops.opts import parse_args  # noqa: E402
-from ops.tools.frame_pretrain import pretrain_backbones  # noqa: E402
-from ops.tools.policy_check import glyph_coverage  # noqa: E402
+from ops.tools.demo_figures import accuracy_gflops_plot, policy_picture  # noqa: E402
+from ops.tools.frame_pretrain import load_frames, pretrain_backbones  # noqa: E402
+from ops.tools.policy_check import glyph_coverage, oracle_accuracy  # noqa: E402
 
 
 def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
@@ -65,15 +69,24 @@ def run_schedule(common: list[str], schedule: tuple[tuple[str, ...], ...]) -> tu
     return args, ckpts[-1]
 
 
-def coverage(args) -> dict:
-    """Returns {policy: glyph_coverage} on val for the checkpoint `args.resume`, learned and random policies."""
+def inspect(args, picture: str) -> tuple[dict, dict | None]:
+    """For the checkpoint `args.resume` on val: returns ({policy: glyph_coverage} for the learned and random
+    policies, oracle_accuracy or None for a model it does not apply to) and writes the picture of where the
+    learned policies look on the first validation videos at `picture`."""
     _, config, model, cfg = setup_eval(args)
     val = build_dataset(args, config, "val", model.input_layout(cfg))
     result = {}
     for policy in ("learned", "random"):
         model.policy = policy
         result[policy] = glyph_coverage(model, val, config.dataset_dir)
-    return result
+    model.policy = "learned"
+    policy_picture(model, val, config.dataset_dir, picture)
+    try:
+        oracle = oracle_accuracy(model, load_frames(config.dataset_dir, "val", cfg.input_size))
+    except ValueError as exc:  # not a TSN-wrapped glance + focus model
+        print(f"oracle patches: not measured ({exc})")
+        oracle = None
+    return result, oracle
 
 
 def main() -> dict:
@@ -127,11 +140,22 @@ def main() -> dict:
         ckpt = os.path.join(train_args.run_dir, "ckpt.pth.tar")
     learned = run_nview(parse_args(common + ["--resume", ckpt], script="nview"))
     uniform = run_nview(parse_args(common + ["--resume", ckpt, "--policy", "random"], script="nview"))
-    looks = coverage(parse_args(common + ["--resume", ckpt], script="nview"))
+    figures = {"policies": os.path.join(train_args.run_dir, "policies.png")}
+    looks, oracle = inspect(parse_args(common + ["--resume", ckpt], script="nview"), figures["policies"])
     curves = run_early_exit(
         parse_args(common + ["--resume", ckpt, "--criteria", "entropy"], script="early_exit")
     )
     half = min(curves["entropy"], key=lambda q: abs(q["exit_fractions"][0] - 0.5))
+    first = "first exit (one frame)" if schedule else "glance network alone"
+    figures["accuracy_gflops"] = accuracy_gflops_plot(
+        {
+            "learned policies": (learned["gflops"], learned["top1"]),
+            "random patches, uniform frames": (learned["gflops"], uniform["top1"]),
+            first: (learned["gflops_glance"], learned["glance_top1"]),
+        },
+        curves["entropy"],
+        os.path.join(train_args.run_dir, "accuracy_gflops.png"),
+    )
     summary = {
         "learned_acc": learned["top1"],
         "random_acc": uniform["top1"],
@@ -147,16 +171,18 @@ def main() -> dict:
         "glyph_frames_uniform": looks["random"]["glyph_frames"],
         "region_side_learned": looks["learned"]["region_side"],
         "epochs": train_args.epochs,
+        "seed": opts.seed,
         "wall_s": round(time.perf_counter() - start, 1),
     }
+    if oracle is not None:
+        summary.update({f"oracle_{key}_acc": value for key, value in oracle.items()})
     print(
         f"\n(a) learned policies        top-1 {summary['learned_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs"
     )
     print(
         f"(b) random patches, uniform top-1 {summary['random_acc']:6.2f}%  {summary['gflops_learned']:.3f} GFLOPs"
     )
-    first = "first exit (one frame)  " if schedule else "glance network alone    "
-    print(f"(c) {first} top-1 {summary['glance_acc']:6.2f}%  {summary['gflops_glance']:.3f} GFLOPs")
+    print(f"(c) {first:<24} top-1 {summary['glance_acc']:6.2f}%  {summary['gflops_glance']:.3f} GFLOPs")
     where = "the first exit" if schedule else "the glance"
     print(f"early exit, half exit at {where}: top-1 {half['metric']:.2f}% at {half['gflops']:.3f} GFLOPs")
     for name, policy in (("learned", "learned"), ("random/uniform", "random")):
@@ -165,6 +191,13 @@ def main() -> dict:
             f"{name:>15}: selected frames showing the glyph {look['glyph_frames']:5.1f}%, glyph wholly inside the "
             f"focus region {look['glyph_in_patch']:5.1f}% (region side {look['region_side']:.0f} px)"
         )
+    if oracle is not None:
+        print(
+            f"oracle patches (K frames in the glyph's window, P x P centred on it): focus alone "
+            f"{oracle['focus']:.1f}%, fused with the glance {oracle['fused']:.1f}%, glance {oracle['glance']:.1f}%"
+        )
+    for name, path in figures.items():
+        print(f"figure ({name}): {path}")
     print(json.dumps(summary))
     return summary
 

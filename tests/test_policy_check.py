@@ -50,15 +50,15 @@ class _Looker(torch.nn.Module):
 def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
     s, p, n = 64, 32, 6
     root = str(tmp_path)
-    folder = ensure_synthetic(
-        root,
+    folder = ensure_synthetic(  # 96-px frames: the 28-px framed glyph is 21 px in the 64-px view, below the
+        root,  # smallest region (27.4 px), so a covering region is never exactly the glyph's size
         num_classes=2,
         videos_per_class_train=1,
         videos_per_class_val=3,
         min_frames=12,
         max_frames=14,
-        height=64,
-        width=80,
+        height=96,
+        width=120,
         num_clutter=3,
         num_distractors=1,
     )

@@ -182,7 +182,7 @@ def test_picture_boxes_are_where_the_actions_put_them_on_the_glyph(clips, tmp_pa
     """The temporal and spatial policies are fixed to a frame that shows the glyph and a region around it;
     the picture must show the model's input frames and the outline exactly at that region, around the glyph."""
     paths, annotations = clips
-    s, p, tg, n = 64, 32, 4, 8
+    s, p, tg, n = 64, 40, 4, 8  # P holds the 28-px framed glyph (32 px in the 64-px view)
     cfg = ModelConfig(
         preset="tsm", num_classes=3, glance_arch="resnet18", focus_arch="resnet18", glance_base_width=8,
         focus_base_width=8, num_glance_segments=tg, num_input_focus_segments=n, num_focus_segments=1,

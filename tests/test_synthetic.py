@@ -69,7 +69,7 @@ def test_layout_lists_and_annotations(tiny):
             assert img.shape == (128, 160, 3)
             x, y, w, h = a["boxes"][start]
             assert (
-                (w, h) == (20, 20) and 24 <= x and x + w <= 136 and 8 <= y and y + h <= 120
+                (w, h) == (28, 28) and 24 <= x and x + w <= 136 and 8 <= y and y + h <= 120
             )  # centre 112 crop
             grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
             assert (
@@ -120,6 +120,7 @@ def test_pattern_readable_in_focus_patch_hue_at_glance_resolution(tmp_path):
     ann = json.load(open(os.path.join(folder, "annotations.json")))
     hues = np.float32([synthetic.HUES[h] for h in sorted(synthetic.HUES)]) * (1 + synthetic.DARK) / 2
     feats, hue_hits = {}, []
+    g = synthetic.GLYPH
     for name, a in ann.items():
         start, end = a["window"]
         pattern, hue = divmod(a["label"], 4)
@@ -131,13 +132,14 @@ def test_pattern_readable_in_focus_patch_hue_at_glance_resolution(tmp_path):
             if x % 2 or y % 2:  # keep the 2x2 grid aligned with the box: the flatness is exact there
                 continue
             views = {
-                "focus": grey[y + 2 : y + h - 2, x + 2 : x + w - 2],  # the 16x16 glyph
-                "glance": small_grey[y // 2 + 1 : y // 2 + 9, x // 2 + 1 : x // 2 + 9],
+                "focus": grey[y + 2 : y + h - 2, x + 2 : x + w - 2],  # the GLYPH x GLYPH pattern
+                "glance": small_grey[y // 2 + 1 : y // 2 + 1 + g // 2, x // 2 + 1 : x // 2 + 1 + g // 2],
             }
             for key, v in views.items():
                 f = v.ravel() - v.mean()
                 feats.setdefault((key, a["split"]), []).append((f / (np.linalg.norm(f) + 1e-6), pattern))
-            mean_colour = small[y // 2 + 2 : y // 2 + 8, x // 2 + 2 : x // 2 + 8].reshape(-1, 3).mean(0)
+            inner = small[y // 2 + 2 : y // 2 + g // 2, x // 2 + 2 : x // 2 + g // 2]
+            mean_colour = inner.reshape(-1, 3).mean(0)
             hue_hits.append(int(np.abs(hues - mean_colour).sum(1).argmin() == hue))
     acc = {}
     for key in ("focus", "glance"):

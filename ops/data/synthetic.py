@@ -1,7 +1,7 @@
 """Seeded synthetic video dataset in TSM format, built so that both *where* and *when* matter.
 
 Each clip shows a cluttered, slowly panning background with moving textured tiles. Exactly one
-tile (the *glyph*, a 16x16 px pattern inside a 2 px white frame) carries the class, and it is on
+tile (the *glyph*, a 24x24 px pattern inside a 2 px white frame) carries the class, and it is on
 screen only during a random window of 30-50% of the frames. The class is a (pattern, hue) pair:
 the glyph's two colours are a light and a dark shade of one of four hues (red, green, blue,
 yellow), drawn as one of three 1-px patterns (horizontal stripes, vertical stripes, checkerboard).
@@ -9,9 +9,11 @@ Every 2x2 window of each pattern is half light, half dark, so at glance resoluti
 frame side or less) the glyph is a flat blob of its mean colour framed in white: the glance can
 find *where* and *when* and read the hue, but only a full-resolution focus patch reads the pattern.
 With the default 8 classes (2 patterns x 4 hues) the hue alone gives ~50%; the rest needs the focus
-network looking at the right place at the right time. (The demo's glance, 80 of 128 px = 0.625x,
-is above that half-size bound and reads a little of the pattern through resize aliasing: 55-61%.) Distractor tiles use the same
-hues (random 2-px noise, coloured frame), so hue alone does not say where the glyph is.
+network looking at the right place at the right time. (The demo's glance, 64 of 128 px, is at that
+half-size bound; at 80 px (0.625x) it read a little of the pattern through resize aliasing: 54-59%.)
+Distractor tiles use the same hues (random 2-px noise, coloured frame), so hue alone does not say where the
+glyph is. The glyph was 16 px up to version 6; at 24 px the focus network learns the pattern reliably
+(README, the demo paragraph).
 Measured (tests/test_synthetic.py, 1-nearest-neighbour on colour pixels): full-resolution glyph
 crop 100%, 2x-downsampled glyph box ~hue only, 2x-downsampled whole frame near chance.
 
@@ -36,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-SYNTH_VERSION = 6  # bump whenever rendering or the default sizes change, so old folders get regenerated
+SYNTH_VERSION = 7  # bump whenever rendering or the default sizes change, so old folders get regenerated
 PATTERNS = ("checker", "hstripe", "vstripe")  # 1-px patterns: readable only at full resolution
 HUES = {  # light shade (RGB) of each hue; the dark shade is DARK times it
     "blue": (90, 140, 255),
@@ -48,7 +50,7 @@ DARK = 0.35
 # Class index order == alphabetical order of the names "<pattern>_<hue>": the first 4k classes hold
 # k patterns x all 4 hues, so with 8 classes each hue comes in 2 patterns.
 CLASSES = tuple(f"{p}_{h}" for p in PATTERNS for h in sorted(HUES))
-GLYPH = 16  # glyph pattern side in px
+GLYPH = 24  # glyph pattern side in px
 CELL = 1  # pattern cell side in px (stripes of period 2 * CELL)
 BORDER = 2  # white frame around the glyph
 TEMPLATE = "img_{:05d}.jpg"

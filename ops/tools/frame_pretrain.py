@@ -144,7 +144,8 @@ def pretrain_backbones(
 
     Each step sees `frames_per_step` frames: 16 glance clips of 8 frames, 32 focus clips of 4 patches. With 16
     focus clips the final focus training accuracy over seeds 0-3 was 0.90 / 0.52 (hue only, the pattern never
-    learned) / 0.67 / 0.78; with 32, over seeds 1, 2, 4, 0.81 / 0.73 / 0.76."""
+    learned) / 0.67 / 0.78; with 32, over seeds 1, 2, 4, 0.81 / 0.73 / 0.76, and seed 0 0.54 (the 16-px glyph of
+    synthetic data version 6; the demo's README paragraph gives the 24-px glyph's figures)."""
     cfg = model.cfg
     if not all(isinstance(net, TSN) for net in (model.global_CNN, model.local_CNN)):
         raise ValueError(

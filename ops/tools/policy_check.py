@@ -15,9 +15,10 @@ import os
 import numpy as np
 import torch
 
-from models.patches import deformable_regions
+from models.patches import deformable_patch_grid, deformable_regions, scale_action
 from ops.data.dataset import VideoDataset
-from ops.data.transforms import center_view_map
+from ops.data.lists import sample_eval
+from ops.data.transforms import center_view_map, normalize
 from ops.engine.loops import to_input
 
 
@@ -80,3 +81,59 @@ def glyph_coverage(model: torch.nn.Module, dataset: VideoDataset, folder: str, b
         "glyph_in_patch": 100 * float(np.mean(inside)),
         "region_side": float(np.mean(sides)),
     }
+
+
+def oracle_actions(boxes: torch.Tensor, patch_size: int, input_size: int) -> torch.Tensor:
+    """Returns deformable actions (M, 4) of P x P regions centred on the glyph boxes (M, 4) [x, y, w, h] (pixels of
+    the S-frame), moved inside the frame where the glyph is near its border."""
+    p, s = float(patch_size), float(input_size)
+    actions = torch.empty(boxes.shape[0], 4)
+    actions[:, 2:] = float(scale_action(p, input_size))
+    for dim, (pos, extent) in enumerate(((boxes[:, 1], boxes[:, 3]), (boxes[:, 0], boxes[:, 2]))):
+        top = (pos + extent / 2 - p / 2).clamp(0, s - p)
+        actions[:, dim] = top / (s - p)
+    return actions
+
+
+@torch.no_grad()
+def oracle_accuracy(model: torch.nn.Module, videos: list[dict], batch: int = 16) -> dict:
+    """Returns top-1 accuracies (%) of a TSM-preset Uni-AdaFocus on `videos` (frame_pretrain.load_frames: frames
+    of the evaluation view, glyph boxes, window, label) when the focus network is given the oracle: K frames
+    evenly spread over the glyph's on-screen window, each with a P x P patch centred on the glyph. Keys:
+    'focus' (focus net alone, its averaged aux logits), 'fused' (glance final + focus final, as the model's
+    prediction), 'glance' (glance net alone on T_g evenly spread frames); so a weak 'focus' says the focus net
+    cannot read the pattern, a 'fused' near 'glance' says the fusion ignores the focus."""
+    from models.heads import TSN
+
+    if not all(isinstance(getattr(model, n, None), TSN) for n in ("global_CNN", "local_CNN")):
+        raise ValueError(
+            "oracle_accuracy needs TSN-wrapped glance and focus nets (the tsm preset, as the demo)"
+        )
+    cfg = model.cfg
+    tg, k, s = cfg.num_glance_segments, cfg.num_focus_segments, cfg.input_size
+    model.eval()
+    hits = {"focus": [], "fused": [], "glance": []}
+    for start in range(0, len(videos), batch):
+        chunk = videos[start : start + batch]
+        glance, focus, boxes = [], [], []
+        for v in chunk:
+            n = len(v["frames"])
+            glance.append(v["frames"][sample_eval(n, tg) - 1])
+            lo, hi = v["window"]
+            t = lo + sample_eval(hi - lo, k) - 1
+            focus.append(v["frames"][t])
+            boxes.append(v["boxes"][t])
+        g = normalize(torch.from_numpy(np.stack(glance)).movedim(-1, -3)).flatten(0, 1)
+        f = normalize(torch.from_numpy(np.stack(focus)).movedim(-1, -3)).flatten(0, 1)
+        actions = oracle_actions(torch.from_numpy(np.stack(boxes)).flatten(0, 1), cfg.patch_size, s)
+        patches = deformable_patch_grid(f, actions, cfg.patch_size, s, cfg.patch_size, s)
+        go = model.global_CNN(model.glance_resize(g), tg)
+        fo = model.local_CNN(patches, k)
+        labels = torch.tensor([v["label"] for v in chunk])
+        for key, logits in (
+            ("focus", fo["reg"]),
+            ("fused", go["final"] + fo["final"]),
+            ("glance", go["reg"]),
+        ):
+            hits[key] += (logits.argmax(1) == labels).tolist()
+    return {key: 100 * float(np.mean(value)) for key, value in hits.items()}
