@@ -76,6 +76,14 @@ def add_data_flags(g: argparse._ArgumentGroup) -> None:
         "each, as the original)",
     )
     g.add_argument(
+        "--independent_crop",
+        dest="shared_crop",
+        action="store_const",
+        const=False,
+        help="training: one crop and flip each for the glance and candidate frames, as the original (the default "
+        "but for the synthetic data, whose recipe shares them)",
+    )
+    g.add_argument(
         "--train_crop",
         choices=TRAIN_CROPS,
         help="training crop: tsm (multi-scale crop with fixed offsets, the Uni-AdaFocus/TSM default) or the "

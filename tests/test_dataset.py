@@ -422,3 +422,11 @@ def test_worker_start_after_opencv_and_pyav_in_parent(official, tmp_path):
     ds = VideoDataset(get_dataset_config("somethingv2", root=root), "val", num_glance=1, num_candidates=1)
     loader = make_loader(ds, 1, workers=1, timeout=60)
     assert [int(b[2]) for b in loader] == [0]
+
+
+def test_synthetic_recipe_shares_the_crop_and_independent_crop_restores_the_original(data_root):
+    base = ["synthetic", "RGB", "--root_dataset", data_root]
+    assert parse_args(base).shared_crop is True
+    args = parse_args(base + ["--independent_crop"])
+    assert args.shared_crop is False and "shared_crop" in args.explicit
+    assert parse_args(["somethingv2", "RGB"]).shared_crop is not True  # published datasets: the original's
