@@ -4,7 +4,6 @@ the picture of where the policies look and the accuracy-vs-GFLOPs plot."""
 import pytest
 import torch
 
-from models import ModelConfig, build_model
 from models.heads import TSN
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import get_dataset_config
@@ -14,6 +13,7 @@ from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ops.tools.demo_figures import accuracy_gflops_plot, policy_picture
 from ops.tools.frame_pretrain import load_frames
 from ops.tools.policy_check import oracle_accuracy, oracle_actions, region_boxes
+from tests.test_frame_pretrain import tiny_tsm_model
 
 
 def test_oracle_actions_centre_the_glyph_inside_the_frame():
@@ -39,24 +39,7 @@ def tiny(tmp_path_factory):
         num_clutter=3,
         num_distractors=1,
     )
-    cfg = ModelConfig(
-        preset="tsm",
-        num_classes=2,
-        input_size=64,
-        glance_size=32,
-        patch_size=40,
-        num_glance_segments=2,
-        num_input_focus_segments=4,
-        num_focus_segments=2,
-        glance_arch="resnet18",
-        focus_arch="resnet18",
-        glance_base_width=8,
-        focus_base_width=8,
-        stn_hidden_dim=8,
-        temporal_hidden_dim=8,
-    )
-    torch.manual_seed(0)
-    return root, folder, build_model(cfg)
+    return root, folder, tiny_tsm_model(glance_size=32, patch_size=40)
 
 
 class _Reader(TSN):

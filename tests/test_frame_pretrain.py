@@ -78,24 +78,7 @@ def test_pretraining_moves_backbones_only(tmp_path):
     assert frames.shape == (8, 3, 64, 64, 3) and not np.isnan(boxes).any()
     frames, boxes, labels = _clips(videos, 8, 3, rng, visible=False)  # one frame per segment, glyph or not
     assert frames.shape == (8, 3, 64, 64, 3) and np.isnan(boxes).any()
-    cfg = ModelConfig(
-        preset="tsm",
-        num_classes=2,
-        input_size=64,
-        glance_size=64,
-        patch_size=32,
-        num_glance_segments=2,
-        num_input_focus_segments=4,
-        num_focus_segments=2,
-        glance_arch="resnet18",
-        focus_arch="resnet18",
-        glance_base_width=8,
-        focus_base_width=8,
-        stn_hidden_dim=8,
-        temporal_hidden_dim=8,
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg)
+    model = tiny_tsm_model(glance_size=64, patch_size=32)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     report = pretrain_backbones(
         model, folder, glance_steps=2, focus_steps=2, frames_per_step=4, progress=False
@@ -111,3 +94,25 @@ def test_pretraining_moves_backbones_only(tmp_path):
     assert set(report) == {"focus"}
     changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"local_CNN"}
+
+
+def tiny_tsm_model(glance_size: int, patch_size: int):
+    """A seeded tiny Uni-AdaFocus-TSM (ResNet-18 width 8, 2 classes, 64 px frames, 2 glance + 4 candidate frames)."""
+    cfg = ModelConfig(
+        preset="tsm",
+        num_classes=2,
+        input_size=64,
+        glance_size=glance_size,
+        patch_size=patch_size,
+        num_glance_segments=2,
+        num_input_focus_segments=4,
+        num_focus_segments=2,
+        glance_arch="resnet18",
+        focus_arch="resnet18",
+        glance_base_width=8,
+        focus_base_width=8,
+        stn_hidden_dim=8,
+        temporal_hidden_dim=8,
+    )
+    torch.manual_seed(0)
+    return build_model(cfg)
