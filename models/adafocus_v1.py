@@ -284,6 +284,18 @@ class AdaFocusV1(VideoModel):
         b, t = positions.shape[:2]
         return grid_top_left(positions.reshape(-1, 2), self.cfg.patch_size, self.cfg.input_size).view(b, t, 2)
 
+    def decisions(self, outputs: dict) -> dict | None:
+        """Every input frame is a glance and a focus frame; `regions` (B, T, 4) [x, y, P, P] are the patches
+        (None at stage 0, where no patches exist)."""
+        if "patch_top_left" not in outputs:
+            return None
+        corners = outputs["patch_top_left"].float()  # (B, T, 2) [y, x]
+        b, t = corners.shape[:2]
+        frames = torch.arange(t, device=corners.device).expand(b, t)
+        side = torch.full_like(corners[..., :1], float(self.cfg.patch_size))
+        regions = torch.cat([corners.flip(-1), side, side], dim=-1)
+        return {"glance": frames, "selected": frames, "regions": regions}
+
     def _check(self, x: torch.Tensor) -> None:
         t, s = self.cfg.num_segments, self.cfg.input_size
         if x.dim() != 5 or x.shape[1] != t or x.shape[2] != 3 or x.shape[-1] != s:

@@ -30,7 +30,7 @@ from models.v2_parts import ConcatPoolingClassifier, RecurrentPolicy, VideoPolic
 
 class AdaFocusV2(VideoModel):
     """AdaFocus V2; `forward(x (B, T, 3, S, S))` with T = the 16 frames ('an') or T_g glance + N focus frames
-    ('tsm'). Returns `logits` (B, C), `exit_logits` (B, E, C) (E = T for 'an', 1 for 'tsm'), `actions`
+    ('tsm'). Returns `logits` (B, C), `exit_logits` (B, E, C) (E = T for 'an', 2 for 'tsm'), `actions`
     ((B, T, 2) or (B, 2), the policy's [y, x]) and, for the loss, `fused_branches`, `focus_branches`, `glance_aux`.
     """
 
@@ -38,6 +38,7 @@ class AdaFocusV2(VideoModel):
         super().__init__()
         self.cfg = cfg
         self.per_frame = cfg.preset == "an"
+        self.policy = "learned"  # or 'random' (evaluation control: random patch positions, same cost)
         c, tg = cfg.num_classes, cfg.num_glance_segments
         if self.per_frame:
             self.global_CNN = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs("glance"))
@@ -77,13 +78,35 @@ class AdaFocusV2(VideoModel):
 
     @property
     def num_exits(self) -> int:
-        """'an': one exit per processed frame (V2+ conditional exit); 'tsm': one."""
-        return self.cfg.num_glance_segments if self.per_frame else 1
+        """'an': one exit per processed frame (V2+ conditional exit); 'tsm': the glance net alone (its own head)
+        and the fused prediction, as UA-TSM."""
+        return self.cfg.num_glance_segments if self.per_frame else 2
 
     @property
     def exit_family(self) -> str:
-        """V2+ conditional exit sweeps p_k ∝ q^k, k = 1..T, q = 0.5 .. 3.9."""
-        return "geometric_v2"
+        """'an': V2+ conditional exit sweeps p_k ∝ q^k, k = 1..T, q = 0.5 .. 3.9; 'tsm': two exits."""
+        return "geometric_v2" if self.per_frame else "two_exit"
+
+    def decisions(self, outputs: dict) -> dict:
+        """'an': every input frame is a glance and a focus frame (in processing order); 'tsm': the first T_g are
+        the glance frames, the N others the focus frames. `regions` (B, frames, 4) [x, y, P, P], a patch per frame."""
+        cfg = self.cfg
+        actions = outputs["actions"]
+        b, device = actions.shape[0], actions.device
+        if self.per_frame:
+            glance = selected = self.order.to(device).expand(b, -1)
+        else:
+            t, n = self.input_layout(cfg)
+            glance = torch.arange(t, device=device).expand(b, t)
+            selected = torch.arange(t, t + n, device=device).expand(b, n)
+            actions = actions.unsqueeze(1).expand(b, n, 2)
+        top_left = actions.float() * (cfg.input_size - cfg.patch_size)  # [y, x]
+        side = torch.full_like(top_left[..., :1], float(cfg.patch_size))
+        return {
+            "glance": glance,
+            "selected": selected,
+            "regions": torch.cat([top_left.flip(-1), side, side], -1),
+        }
 
     def backbones(self) -> list[nn.Module]:
         return [self.global_CNN, self.local_CNN]
@@ -93,7 +116,7 @@ class AdaFocusV2(VideoModel):
 
     def param_groups(self) -> list[dict]:
         """V2's lr_mult: glance net and its head `global_lr_ratio`, policy `stn_lr_ratio`, classifier
-        `classifier_lr_ratio`, focus 1; decay_mult 1 everywhere."""
+        `classifier_lr_ratio`, focus net `local_lr_ratio` (V2: 1), its 'an' head 1; decay_mult 1 everywhere."""
         cfg = self.cfg
         groups = []
         for name, module in self.named_children():
@@ -101,6 +124,10 @@ class AdaFocusV2(VideoModel):
                 mult = cfg.stn_lr_ratio
             elif name == "classifier":
                 mult = cfg.classifier_lr_ratio
+            elif name == "local_CNN":
+                mult = (
+                    1.0 if cfg.local_lr_ratio is None else cfg.local_lr_ratio
+                )  # None: saved before the flag
             else:
                 mult = cfg.global_lr_ratio if name.startswith("global_") else 1.0
             params = [p for p in module.parameters() if p.requires_grad]
@@ -154,6 +181,8 @@ class AdaFocusV2(VideoModel):
             g = self.global_CNN(flat, t)
             fm = g["featmap"]
         actions = self.policy_stn(fm.detach(), t)  # (B, T, 2) or (B, 2)
+        if self.policy == "random" and not self.training:  # evaluation control (reproducible draws)
+            actions = torch.rand(actions.shape, generator=torch.Generator().manual_seed(0)).to(actions)
         branches = [actions]
         if self.training:
             branches.append(torch.rand_like(actions))
@@ -182,7 +211,7 @@ class AdaFocusV2(VideoModel):
             fused = [g["final"] + lf for lf in f["final"].split(b)]
             out.update(
                 logits=fused[0],
-                exit_logits=fused[0].unsqueeze(1),
+                exit_logits=torch.stack([g["reg"], fused[0]], dim=1),
                 fused_branches=fused,
                 focus_branches=list(f["reg"].split(b)),
                 glance_aux=g["reg"],

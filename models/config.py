@@ -46,6 +46,7 @@ class ModelConfig:
     KL_ratio: float | None = None
     mc_samples: int | None = None
     global_lr_ratio: float | None = None
+    local_lr_ratio: float | None = None
     stn_lr_ratio: float | None = None
     temporal_lr_ratio: float | None = None
     classifier_lr_ratio: float | None = None

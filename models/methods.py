@@ -34,6 +34,7 @@ UA_FLAGS = (
     "temporal_hidden_dim",
     "temperature",
     "global_lr_ratio",
+    "local_lr_ratio",
     "stn_lr_ratio",
     "temporal_lr_ratio",
     "classifier_lr_ratio",
@@ -69,6 +70,11 @@ def _uniadafocus_arguments(g: argparse._ArgumentGroup) -> None:
     a("--temporal_hidden_dim", type=int, help="temporal policy width (64)")
     a("--temperature", type=float, help="softmax temperature of the frame distribution (1.0)")
     a("--global_lr_ratio", type=float, help="lr_mult of the glance branch (0.5)")
+    a(
+        "--local_lr_ratio",
+        type=float,
+        help="lr_mult of the focus network (1.0, as the original; the demo keeps its pretrained focus at 0.1)",
+    )
     a("--stn_lr_ratio", type=float, help="lr_mult of the spatial policy (preset)")
     a("--temporal_lr_ratio", type=float, help="lr_mult of the temporal policy (preset)")
     a("--classifier_lr_ratio", type=float, help="AN: lr_mult of the pooling classifier (20)")

@@ -316,6 +316,9 @@ class UniAdaFocus(VideoModel):
         cfg = self.cfg
         ratios = {
             "temporal_policy": cfg.temporal_lr_ratio,
+            "local_CNN": 1.0
+            if cfg.local_lr_ratio is None
+            else cfg.local_lr_ratio,  # None: a config saved before it
             "spatial_policy": cfg.stn_lr_ratio,
             "classifier": cfg.classifier_lr_ratio,
         }

@@ -5,7 +5,8 @@ BN and pooling not counted). fvcore counts a GRU as 0, so the policy's GRU is co
 'an': every frame costs glance + policy + patch + classifier share, and exit k (k frames processed) costs k frames
 (V2's per-frame constants: 1.100965 / 1.684842 / 2.435541 / 3.353061 at P = 96 / 128 / 160 / 192; ours differ by
 less than 0.1%: the per-frame auxiliary fc heads are training-only and not counted here).
-'tsm': T_g glance frames and N patch frames through the TSN nets (both heads per frame, as UA-TSM), plus the policy.
+'tsm': T_g glance frames and N patch frames through the TSN nets (both heads per frame, as UA-TSM), plus the policy;
+exit 0 is the glance net alone.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def v2_breakdown(model: nn.Module) -> dict:
         "glance": glance / 1e9,
         "policy": policy / 1e9,
         "focus": focus / 1e9,
-        "exits": [total],
+        "exits": [glance / 1e9, total],
         "total": total,
         "not_in_total": {},
     }

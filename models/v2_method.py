@@ -32,6 +32,7 @@ V2_FLAGS = (
     "glance_base_width",
     "stn_hidden_dim",
     "global_lr_ratio",
+    "local_lr_ratio",
     "stn_lr_ratio",
     "classifier_lr_ratio",
     "coarse_to_fine",
@@ -116,6 +117,6 @@ METHOD = Method(
     add_arguments=_v2_arguments,
     finalize=_v2_finalize,
     resolve_args=_v2_args,
-    has_policy=False,
+    has_policy=True,
     run_name=_v2_run_name,
 )

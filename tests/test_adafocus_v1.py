@@ -390,6 +390,20 @@ def test_random_policy_control_uses_random_patches():
     )
 
 
+def test_decisions_are_the_patches_of_every_frame():
+    model, x, _ = tiny_v1(3)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    chosen = model.decisions(out)
+    corners = out["patch_top_left"]  # (2, 3, 2) [y, x]
+    assert chosen["glance"].tolist() == chosen["selected"].tolist() == [[0, 1, 2]] * 2
+    assert chosen["regions"][..., 0].tolist() == corners[..., 1].float().tolist()  # x
+    assert chosen["regions"][..., 1].tolist() == corners[..., 0].float().tolist()  # y
+    assert (chosen["regions"][..., 2:] == 32).all()
+    assert tiny_v1(0)[0].decisions({"logits": out["logits"]}) is None  # stage 0: whole frames, no patches
+
+
 # ---- GFLOPs ---------------------------------------------------------------------------------------------------
 def test_gflops_per_patch_size():
     from scripts.flops import collect

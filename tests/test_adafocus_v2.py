@@ -156,6 +156,56 @@ def test_loss_terms_and_exits():
     assert model.num_exits == 4 and model.exit_family == "geometric_v2"
 
 
+@pytest.mark.parametrize("preset", ["an", "tsm"])
+def test_random_patch_control_and_decisions(preset):
+    """--policy random (evaluation only): reproducible uniform patch positions, same cost; `decisions` are the
+    P x P patches at a * (S - P) of the frames the focus net reads."""
+    model, cfg = tiny(preset, frames=4, coarse_to_fine=preset == "an")
+    glance_n, focus_n = model.input_layout(cfg)
+    x = torch.randn(2, glance_n + focus_n, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    model.eval()
+    with torch.no_grad():
+        learned = model(x)
+        model.policy = "random"
+        control, again = model(x), model(x)
+    expected = torch.rand(learned["actions"].shape, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(control["actions"], expected, rtol=0, atol=0)
+    torch.testing.assert_close(again["logits"], control["logits"], rtol=0, atol=0)
+    assert not torch.allclose(control["logits"], learned["logits"])
+    model.train()  # training keeps its two branches (policy, random) whatever the control says
+    assert model(x)["actions"].shape == learned["actions"].shape and len(model(x)["fused_branches"]) == 2
+
+    chosen = model.decisions(learned)
+    if preset == "an":
+        order = coarse_to_fine_order(4)
+        assert chosen["glance"].tolist() == chosen["selected"].tolist() == [order] * 2
+        per_frame = learned["actions"]
+    else:
+        assert chosen["glance"].tolist() == [[0, 1]] * 2 and chosen["selected"].tolist() == [[2, 3, 4, 5]] * 2
+        per_frame = learned["actions"].unsqueeze(1).expand(2, 4, 2)
+    torch.testing.assert_close(
+        chosen["regions"][..., :2], per_frame.flip(-1) * (64 - 32), rtol=1e-6, atol=1e-6
+    )
+    assert (chosen["regions"][..., 2:] == 32).all()
+
+
+def test_tsm_variant_exits_at_the_glance_net_alone():
+    """'tsm': exit 0 is the glance net's own head (what the focus frames never change), exit 1 the fused logits."""
+    model, cfg = tiny("tsm", frames=4)
+    model.eval()
+    x = torch.randn(2, 6, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    changed = x.clone()
+    changed[:, 2:] = torch.randn(2, 4, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        a, b = model(x), model(changed)
+    torch.testing.assert_close(a["exit_logits"][:, 0], b["exit_logits"][:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(a["exit_logits"][:, 0], a["glance_aux"], rtol=0, atol=0)
+    assert torch.equal(a["exit_logits"][:, 1], a["logits"]) and not torch.allclose(a["logits"], b["logits"])
+    assert (model.num_exits, model.exit_family) == (2, "two_exit")
+    flops = gflops_breakdown(cfg)
+    assert flops["exits"] == [flops["glance"], flops["total"]] and flops["glance"] < flops["total"]
+
+
 def test_frames_are_processed_coarse_to_fine():
     model, cfg = tiny(frames=8, coarse_to_fine=True)
     model.eval()

@@ -7,6 +7,8 @@ hides a gradient.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -215,6 +217,8 @@ def test_param_groups_cover_every_trainable_parameter_once(trained_forward):
     }[preset]
     assert {k: mult[k] for k in extra} == extra
     assert len(mult) == 4 + len(extra)
+    slow_focus = type(model)(dataclasses.replace(cfg, local_lr_ratio=0.1))  # the demo's: --local_lr_ratio 0.1
+    assert {g["name"]: g["lr_mult"] for g in slow_focus.param_groups()} == {**mult, "local_CNN": 0.1}
 
 
 def test_random_patch_branch_uses_patch_sized_regions():

@@ -46,6 +46,10 @@ class _Looker(torch.nn.Module):
         assert x.dtype == torch.float32 and x.shape[0] == len(self.indices)
         return {"focus_indices": self.indices, "actions": self.actions}
 
+    def decisions(self, out: dict) -> dict:  # as UniAdaFocus.decisions: positions after the 2 glance frames
+        regions = region_boxes(out["actions"], self.cfg.patch_size, self.cfg.input_size)
+        return {"selected": out["focus_indices"] + 2, "regions": regions[:, None]}
+
 
 def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
     s, p, n = 64, 32, 6
@@ -112,10 +116,10 @@ def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
 def test_demo_refuses_a_method_without_learned_policies(tmp_path):
     """(b) evaluates the model with --policy random: a method without that control stops before any work."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    argv = [sys.executable, "scripts/demo.py", "--method", "adafocus_v2"]
+    argv = [sys.executable, "scripts/demo.py", "--method", "tsm"]
     argv += ["--root_dataset", str(tmp_path / "data"), "--root_log", str(tmp_path / "runs")]
     result = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "--method adafocus_v2: the demo compares learned policies with random ones" in result.stderr
-    assert "learned policies: uniadafocus, adafocus_v1" in result.stderr
+    assert "--method tsm: the demo compares learned policies with random ones" in result.stderr
+    assert "learned policies: uniadafocus, adafocus_v1, adafocus_v2" in result.stderr
     assert not os.listdir(tmp_path)

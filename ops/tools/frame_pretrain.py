@@ -7,11 +7,12 @@ glyphs, so the demo first trains the two backbones briefly as plain clip classif
 
 * glance net (TSN, T_g frames at glance resolution): clips sampled as in training (one frame per segment, the
   glyph on screen in some of them; so the BatchNorm statistics are those the main training sees), the video's
-  label, plus a class-map loss that makes its features localised;
+  label, plus, for Uni-AdaFocus, a class-map loss through its feature-crop aux head `aux_fc` that makes its
+  features localised (AdaFocus V2 has no such head: the label loss only);
 * focus net (TSN, K patches): frames where the glyph is visible, glyph-centred deformable patches cut by the
   model's own patch sampler, with random position and size jitter (the glyph always inside).
 
-Policies, the feature-crop aux head and everything else stay untouched, so in the main training they still
+Policies and everything else stay untouched, so in the main training they still
 have to learn where and when to look; evaluation with random patches (`--policy random`) runs the same
 pretrained networks. The result is saved as a checkpoint for `main.py --tune_from`.
 """
@@ -139,7 +140,7 @@ def pretrain_backbones(
     progress: bool = True,
 ) -> dict:
     """Trains `model.global_CNN` (whole frames) and `model.local_CNN` (glyph patches) of a TSM-preset
-    Uni-AdaFocus in place: Adam, cosine learning rate to zero (so BatchNorm statistics settle); returns the
+    Uni-AdaFocus or AdaFocus V2 in place: Adam, cosine learning rate to zero (so BatchNorm statistics settle); returns the
     final training accuracy and loss of each network trained (a network with 0 steps is skipped).
 
     Each step sees `frames_per_step` frames: 16 glance clips of 8 frames, 32 focus clips of 4 patches. With 16
@@ -162,7 +163,8 @@ def pretrain_backbones(
     ):
         if steps <= 0:
             continue
-        params = list(net.parameters()) + (list(model.aux_fc.parameters()) if name == "glance" else [])
+        head = getattr(model, "aux_fc", None) if name == "glance" else None
+        params = list(net.parameters()) + (list(head.parameters()) if head is not None else [])
         opt = torch.optim.Adam([p for p in params if p.requires_grad], lr=lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         hits, seen = [], []
@@ -183,8 +185,8 @@ def pretrain_backbones(
                 )
             out = net(x, length)
             loss = F.cross_entropy(out["reg"], labels) + F.cross_entropy(out["final"], labels)
-            if name == "glance":
-                loss = loss + class_map_loss(out["featmap"], model.aux_fc, boxes, labels, cfg.input_size)
+            if head is not None:
+                loss = loss + class_map_loss(out["featmap"], head, boxes, labels, cfg.input_size)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -38,37 +38,28 @@ def _view_transform(folder: str, dataset: VideoDataset) -> tuple[np.ndarray, np.
 def glyph_coverage(model: torch.nn.Module, dataset: VideoDataset, folder: str, batch: int = 16) -> dict:
     """Returns {'glyph_frames', 'glyph_in_patch' (fractions of the selected frames, %), 'region_side' (px)} for
     `model` (its current `policy`) on `dataset` (a 'tsm'-layout evaluation VideoDataset of the synthetic data
-    in `folder`). A model whose output has `patch_top_left` (B, T, 2) crops P x P patches of all its frames."""
+    in `folder`); the selected frames and their regions are the model's `decisions`."""
     if dataset.train or dataset.num_views != 1:
         raise ValueError("glyph_coverage needs an evaluation dataset with one view (1 crop, 1 clip)")
     with open(os.path.join(folder, "annotations.json")) as f:
         annotations = json.load(f)
     zoom, shift = _view_transform(folder, dataset)
-    cfg = model.cfg
     device = next(model.parameters()).device
     model.eval()
     shown, inside, sides = [], [], []
     for start in range(0, len(dataset), batch):
         items = [dataset[i] for i in range(start, min(start + batch, len(dataset)))]
-        out = model(to_input(torch.stack([x for x, _, _ in items]), device))
-        if "patch_top_left" in out:  # integer P x P crops of every frame (AdaFocus V1)
-            corners = out["patch_top_left"].float()  # (B, T, 2) [y, x]
-            side = torch.full_like(corners[..., 0], float(cfg.patch_size))
-            regions = torch.stack([corners[..., 1], corners[..., 0], side, side], -1).cpu().numpy()
-            chosen = [list(range(corners.shape[1]))] * len(items)
-        else:
-            actions = out["actions"].reshape(-1, 4)
-            regions = (
-                region_boxes(actions, cfg.patch_size, cfg.input_size).view(len(items), -1, 4).cpu().numpy()
-            )
-            chosen = out["focus_indices"].tolist()
-        for (_, _, index), idx, region in zip(items, chosen, regions):
+        chosen = model.decisions(model(to_input(torch.stack([x for x, _, _ in items]), device)))
+        if chosen is None:
+            raise ValueError(f"glyph_coverage: {type(model).__name__} has no policies (no focus regions)")
+        for (_, _, index), selected, regions in zip(
+            items, chosen["selected"].tolist(), chosen["regions"].cpu().numpy()
+        ):
             record = dataset.records[index]
-            numbers = dataset.frame_numbers(record)[0, dataset.num_glance :]
+            numbers = dataset.frame_numbers(record)[0]
             boxes = annotations[record.path]["boxes"]
-            for j, k in enumerate(idx):
-                box = boxes[numbers[k] - 1]
-                r = region[min(j, len(region) - 1)]  # one region per video ('tsm') or per frame ('an')
+            for t, r in zip(selected, regions):
+                box = boxes[numbers[t] - 1]
                 sides.append(float(r[2:].mean()))
                 shown.append(box is not None)
                 if box is None:
