@@ -8,8 +8,9 @@ network alone. The last line printed is one JSON object with the figures.
 Any other flag is passed on to the parser of every run (training, evaluation, early exit), e.g. --shared_crop or
 --resize_backend cv2. `--method adafocus_v1` runs that method instead, through its training schedule (stages 0-3,
 each from the previous stage's checkpoint, every stage `--epochs` epochs; its stage 0 trains the backbones, so there
-is no separate backbone pretraining); (c) is then its first exit (one frame). A method without learned policies that
---policy random can replace (e.g. adafocus_v2) is refused before anything runs, since (b) needs that control.
+is no separate backbone pretraining); (c) is then its first exit (one frame). `--method adafocus_v2` runs V2 as
+Uni-AdaFocus (backbone pretraining, then its training; (b) random patch positions on the same frames, since V2 selects
+no frames). A method without learned policies (e.g. tsm) is refused before anything runs, since (b) needs them.
 
 The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the

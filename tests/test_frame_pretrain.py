@@ -9,6 +9,7 @@ import torch
 
 from models import ModelConfig, build_model
 from models.patches import deformable_theta, region_range
+from models.v2_method import V2Config
 from ops.data.synthetic import ensure_synthetic
 from ops.tools.frame_pretrain import _clips, class_map_loss, glyph_actions, load_frames, pretrain_backbones
 
@@ -94,6 +95,32 @@ def test_pretraining_moves_backbones_only(tmp_path):
     assert set(report) == {"focus"}
     changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"local_CNN"}
+    # AdaFocus V2 (TSN glance and focus, no feature-crop aux head): the two backbones and nothing else
+    torch.manual_seed(0)
+    v2 = build_model(
+        V2Config(
+            preset="tsm",
+            model="adafocus_v2",
+            num_classes=2,
+            input_size=64,
+            glance_size=64,
+            patch_size=32,
+            num_glance_segments=2,
+            num_input_focus_segments=2,
+            num_focus_segments=2,
+            glance_arch="resnet18",
+            focus_arch="resnet18",
+            glance_base_width=8,
+            focus_base_width=8,
+            stn_hidden_dim=8,
+            pretrain="none",
+        )
+    )
+    before = {k: v.clone() for k, v in v2.state_dict().items()}
+    report = pretrain_backbones(v2, folder, glance_steps=2, focus_steps=2, frames_per_step=4, progress=False)
+    assert set(report) == {"glance", "focus"}
+    changed = {k.split(".")[0] for k, v in v2.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"global_CNN", "local_CNN"}
 
 
 def tiny_tsm_model(glance_size: int, patch_size: int):
