@@ -80,65 +80,55 @@ def test_pretraining_moves_backbones_only(tmp_path):
     frames, boxes, labels = _clips(videos, 8, 3, rng, visible=False)  # one frame per segment, glyph or not
     assert frames.shape == (8, 3, 64, 64, 3) and np.isnan(boxes).any()
     model = tiny_tsm_model(glance_size=64, patch_size=32)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    report = pretrain_backbones(
-        model, folder, glance_steps=2, focus_steps=2, frames_per_step=4, progress=False
-    )
-    assert set(report) == {"glance", "focus"}
-    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed == {"global_CNN", "local_CNN", "aux_fc"}
+    assert _moved(model, folder, 2, 2) == ({"glance", "focus"}, {"global_CNN", "local_CNN", "aux_fc"})
     # a network given 0 steps is left alone (no forward pass: its BatchNorm statistics stay too)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    report = pretrain_backbones(
-        model, folder, glance_steps=0, focus_steps=1, frames_per_step=4, progress=False
-    )
-    assert set(report) == {"focus"}
-    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed == {"local_CNN"}
+    assert _moved(model, folder, 0, 1) == ({"focus"}, {"local_CNN"})
     # AdaFocus V2 (TSN glance and focus, no feature-crop aux head): the two backbones and nothing else
     torch.manual_seed(0)
     v2 = build_model(
         V2Config(
-            preset="tsm",
+            **TINY_TSM,
             model="adafocus_v2",
-            num_classes=2,
-            input_size=64,
             glance_size=64,
             patch_size=32,
-            num_glance_segments=2,
             num_input_focus_segments=2,
-            num_focus_segments=2,
-            glance_arch="resnet18",
-            focus_arch="resnet18",
-            glance_base_width=8,
-            focus_base_width=8,
-            stn_hidden_dim=8,
             pretrain="none",
         )
     )
-    before = {k: v.clone() for k, v in v2.state_dict().items()}
-    report = pretrain_backbones(v2, folder, glance_steps=2, focus_steps=2, frames_per_step=4, progress=False)
-    assert set(report) == {"glance", "focus"}
-    changed = {k.split(".")[0] for k, v in v2.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed == {"global_CNN", "local_CNN"}
+    assert _moved(v2, folder, 2, 2) == ({"glance", "focus"}, {"global_CNN", "local_CNN"})
+
+
+def _moved(model, folder: str, glance_steps: int, focus_steps: int) -> tuple[set, set]:
+    """Pretrains `model` for the given steps; returns (the networks reported, the top-level modules that changed)."""
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = pretrain_backbones(
+        model, folder, glance_steps=glance_steps, focus_steps=focus_steps, frames_per_step=4, progress=False
+    )
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    return set(report), changed
+
+
+TINY_TSM = dict(  # ResNet-18 width 8, 2 classes, 64 px frames, 2 glance and 2 focus frames
+    preset="tsm",
+    num_classes=2,
+    input_size=64,
+    num_glance_segments=2,
+    num_focus_segments=2,
+    glance_arch="resnet18",
+    focus_arch="resnet18",
+    glance_base_width=8,
+    focus_base_width=8,
+    stn_hidden_dim=8,
+)
 
 
 def tiny_tsm_model(glance_size: int, patch_size: int):
-    """A seeded tiny Uni-AdaFocus-TSM (ResNet-18 width 8, 2 classes, 64 px frames, 2 glance + 4 candidate frames)."""
+    """A seeded tiny Uni-AdaFocus-TSM (TINY_TSM, 4 candidate frames)."""
     cfg = ModelConfig(
-        preset="tsm",
-        num_classes=2,
-        input_size=64,
+        **TINY_TSM,
         glance_size=glance_size,
         patch_size=patch_size,
-        num_glance_segments=2,
         num_input_focus_segments=4,
-        num_focus_segments=2,
-        glance_arch="resnet18",
-        focus_arch="resnet18",
-        glance_base_width=8,
-        focus_base_width=8,
-        stn_hidden_dim=8,
         temporal_hidden_dim=8,
     )
     torch.manual_seed(0)
