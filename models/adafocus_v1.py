@@ -186,18 +186,9 @@ class AdaFocusV1(VideoModel):
 
         return loss
 
-    def param_groups(self) -> list[dict]:
-        """The stage's trainable parameters: backbones at lr_mult 1, the GRU classifier at fc_lr / backbone_lr."""
-        groups = []
-        for name, module, mult in (
-            ("glancer", self.glancer, 1.0),
-            ("focuser", self.focuser, 1.0),
-            ("classifier", self.classifier, self.cfg.fc_lr_ratio),
-        ):
-            params = [p for p in module.parameters() if p.requires_grad]
-            if params:
-                groups.append({"params": params, "lr_mult": mult, "decay_mult": 1.0, "name": name})
-        return groups
+    def lr_mult(self, child: str) -> float:
+        """Backbones (glancer, focuser) 1, the GRU classifier fc_lr / backbone_lr."""
+        return self.cfg.fc_lr_ratio if child == "classifier" else 1.0
 
     def make_optimizer(self, args) -> torch.optim.Optimizer | None:
         """Stage 2: Adam over the policy at the constant policy_lr (the original's PPO optimizer); else None."""

@@ -114,26 +114,18 @@ class AdaFocusV2(VideoModel):
     def criterion(self) -> Criterion:
         return v2_loss
 
-    def param_groups(self) -> list[dict]:
-        """V2's lr_mult: glance net and its head `global_lr_ratio`, policy `stn_lr_ratio`, classifier
-        `classifier_lr_ratio`, focus net `local_lr_ratio` (V2: 1), its 'an' head 1; decay_mult 1 everywhere."""
+    def lr_mult(self, child: str) -> float:
+        """V2's ratios: glance net and its head `global_lr_ratio`, policy `stn_lr_ratio`, classifier
+        `classifier_lr_ratio`, focus net `local_lr_ratio` (V2: 1), its 'an' head 1."""
         cfg = self.cfg
-        groups = []
-        for name, module in self.named_children():
-            if name == "policy_stn":
-                mult = cfg.stn_lr_ratio
-            elif name == "classifier":
-                mult = cfg.classifier_lr_ratio
-            elif name == "local_CNN":
-                mult = (
-                    1.0 if cfg.local_lr_ratio is None else cfg.local_lr_ratio
-                )  # None: saved before the flag
-            else:
-                mult = cfg.global_lr_ratio if name.startswith("global_") else 1.0
-            params = [p for p in module.parameters() if p.requires_grad]
-            if params:
-                groups.append({"params": params, "lr_mult": mult, "decay_mult": 1.0, "name": name})
-        return groups
+        ratios = {
+            "policy_stn": cfg.stn_lr_ratio,
+            "classifier": cfg.classifier_lr_ratio,
+            "local_CNN": cfg.local_lr_ratio,
+        }
+        if child in ratios:
+            return ratios[child]
+        return cfg.global_lr_ratio if child.startswith("global_") else 1.0
 
     def load_pretrained(self) -> AdaFocusV2:
         """Loads the ImageNet MobileNetV2 / ResNet weights of both backbones (nothing with pretrain 'none')."""

@@ -127,13 +127,20 @@ class VideoModel(nn.Module):
         return multi_hot_loss if getattr(self.cfg, "multilabel_ce", "first") == "sum" else plain_loss
 
     def param_groups(self) -> list[dict]:
-        """Returns optimizer groups [{params, lr_mult, decay_mult, name}]: one per top-level child."""
+        """Returns optimizer groups [{params, lr_mult, decay_mult, name}]: one per top-level child with trainable
+        parameters, at `lr_mult(name)`, decay_mult 1."""
         groups = []
         for name, module in self.named_children():
             params = [p for p in module.parameters() if p.requires_grad]
             if params:
-                groups.append({"params": params, "lr_mult": 1.0, "decay_mult": 1.0, "name": name})
+                groups.append(
+                    {"params": params, "lr_mult": self.lr_mult(name), "decay_mult": 1.0, "name": name}
+                )
         return groups
+
+    def lr_mult(self, child: str) -> float:
+        """Returns the learning-rate multiplier of the top-level child `child` (1 by default)."""
+        return 1.0
 
     def kd_featmap(self, outputs: dict) -> torch.Tensor:
         """Returns the feature map distillation compares, (B, T', C, h, w), from `forward`'s outputs: by default

@@ -62,9 +62,8 @@ class ModelConfig:
     # In-model resize (ResKD student): every frame is resized to student_size (bilinear) inside the model, which
     # is built for frames of that side; None: the frames as delivered (input_size). See models/distill.py.
     student_size: int | None = None
-    multilabel_ce: str | None = (
-        None  # multi-label targets: 'first' label (default) or 'sum' of the labels' CEs
-    )
+    # multi-label targets: CE of the 'first' label (default) or the 'sum' of the labels' CEs
+    multilabel_ce: str | None = None
     consensus_first: bool | None = None  # TSN/TSM head: average the pooled features, then the classifier
 
     def __post_init__(self) -> None:

@@ -311,29 +311,19 @@ class UniAdaFocus(VideoModel):
         out["focus_frame_logits"] = f["frame_logits"][:b]
         return out
 
-    def param_groups(self) -> list[dict]:
-        """Returns optimizer groups [{params, lr_mult, decay_mult, name}] with the original learning-rate ratios."""
+    def lr_mult(self, child: str) -> float:
+        """The original learning-rate ratios: policies, focus net and AN classifier their own, the glance net and
+        the aux heads `global_lr_ratio`, anything else 1."""
         cfg = self.cfg
         ratios = {
             "temporal_policy": cfg.temporal_lr_ratio,
-            "local_CNN": 1.0
-            if cfg.local_lr_ratio is None
-            else cfg.local_lr_ratio,  # None: a config saved before it
+            "local_CNN": cfg.local_lr_ratio,
             "spatial_policy": cfg.stn_lr_ratio,
             "classifier": cfg.classifier_lr_ratio,
         }
-        groups = []
-        for name, module in self.named_children():
-            if name in ratios:
-                mult = ratios[name]
-            elif name.startswith(("global_", "aux_")):
-                mult = cfg.global_lr_ratio
-            else:
-                mult = 1.0
-            params = [q for q in module.parameters() if q.requires_grad]
-            if params:
-                groups.append({"params": params, "lr_mult": mult, "decay_mult": 1.0, "name": name})
-        return groups
+        if child in ratios:
+            return ratios[child]
+        return cfg.global_lr_ratio if child.startswith(("global_", "aux_")) else 1.0
 
 
 def select_rows(state: dict, rows: torch.Tensor) -> dict:
