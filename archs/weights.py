@@ -184,14 +184,19 @@ def extract_state_dict(obj: object, source: str = "<object>") -> dict[str, torch
             raise WeightsError(
                 f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor: not a state_dict"
             )
-        out[key[len("module.") :] if key.startswith("module.") else key] = value
-    return out
+        out[key] = value
+    return strip_module_prefix(out)
 
 
 _WEIGHTS_HINT = (
     "If you trust the file, save its tensors as a plain state_dict (torch.save(state_dict, new_file)) and use "
     "that file, or call archs.load_weights(..., weights_only=False)"
 )
+
+
+def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Returns the state_dict with a leading `module.` (DDP / DataParallel) removed from every key."""
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
 
 def read_state_dict(path_or_url: str | os.PathLike, *, weights_only: bool = True) -> dict[str, torch.Tensor]:

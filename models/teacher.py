@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import torch
 
+from archs.weights import strip_module_prefix
 from models.base import VideoModel
 from models.config import ModelConfig
 
@@ -142,7 +143,7 @@ def build_teacher(
 ) -> VideoModel:
     """Returns the teacher of checkpoint `ckpt` (read from `source`) for a student of config `cfg` whose distilled
     feature map comes from `frames` frames per clip; in train mode, weights loaded. ValueError naming the file."""
-    state = {(k[7:] if k.startswith("module.") else k): v for k, v in ckpt["state_dict"].items()}
+    state = strip_module_prefix(ckpt["state_dict"])
     if ckpt.get("model_config"):
         return _ours(ckpt, state, source, frames).train()
     if any(k.startswith(("backbone.", "base_model.")) for k in state):

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from torch import nn
 
+from archs.weights import strip_module_prefix
 from models.pretrained import HEAD_PREFIXES, load_backbone_weights
 from models.v1_checkpoint import glancer_state, is_v1_checkpoint, torchvision_mbv2_key
 
@@ -68,7 +69,7 @@ def load_stage_file(model: nn.Module, part: str, path: str) -> None:
         if not isinstance(state, Mapping):
             raise WeightsError(f"--pretrained_{part} {path}: no state_dict, glancer or focuser entry")
         prefix = part + "."
-        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+        state = strip_module_prefix(state)
         sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = getattr(model, part).state_dict()
     missing = [k for k in own if k.startswith("net.") and k not in sub]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archs.weights import UnreadableFileError, load_torch_file
+from archs.weights import UnreadableFileError, load_torch_file, strip_module_prefix
 from ops.engine.distributed import unwrap as _unwrap
 
 FORMAT = "uniadafocus-ckpt-1"
@@ -40,11 +40,6 @@ class CheckpointError(ValueError):
     def __init__(self, message: str, *, unsafe: bool = False):
         super().__init__(message)
         self.unsafe = unsafe
-
-
-def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Returns the state_dict with a leading `module.` (DDP / DataParallel) removed from every key."""
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
 
 def jsonable(value):
