@@ -26,6 +26,7 @@ from models.base import VideoModel
 from models.config import ModelConfig
 from models.crops import grid_top_left, integer_crop, random_top_left
 from models.losses import Criterion, first_label, repeated_ce
+from models.patches import square_regions
 from models.recurrent import RecurrentClassifier
 from models.rl import BETAS, ActorCritic, PPOAgent, Rollout, grid_actions
 from models.stages import Stage, adafocus_v1_stage, apply_modes, apply_trainable
@@ -280,12 +281,10 @@ class AdaFocusV1(VideoModel):
         (None at stage 0, where no patches exist)."""
         if "patch_top_left" not in outputs:
             return None
-        corners = outputs["patch_top_left"].float()  # (B, T, 2) [y, x]
+        corners = outputs["patch_top_left"]  # (B, T, 2) [y, x]
         b, t = corners.shape[:2]
         frames = torch.arange(t, device=corners.device).expand(b, t)
-        side = torch.full_like(corners[..., :1], float(self.cfg.patch_size))
-        regions = torch.cat([corners.flip(-1), side, side], dim=-1)
-        return {"glance": frames, "selected": frames, "regions": regions}
+        return {"glance": frames, "selected": frames, "regions": square_regions(corners, self.cfg.patch_size)}
 
     def _check(self, x: torch.Tensor) -> None:
         t, s = self.cfg.num_segments, self.cfg.input_size

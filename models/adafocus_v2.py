@@ -23,7 +23,7 @@ from models.base import VideoModel
 from models.config import ModelConfig
 from models.heads import TSN
 from models.losses import Criterion, first_label, repeated_ce
-from models.patches import fixed_patch_grid
+from models.patches import fixed_patch_grid, square_regions
 from models.pretrained import load_backbone_weights
 from models.v2_parts import ConcatPoolingClassifier, RecurrentPolicy, VideoPolicy, coarse_to_fine_order
 
@@ -100,13 +100,8 @@ class AdaFocusV2(VideoModel):
             glance = torch.arange(t, device=device).expand(b, t)
             selected = torch.arange(t, t + n, device=device).expand(b, n)
             actions = actions.unsqueeze(1).expand(b, n, 2)
-        top_left = actions.float() * (cfg.input_size - cfg.patch_size)  # [y, x]
-        side = torch.full_like(top_left[..., :1], float(cfg.patch_size))
-        return {
-            "glance": glance,
-            "selected": selected,
-            "regions": torch.cat([top_left.flip(-1), side, side], -1),
-        }
+        top_left = actions * (cfg.input_size - cfg.patch_size)  # [y, x]
+        return {"glance": glance, "selected": selected, "regions": square_regions(top_left, cfg.patch_size)}
 
     def backbones(self) -> list[nn.Module]:
         return [self.global_CNN, self.local_CNN]

@@ -91,6 +91,14 @@ def deformable_regions(actions: torch.Tensor, patch_size: int, frame_size: int) 
     return torch.stack([cx - w / 2, cy - h / 2, w, h], dim=1)
 
 
+def square_regions(top_left: torch.Tensor, side: int) -> torch.Tensor:
+    """Returns the regions (..., 4) [x, y, side, side] (pixels) of side x side patches at top-left corners
+    (..., 2) [y, x] (AdaFocus V1's integer crops, V2's fixed-size patches)."""
+    corners = top_left.float()
+    sides = torch.full_like(corners[..., :1], float(side))
+    return torch.cat([corners.flip(-1), sides, sides], dim=-1)
+
+
 def deformable_patch_grid(
     images: torch.Tensor,
     actions: torch.Tensor,

@@ -69,29 +69,18 @@ _V2 = [
 # 224 crop; reference = fvcore count of the official student network (the paper's tables could not be read).
 _RESKD = [
     (
-        "reskd_r50:16@112",
+        f"reskd_r50:{frames}@112",
         dict(
             preset="an",
             model="tsn",
             focus_arch="resnet50",
-            num_segments=16,
+            num_segments=frames,
             student_size=112,
             consensus_first=True,
         ),
-        17.21,
-    ),
-    (
-        "reskd_r50:8@112",
-        dict(
-            preset="an",
-            model="tsn",
-            focus_arch="resnet50",
-            num_segments=8,
-            student_size=112,
-            consensus_first=True,
-        ),
-        8.61,
-    ),
+        reference,
+    )
+    for frames, reference in ((16, 17.21), (8, 8.61))
 ]
 _CLASSES = {"an": 200, "tsm": 174, "x3d": 400}
 # Other methods (model config values, ActivityNet): AdaFocus V1, 16 frames; its papers give the figures only as

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from models.heads import TSN
+from models.patches import deformable_regions
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import get_dataset_config
 from ops.data.lists import sample_eval
@@ -12,14 +13,14 @@ from ops.data.synthetic import BORDER, GLYPH, ensure_synthetic
 from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ops.tools.demo_figures import accuracy_gflops_plot, policy_picture
 from ops.tools.frame_pretrain import load_frames
-from ops.tools.policy_check import oracle_accuracy, oracle_actions, region_boxes
+from ops.tools.policy_check import oracle_accuracy, oracle_actions
 from tests.test_frame_pretrain import tiny_tsm_model
 
 
 def test_oracle_actions_centre_the_glyph_inside_the_frame():
     s, p = 128, 64
     boxes = torch.tensor([[50.0, 40.0, 20.0, 20.0], [2.0, 100.0, 20.0, 20.0], [108.0, 0.0, 20.0, 20.0]])
-    regions = region_boxes(oracle_actions(boxes, p, s), p, s)
+    regions = deformable_regions(oracle_actions(boxes, p, s), p, s)
     expected = torch.tensor([[28.0, 18.0, 64, 64], [0.0, 64.0, 64, 64], [64.0, 0.0, 64, 64]])
     assert torch.allclose(regions, expected, atol=1e-3)
 
@@ -79,7 +80,9 @@ def test_oracle_accuracy_feeds_glyph_centred_patches(tiny):
         lo, hi = v["window"]
         boxes.append(torch.from_numpy(v["boxes"][lo + sample_eval(hi - lo, k) - 1]))
     boxes = torch.cat(boxes)
-    inside = boxes[:, :2] - region_boxes(oracle_actions(boxes, p, s), p, s)[:, :2]  # glyph top-left (x, y)
+    inside = (
+        boxes[:, :2] - deformable_regions(oracle_actions(boxes, p, s), p, s)[:, :2]
+    )  # glyph top-left (x, y)
     zoom = 73 / 64  # the evaluation view scales the 64-px short side to 64 * 256 // 224 = 73 px
     side = (GLYPH + 2 * BORDER) * zoom
     pixels = (

@@ -10,25 +10,27 @@ import pytest
 import torch
 
 from models import ModelConfig
-from models.patches import random_actions, region_range
+from models.patches import deformable_regions, random_actions, region_range
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import get_dataset_config
 from ops.data.synthetic import ensure_synthetic
 from ops.tools.frame_pretrain import glyph_actions
-from ops.tools.policy_check import _view_transform, glyph_coverage, region_boxes
+from ops.tools.policy_check import _view_transform, glyph_coverage
 
 
-def test_region_boxes_in_pixels():
+def test_deformable_regions_in_pixels():
     s, p = 128, 64
     lo, _ = region_range(s)
     actions = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.25, 0.5, 0.0, 1.0]])
-    boxes = region_boxes(actions, p, s)
+    boxes = deformable_regions(actions, p, s)
     assert boxes[0].tolist() == pytest.approx([0, 0, lo, lo], abs=1e-4)
     assert boxes[1].tolist() == pytest.approx([0, 0, s, s], abs=1e-4)
     # [y, x, scale_h, scale_w]: height lo at top 0.25 * (S - lo), width S at left 0
     assert boxes[2].tolist() == pytest.approx([0, 0.25 * (s - lo), s, lo], abs=1e-4)
     # random patches are exactly P x P
-    rand = region_boxes(random_actions(50, p, generator=torch.Generator().manual_seed(0), frame_size=s), p, s)
+    rand = deformable_regions(
+        random_actions(50, p, generator=torch.Generator().manual_seed(0), frame_size=s), p, s
+    )
     assert torch.allclose(rand[:, 2:], torch.full((50, 2), float(p)), atol=1e-4)
 
 
@@ -47,7 +49,7 @@ class _Looker(torch.nn.Module):
         return {"focus_indices": self.indices, "actions": self.actions}
 
     def decisions(self, out: dict) -> dict:  # as UniAdaFocus.decisions: positions after the 2 glance frames
-        regions = region_boxes(out["actions"], self.cfg.patch_size, self.cfg.input_size)
+        regions = deformable_regions(out["actions"], self.cfg.patch_size, self.cfg.input_size)
         return {"selected": out["focus_indices"] + 2, "regions": regions[:, None]}
 
 

@@ -140,8 +140,8 @@ def pretrain_backbones(
     progress: bool = True,
 ) -> dict:
     """Trains `model.global_CNN` (whole frames) and `model.local_CNN` (glyph patches) of a TSM-preset
-    Uni-AdaFocus or AdaFocus V2 in place: Adam, cosine learning rate to zero (so BatchNorm statistics settle); returns the
-    final training accuracy and loss of each network trained (a network with 0 steps is skipped).
+    Uni-AdaFocus or AdaFocus V2 in place: Adam, cosine learning rate to zero (so BatchNorm statistics settle);
+    returns the final training accuracy and loss of each network trained (a network with 0 steps is skipped).
 
     Each step sees `frames_per_step` frames: 16 glance clips of 8 frames, 32 focus clips of 4 patches. With 16
     focus clips the final focus training accuracy over seeds 0-3 was 0.90 / 0.52 (hue only, the pattern never

@@ -15,16 +15,11 @@ import os
 import numpy as np
 import torch
 
-from models.patches import deformable_patch_grid, deformable_regions, scale_action
+from models.patches import deformable_patch_grid, scale_action
 from ops.data.dataset import VideoDataset
 from ops.data.lists import sample_eval
 from ops.data.transforms import center_view_map, normalize
 from ops.engine.loops import to_input
-
-
-def region_boxes(actions: torch.Tensor, patch_size: int, input_size: int) -> torch.Tensor:
-    """Returns the focus regions (M, 4) [x, y, w, h] in pixels of the S-frame for deformable actions (M, 4)."""
-    return deformable_regions(actions, patch_size, input_size)
 
 
 def _view_transform(folder: str, dataset: VideoDataset) -> tuple[np.ndarray, np.ndarray]:
