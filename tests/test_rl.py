@@ -28,6 +28,7 @@ from models.rl import (
 from tests.official import contract_tensor
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adafocus_v1"
+NOISE_GRAD = 1e-6  # a reference gradient below this everywhere is rounding noise of an exact 0
 ATOL = 1e-6  # float32 values of magnitude <= 4 through a few small layers (measured: <= 7.2e-7 on AVX2)
 
 
@@ -221,6 +222,7 @@ def test_continuous_ppo_matches_official(name):
         assert (logprobs - torch.stack(rollout.logprobs)).abs().max() > 1e-2
     grads = {}
     optimizer = torch.optim.Adam(policy.parameters(), lr=POLICY_LR, betas=BETAS)
+    saved_params = {k: v.clone() for k, v in policy.state_dict().items()}
     step_fn = optimizer.step
 
     def record_step(*args, **kwargs):
@@ -233,6 +235,13 @@ def test_continuous_ppo_matches_official(name):
     for key, grad in grads.items():
         _checksum_close(grad, ref["grads"][key])
     for key, value in policy.state_dict().items():
+        grad = ref["grads"].get(key)
+        if isinstance(grad, list) and torch.as_tensor(grad).abs().max() < NOISE_GRAD:
+            # a bias before BatchNorm: its gradient is 0 in exact arithmetic, float noise in both runs, and
+            # Adam's first step moves each element by up to lr in the direction of that noise
+            moved = (value - saved_params[key]).abs().max().item()
+            assert moved <= POLICY_LR * (1 + 1e-3), (key, moved)
+            continue
         _checksum_close(value, ref["params_after"][key], atol=2e-6)
     assert ref["policy_old_synced"]
     for v1, v2 in zip(policy.state_dict().values(), agent.policy_old.state_dict().values()):
