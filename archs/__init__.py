@@ -1,5 +1,5 @@
 """Backbones: MobileNetV2, ResNet-18/34/50/101/152 (+ TSM shift), X3D-S/M/L, the Efficient-3DCNNs 3-D networks, TAda2D and
-TAdaConvNeXtV2; a name table and weight loading."""
+TAdaConvNeXtV2; the name table (archs/names.py) and weight loading."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .e3d_mobile import mobilenet_3d, mobilenetv2_3d, squeezenet_3d
 from .e3d_resnet import resnet18_3d, resnet50_3d, resnet101_3d, resnext101_3d
 from .e3d_shufflenet import shufflenet_3d, shufflenetv2_3d
 from .mobilenet_v2 import MobileNetV2, mobilenet_v2
+from .names import canonical_arch, clip_input, is_clip_arch, run_name_arch
 from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .tada import factorize_resnet_weights, tada2d_r50
 from .tadaconv import RouteFuncMLP, TAdaConv2d
@@ -69,10 +70,7 @@ def create_backbone(
     pretrained: False, True (the conventional file from `pretrained_path(name)`), or a path/URL. Weights are
     loaded strictly before the TSM shift is inserted (`shift=True`, 2-D nets only), as in the original TSN.
     """
-    key = name.lower().replace("-", "_")
-    key = {"mbv2": "mobilenetv2", "mobilenet_v2": "mobilenetv2"}.get(key, key)
-    if key not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
+    key = canonical_arch(name)
     model = BACKBONES[key](**kw)
     if pretrained:
         load_weights(model, pretrained_path(key) if pretrained is True else pretrained)
@@ -92,8 +90,11 @@ __all__ = [
     "UnreadableFileError",
     "WeightsError",
     "X3D",
+    "canonical_arch",
+    "clip_input",
     "create_backbone",
     "factorize_resnet_weights",
+    "is_clip_arch",
     "load_torch_file",
     "load_weights",
     "make_temporal_shift",
@@ -111,6 +112,7 @@ __all__ = [
     "resnet50_3d",
     "resnet101_3d",
     "resnext101_3d",
+    "run_name_arch",
     "shufflenet_3d",
     "shufflenetv2_3d",
     "squeezenet_3d",

@@ -1,28 +1,10 @@
-"""Methods of the framework (Uni-AdaFocus with presets an / tsm / x3d, TSN / TSM / X3D baselines), their registry,
-presets and configuration."""
+"""Methods of the framework, one package each, on a core that imports none of them (models/core/): Uni-AdaFocus
+(presets an / tsm / x3d), AdaFocus V1 and V2, the TSN / TSM / X3D baselines, the Efficient-3DCNNs and TAdaConv clip
+networks, and ResKD distillation as a wrapper of any of them. Importing a method package registers it; this file
+imports each once, so `import models` knows every built-in method."""
 
 from __future__ import annotations
 
-from models.config import ModelConfig
-from models.registry import (
-    Method,
-    build_model,
-    config_from_args,
-    config_from_dict,
-    get_method,
-    input_layout,
-    method_names,
-    register_method,
-)
-
-__all__ = [
-    "Method",
-    "ModelConfig",
-    "build_model",
-    "config_from_args",
-    "config_from_dict",
-    "get_method",
-    "input_layout",
-    "method_names",
-    "register_method",
-]
+from models import adafocus_v1, adafocus_v2, baselines, clipnets, reskd, uniadafocus  # noqa: F401 (registers)
+from models.core import *  # noqa: F403 (the core's public API)
+from models.core import __all__  # noqa: F401

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from models import presets
-from models.registry import DEFAULT_METHOD, get_method, method_names
+from models import DEFAULT_METHOD, get_method, method_names
+from models.core.cli import arch_type
+from models.core.recipes import DATASET_PRESET
 from ops.data.transforms import TRAIN_CROPS
 
-DATASETS = tuple(presets.DATASET_PRESET)
+DATASETS = tuple(DATASET_PRESET)
 
 
 class _Unsupported(argparse.Action):
@@ -109,7 +110,7 @@ def add_model_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--arch", help="Uni-AdaFocus: only names the run (store_name); baselines: the backbone")
     g.add_argument(
         "--focus_arch",
-        type=presets.arch_type,
+        type=arch_type,
         help="focus backbone / a baseline's backbone (preset: resnet50 | x3d_l)",
     )
     g.add_argument(
@@ -173,30 +174,6 @@ def add_model_flags(g: argparse._ArgumentGroup) -> None:
         const=True,
         help="tsn / tsm: average the pooled features over the frames, then the classifier (mmaction's TSN "
         "head, ResKD's students; default: the TSM code's classifier per frame, then the average)",
-    )
-
-
-def add_distill_flags(g: argparse._ArgumentGroup) -> None:
-    """Adds the distillation flags."""
-    g.add_argument(
-        "--distill",
-        metavar="TEACHER_CKPT",
-        help="train the model as a student under this frozen teacher (ours, an mmaction/ResKD recognizer or a "
-        "TSM checkpoint; its network is read from the file); the saved checkpoint holds the student only",
-    )
-    g.add_argument(
-        "--kd_loss",
-        choices=("mse", "kl"),
-        help="mse: feature-map MSE after bilinear up-sampling to the teacher's grid (default, ResKD's CNNs); kl: "
-        "per-position logit KL (ResKD's Swin head; the classifiers applied at every position)",
-    )
-    g.add_argument("--kd_weight", type=float, help="weight of the KD term (ResKD: 100 for mse, 200 for kl)")
-    g.add_argument("--kd_T", type=float, help="--kd_loss kl: temperature (2)")
-    g.add_argument(
-        "--teacher_bn",
-        choices=("train", "eval"),
-        help="the teacher's BatchNorm: train (default, as ResKD: running statistics move, weights frozen) or "
-        "eval (frozen statistics)",
     )
 
 

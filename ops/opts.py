@@ -4,9 +4,9 @@ Two original command-line families are accepted unchanged and resolve to the sam
   TSM / X3D form:  ``main.py something RGB --dist-url tcp://... --multiprocessing-distributed -b 64 --wd 1e-3 ...``
   AN form:         ``main.py --dataset actnet --data_dir DIR --batch_size 32 --weight_decay 2e-4 --local_rank 0 ...``
 Every preset-dependent flag has default ``None`` so that "not passed" can be told apart from "passed"; the
-dataset's preset (an / tsm / x3d, models/presets.py) then fills what the user did not pass: the published README
+dataset's preset (an / tsm / x3d, models/core/recipes.py) then fills what the user did not pass: the published README
 recipes, not the original parsers' defaults (those were never used for a published number). `--model` picks a
-method of the registry (models/registry.py); each method adds its own flags and checks its configuration (the
+method of the registry (models/core/registry.py); each method adds its own flags and checks its configuration (the
 method's ModelConfig), so nothing here knows a method or a preset by name.
 """
 
@@ -18,14 +18,15 @@ import os
 import sys
 import warnings
 
-from models import presets
-from models.registry import DEFAULT_METHOD, get_method, method_names, store_name
+from models import DEFAULT_METHOD, get_method, method_names, store_name
+from models.core.cli import NO_OPS, WIDTH_FLAGS, add_glance_focus_arguments, check_preset_flags
+from models.core.recipes import dataset_preset
+from models.core.registry import wrappers
 from ops.data.dataset_config import AN_FAMILY, CUSTOM, python_template
 from ops.data.video_paths import normalize_ext
 from ops.flags import (
     DATASETS,
     add_data_flags,
-    add_distill_flags,
     add_distributed_flags,
     add_model_flags,
     add_optim_flags,
@@ -34,7 +35,7 @@ from ops.flags import (
 
 SCRIPTS = ("main", "nview", "early_exit")
 STORE_TRUE = ("evaluate", "lr_per_step", "compile", "multiprocessing_distributed", "trust_checkpoint")
-# Defaults that no preset changes (the preset-dependent ones come from models.presets).
+# Defaults that no preset changes (the preset-dependent ones come from the method's recipe).
 RUN_DEFAULTS = dict(
     world_size=-1,
     rank=-1,
@@ -59,11 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_flags(p.add_argument_group("data"))
     add_model_flags(p.add_argument_group("model"))
+    add_glance_focus_arguments(
+        p.add_argument_group("model: glance and focus networks (methods with policies)")
+    )
     for name in method_names():
         method = get_method(name)
         if method.add_arguments is not None:
             method.add_arguments(p.add_argument_group(f"model: {name} (--model {name})"))
-    add_distill_flags(p.add_argument_group("distillation (ResKD; models/distill.py)"))
+    for wrapper in wrappers():
+        if wrapper.add_arguments is not None:
+            wrapper.add_arguments(p.add_argument_group(wrapper.title))
     add_optim_flags(p.add_argument_group("optimisation"))
     add_run_flags(p.add_argument_group("run"))
     add_distributed_flags(p.add_argument_group("distributed / device"))
@@ -140,16 +146,17 @@ def resolve_args(
     for f in dataclasses.fields(cfg):
         if getattr(args, f.name, None) is None and f.name not in ("num_classes", "x3d_overrides"):
             setattr(args, f.name, getattr(cfg, f.name))
-    for key, value in {**presets.dataset_recipe(args.dataset, args.model), **RUN_DEFAULTS}.items():
+    recipe = method.config_cls.recipe(dataset_preset(args.dataset), args.dataset)
+    for key, value in {**recipe, **RUN_DEFAULTS}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    for key in sorted(set(args.explicit) & set(presets.WIDTH_FLAGS)):
-        field, kind = presets.WIDTH_FLAGS[key]
+    for key in sorted(set(args.explicit) & set(WIDTH_FLAGS)):
+        field, kind = WIDTH_FLAGS[key]
         if not getattr(args, field).startswith(kind):
             kinds = " or ".join(kind) if isinstance(kind, tuple) else kind
             err(f"--{key} applies to a {kinds} network, but --{field} is {getattr(args, field)}")
-    for key in sorted(set(args.explicit) & set(presets.NO_OPS)):
-        warnings.warn(f"--{key} does nothing: {presets.NO_OPS[key]}", stacklevel=2)
+    for key in sorted(set(args.explicit) & set(NO_OPS)):
+        warnings.warn(f"--{key} does nothing: {NO_OPS[key]}", stacklevel=2)
     if args.root_model is None:
         args.root_model = args.root_log
     if args.root_dataset is None:
@@ -174,7 +181,7 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
             "(use --root_dataset)"
         )
     try:
-        presets.check_preset_flags(args.dataset, explicit)
+        check_preset_flags(args.dataset, explicit)
     except ValueError as exc:
         err(str(exc))
     owners: dict[str, list[str]] = {}

@@ -29,7 +29,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from models import ModelConfig, input_layout, presets  # noqa: E402
+from models import ModelConfig, input_layout  # noqa: E402
+from models.core.recipes import PRESETS  # noqa: E402
 from ops.data.dataset import VideoDataset, make_loader  # noqa: E402
 from ops.data.dataset_config import DatasetConfig  # noqa: E402
 from ops.data.video_io import read_frames  # noqa: E402
@@ -191,7 +192,7 @@ def bench_source(cfg: DatasetConfig, args, video: bool) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--layout", default="x3d", choices=presets.PRESETS, help="frames per clip of this Uni-AdaFocus preset"
+        "--layout", default="x3d", choices=PRESETS, help="frames per clip of this Uni-AdaFocus preset"
     )
     p.add_argument("--num_glance", type=int, default=None)
     p.add_argument("--num_candidates", type=int, default=None)

@@ -12,12 +12,12 @@ is no separate backbone pretraining); (c) is then its first exit (one frame). `-
 Uni-AdaFocus (backbone pretraining, then its training; (b) random patch positions on the same frames, since V2 selects
 no frames). A method without learned policies (e.g. tsm) is refused before anything runs, since (b) needs them.
 
-The glance and focus backbones are first pretrained on the training videos (ops/tools/frame_pretrain.py, the stand-in
+The glance and focus backbones are first pretrained on the training videos (ops/demo/frame_pretrain.py, the stand-in
 for ImageNet weights) and saved as <root_log>/pretrained.pth.tar, which main.py loads with --tune_from; the
-policies start from random. Where the policies look is measured with ops/tools/policy_check.py, and what the
+policies start from random. Where the policies look is measured with ops/demo/policy_check.py, and what the
 networks make of the glyph when handed to them with its oracle_accuracy (glyph-centred patches). The run folder
 gets policies.png (where the learned policies look on the first validation videos) and accuracy_gflops.png
-(ops/tools/demo_figures.py); the JSON line also holds the seed.
+(ops/demo/demo_figures.py); the JSON line also holds the seed.
 """
 
 from __future__ import annotations
@@ -32,21 +32,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from models import build_model, config_from_args, get_method, method_names  # noqa: E402
-from models.registry import DEFAULT_METHOD  # noqa: E402
+from models import DEFAULT_METHOD, build_model, config_from_args, get_method, method_names  # noqa: E402
+from ops.demo.demo_figures import accuracy_gflops_plot, policy_picture  # noqa: E402
+from ops.demo.frame_pretrain import load_frames, pretrain_backbones  # noqa: E402
+from ops.demo.policy_check import glyph_coverage, oracle_accuracy  # noqa: E402
 from ops.engine.checkpoint import save_checkpoint  # noqa: E402
 from ops.engine.evaluate import run_early_exit, run_nview  # noqa: E402
 from ops.engine.loops import build_dataset  # noqa: E402
 from ops.engine.setup import load_dataset_config, setup_eval  # noqa: E402
 from ops.engine.train import run  # noqa: E402
 from ops.opts import parse_args  # noqa: E402
-from ops.tools.demo_figures import accuracy_gflops_plot, policy_picture  # noqa: E402
-from ops.tools.frame_pretrain import load_frames, pretrain_backbones  # noqa: E402
-from ops.tools.policy_check import glyph_coverage, oracle_accuracy  # noqa: E402
 
 
 def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
-    """Pretrains the glance and focus backbones on single clips (ops.tools.frame_pretrain) and saves the model as
+    """Pretrains the glance and focus backbones on single clips (ops.demo.frame_pretrain) and saves the model as
     `<root_log>/pretrained.pth.tar` for --tune_from; returns its path and the training report."""
     config = load_dataset_config(args)  # generates the dataset on first use
     torch.manual_seed(args.seed)

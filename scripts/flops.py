@@ -170,6 +170,13 @@ _UA_CLIP = [
 
 
 _OFFICIAL = {row[0]: row[3] for row in _CLIP_ROWS}  # the official counters' figures
+_NOT_PARTS = (
+    "total",
+    "paper",
+    "official",
+    "per_frame",
+    "per_focus_frame",
+)  # breakdown keys that are no component
 
 
 def _fmt(x: float | None) -> str:
@@ -178,8 +185,7 @@ def _fmt(x: float | None) -> str:
 
 def _configs():
     """Yields (key, ModelConfig, paper figure) for every row."""
-    from models import config_from_dict
-    from models.config import ModelConfig
+    from models import ModelConfig, config_from_dict
 
     for key, preset, over, paper in _UA:
         yield key, ModelConfig(preset=preset, num_classes=_CLASSES[preset], **over), paper
@@ -236,42 +242,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if wanted - known_keys():
         parser.error(f"unknown keys {sorted(wanted - known_keys())}; known: {sorted(known_keys())}")
     rows = collect(wanted or None)
-    print(
-        f"{'model':16s} {'glance':>8s} {'g-heads':>8s} {'spatial':>8s} {'tempor.':>8s} {'focus':>8s} "
-        f"{'f-heads':>8s} {'TOTAL':>8s} {'paper':>6s} {'diff%':>6s}  exits"
-    )
     glance_only = {v[0] for v in _GLANCE_ONLY.values()}
+    columns = None
     for key, b in rows.items():
+        parts = [k for k, v in b.items() if k not in _NOT_PARTS and isinstance(v, float)]
+        if key not in glance_only and parts != columns:  # a header for each kind of breakdown
+            columns = parts
+            names = " ".join(f"{c[:14]:>14s}" for c in columns)
+            print(f"\n{'model':24s} {names} {'TOTAL':>8s} {'paper':>6s} {'diff%':>6s}  exits")
+        values = " ".join(f"{b[c]:14.3f}" if key not in glance_only else f"{'':14s}" for c in columns)
+        tail = f"{b['total']:8.3f} {_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}"
         if key in glance_only:
-            print(
-                f"{key:16s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {b['total']:8.3f} "
-                f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  (glance-only exit)"
-            )
-        elif "backbone" in b:
-            note = "(baseline, full frames)"
-            if "official" in b:
-                note = f"(official counter {b['official']:.4f}, {_diff(b['total'], b['official'])}%)"
-            print(
-                f"{key:16s} {b['backbone']:8.3f} {b['heads']:8.3f} {'':8s} {'':8s} {'':8s} {'':8s} "
-                f"{b['total']:8.3f} {_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  {note}"
-            )
-        elif "spatial_policy" not in b:  # another method: its own components
-            parts = " ".join(
-                f"{k} {v:.3f}" for k, v in b.items() if isinstance(v, float) and k not in ("total", "paper")
-            )
-            print(
-                f"{key:16s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {'':8s} {b['total']:8.3f} "
-                f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  ({parts}, {len(b['exits'])} exits)"
-            )
+            note = "(glance-only exit)"
+        elif "official" in b:
+            note = f"(official counter {b['official']:.4f}, {_diff(b['total'], b['official'])}%)"
         else:
-            exits = " ".join(f"{e:.2f}" for e in b["exits"])
-            print(
-                f"{key:16s} {b['glance']:8.3f} {b['glance_heads']:8.3f} {b['spatial_policy']:8.3f} "
-                f"{b['temporal_policy']:8.3f} {b['focus']:8.3f} {b['focus_heads']:8.3f} {b['total']:8.3f} "
-                f"{_fmt(b['paper']):>6s} {_diff(b['total'], b['paper']):>6s}  [{exits}]"
-            )
-            for name, value in b["not_in_total"].items():
-                print(f"{'':16s} (not in total: {name} {value:.3f})")
+            note = "[" + " ".join(f"{e:.2f}" for e in b["exits"]) + "]"
+        print(f"{key:24s} {values} {tail}  {note}")
+        for name, value in b["not_in_total"].items():
+            print(f"{'':24s} (not in total: {name} {value:.3f})")
     totals = {k: b["total"] for k, b in rows.items()}
     if args.json:
         print(json.dumps({k: round(v, 6) for k, v in totals.items()}))

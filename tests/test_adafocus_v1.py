@@ -1,4 +1,4 @@
-"""AdaFocus V1 (models/adafocus_v1.py): the eval path of the full model against the official code's outputs
+"""AdaFocus V1 (models/adafocus_v1/): the eval path of the full model against the official code's outputs
 (tests/fixtures/adafocus_v1), its checkpoint layout, integer crops, the GRU classifier, the stage-2 rewards,
 what each training stage trains, and its GFLOPs."""
 
@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 from models import build_model
 from models.adafocus_v1 import AdaFocusV1Config
-from models.crops import grid_top_left, integer_crop, random_top_left
-from models.recurrent import RecurrentClassifier
-from models.rl import grid_actions
-from models.v1_checkpoint import torchvision_mbv2_key
+from models.adafocus_v1.checkpoint import torchvision_mbv2_key
+from models.adafocus_v1.classifier import RecurrentClassifier
+from models.adafocus_v1.crops import grid_top_left, integer_crop, random_top_left
+from models.adafocus_v1.ppo import grid_actions
 from ops.engine.optim import build_optimizer
 from tests.official import contract_state_dict, contract_tensor, fixture_clip
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from models import build_model, config_from_dict
-from models.adafocus_v2 import v2_loss
-from models.v2_method import V2Config
-from models.v2_parts import coarse_to_fine_order
+from models.adafocus_v2 import V2Config
+from models.adafocus_v2.model import v2_loss
+from models.adafocus_v2.parts import coarse_to_fine_order
 from ops.engine.checkpoint import load_checkpoint
 from ops.engine.early_exit import exit_distributions
 from ops.engine.evaluate import run_early_exit

@@ -12,7 +12,7 @@ import torch
 
 from archs import create_backbone, load_weights
 from archs.e3d_common import global_pool
-from models.flops import count_macs
+from models.core.flops import count_macs
 from tests.backbone_fixtures import FIXTURES, apply_rule, build, fixture_input, load
 
 E3D_LIGHT = [

@@ -12,7 +12,7 @@ import torch
 
 from archs import create_backbone
 from models import build_model, config_from_args
-from models.clip_models import E3DModel
+from models.clipnets.model import E3DModel
 from ops.data.lists import sample_clip_interval, sample_clip_loop
 from ops.data.transforms import E3D_SCALES, e3d_crop_box
 from ops.engine.checkpoint import read_checkpoint

@@ -4,16 +4,16 @@ the picture of where the policies look and the accuracy-vs-GFLOPs plot."""
 import pytest
 import torch
 
-from models.heads import TSN
-from models.patches import deformable_regions
+from models.core.heads import TSN
+from models.core.patches import deformable_regions
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import get_dataset_config
 from ops.data.lists import sample_eval
 from ops.data.synthetic import BORDER, GLYPH, ensure_synthetic
 from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ops.tools.demo_figures import accuracy_gflops_plot, policy_picture
-from ops.tools.frame_pretrain import load_frames
-from ops.tools.policy_check import oracle_accuracy, oracle_actions
+from ops.demo.demo_figures import accuracy_gflops_plot, policy_picture
+from ops.demo.frame_pretrain import load_frames
+from ops.demo.policy_check import oracle_accuracy, oracle_actions
 from tests.test_frame_pretrain import tiny_tsm_model
 
 

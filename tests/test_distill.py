@@ -1,4 +1,4 @@
-"""ResKD (models/distill.py): the KD and classification terms against the official loss code's outputs
+"""ResKD (models/reskd/distill.py): the KD and classification terms against the official loss code's outputs
 (tests/fixtures/reskd/reskd.json), the in-model resize, the frozen teacher and ResKD's optimizer groups."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.distill import feature_mse, position_kl, position_logits, resize_frames, upsample_map
-from models.losses import multi_hot_ce
+from models.core.losses import multi_hot_ce
+from models.reskd.distill import feature_mse, position_kl, position_logits, resize_frames, upsample_map
 from ops.engine.optim import rkd_param_groups
 from tests.official import contract_tensor
 

@@ -9,10 +9,9 @@ import os
 import pytest
 import torch
 
-from models import build_model
-from models.distill import DistillConfig, Distiller, attach_teacher
-from models.registry import get_method
-from models.teacher import build_teacher
+from models import build_model, get_method
+from models.reskd.distill import DistillConfig, Distiller, attach_teacher
+from models.reskd.teacher import build_teacher
 from ops.engine.checkpoint import read_checkpoint
 from ops.engine.evaluate import run_early_exit, run_nview
 from ops.engine.optim import model_param_groups
@@ -27,7 +26,7 @@ def _tsn_cfg(frames: int = 2, size: int = 32, **kw):
 
 
 def _to_mmaction(key: str) -> str:
-    """torchvision ResNet name -> mmaction ConvModule name (written out independently of models/teacher.py)."""
+    """torchvision ResNet name -> mmaction ConvModule name (written out independently of models/reskd/teacher.py)."""
     parts = key.split(".")
     if parts[0] in ("conv1", "bn1"):
         return f"conv1.{'conv' if parts[0] == 'conv1' else 'bn'}.{parts[1]}"

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from models import ModelConfig, build_model
-from models.patches import deformable_theta, region_range
-from models.v2_method import V2Config
+from models.adafocus_v2 import V2Config
+from models.core.patches import deformable_theta, region_range
 from ops.data.synthetic import ensure_synthetic
-from ops.tools.frame_pretrain import _clips, class_map_loss, glyph_actions, load_frames, pretrain_backbones
+from ops.demo.frame_pretrain import _clips, class_map_loss, glyph_actions, load_frames, pretrain_backbones
 
 
 def test_glyph_actions_hold_the_box_inside_the_frame():

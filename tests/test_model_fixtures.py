@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models import ModelConfig, build_model
-from models.policies import quantile_positions
+from models.uniadafocus.policies import quantile_positions
 from tests.official import contract_state_dict, fixture_clip, load_fixture
 
 ATOL, RTOL = 1e-5, 1e-4

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from models import ModelConfig, build_model
-from models.losses import repeated_ce
+from models.core.losses import repeated_ce
 from tests.official import contract_state_dict
 
 TINY_X3D = dict(width_factor=1.0, dim_c1=4, dim_c5=16, bottleneck_factor=1.0)

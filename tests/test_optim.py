@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.base import freeze_partial_bn
+from models.core.interface import freeze_partial_bn
 from ops.engine.loops import eval_amp
 from ops.engine.optim import (
     adjust_learning_rate,

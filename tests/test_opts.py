@@ -5,7 +5,7 @@ import shlex
 import pytest
 
 from models import config_from_args
-from models.presets import dataset_preset
+from models.core.recipes import dataset_preset
 from ops.opts import DATASETS, build_parser, parse_args
 
 # Copied from the original READMEs (UA-AN, UA-TSM, UA-X3D), without the launcher prefix.

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.patches import (
+from models.core.patches import (
     deformable_patch_grid,
     deformable_theta,
     fixed_patch_grid,
@@ -199,7 +199,7 @@ def test_shape_errors():
 def test_frame_size_scales_the_region_range_with_the_frame():
     # At S = 112 the region side spans [48, 112] px: scale 1 covers the whole frame, scale 0 is 48 px,
     # and a random action keeps a region of exactly P px.
-    from models.patches import deformable_theta, random_actions
+    from models.core.patches import deformable_theta, random_actions
 
     full = deformable_theta(torch.tensor([[0.3, 0.7, 1.0, 1.0]]), 64, 112, frame_size=112)
     assert torch.allclose(full, torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), atol=1e-6)

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from models.patches import deformable_patch_grid, random_actions
-from models.policies import (
+from models.core.patches import deformable_patch_grid, random_actions
+from models.uniadafocus.policies import (
     SpatialPolicy,
     TemporalPolicy,
     clip_layout,

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from models import ModelConfig
-from models.patches import deformable_regions, random_actions, region_range
+from models.core.patches import deformable_regions, random_actions, region_range
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import get_dataset_config
 from ops.data.synthetic import ensure_synthetic
-from ops.tools.frame_pretrain import glyph_actions
-from ops.tools.policy_check import _view_transform, glyph_coverage
+from ops.demo.frame_pretrain import glyph_actions
+from ops.demo.policy_check import glyph_coverage, view_transform
 
 
 def test_deformable_regions_in_pixels():
@@ -73,7 +73,7 @@ def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
     )
     with open(os.path.join(folder, "annotations.json")) as f:
         annotations = json.load(f)
-    zoom, shift = _view_transform(folder, dataset)
+    zoom, shift = view_transform(folder, dataset)
     cfg = ModelConfig(preset="tsm", num_classes=2, input_size=s, patch_size=p, glance_size=s)
     shown, hidden, covering, far = [], [], [], []
     gen = torch.Generator().manual_seed(0)

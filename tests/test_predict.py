@@ -17,16 +17,16 @@ import torch
 from torch import nn
 
 from models import ModelConfig, build_model, config_from_args, config_from_dict
-from models.patches import deformable_regions
-from models.policies import sample_indices
+from models.core.patches import deformable_regions
+from models.uniadafocus.policies import sample_indices
 from ops.data.synthetic import TEMPLATE
 from ops.data.transforms import center_view_map
 from ops.data.video_io import FrameFolder, read_frames
+from ops.demo.frame_pretrain import glyph_actions
 from ops.engine.checkpoint import save_checkpoint
 from ops.engine.loops import input_spec, to_input
 from ops.engine.train import run
 from ops.opts import parse_args
-from ops.tools.frame_pretrain import glyph_actions
 from ops.tools.predict import Predictor, exit_thresholds, load_predictor, video_dataset
 from ops.tools.predict_run import predict_videos
 from ops.tools.visualize import BOX, CAPTION, GAP, LINE, MARGIN, MIN_TILE, PER_ROW

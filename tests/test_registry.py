@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 import pytest
 import torch
@@ -14,53 +13,22 @@ import torch.distributed as dist
 from torch import nn
 
 from models import ModelConfig, build_model, config_from_dict, get_method
-from models.base import VideoModel
-from models.registry import Method, register_method, unregister_method
+from models.core.registry import Method, register_method, unregister_method
 from ops.engine.checkpoint import read_checkpoint
 from ops.engine.evaluate import run_nview
 from ops.engine.flops import exit_gflops
 from ops.engine.train import run
 from ops.opts import build_parser, parse_args
 from tests.test_model_grads import tiny_input, tiny_model
-
-
-@dataclass
-class ToyConfig(ModelConfig):
-    toy_hidden: int | None = None
-
-
-class Toy(VideoModel):
-    """Mean colour of each frame -> linear embedding -> mean over time -> linear classifier."""
-
-    def __init__(self, cfg: ToyConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.embed = nn.Linear(3, cfg.toy_hidden)
-        self.fc = nn.Linear(cfg.toy_hidden, cfg.num_classes)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = self.fc(self.embed(x.mean((3, 4))).relu().mean(1))
-        return {"logits": logits, "exit_logits": logits.unsqueeze(1)}
-
-    def backbones(self) -> list[nn.Module]:
-        return [self.embed]
-
-
-TOY = Method(
-    "toy",
-    Toy,
-    "a toy: mean colour per frame, an MLP",
-    config_cls=ToyConfig,
-    flags=("toy_hidden",),
-    defaults={"toy_hidden": 16, "num_segments": 3},
-    add_arguments=lambda g: g.add_argument("--toy_hidden", type=int, help="toy embedding width (16)"),
-)
+from tests.toy_method.model import Toy, ToyConfig
 
 
 @pytest.fixture
 def toy():
-    register_method(TOY)
-    yield TOY
+    from tests import toy_method  # the one import line: importing the package registers the method
+
+    register_method(toy_method.METHOD)  # again after an earlier test's cleanup (the same entry: no error)
+    yield toy_method.METHOD
     unregister_method("toy")
 
 

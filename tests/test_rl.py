@@ -1,4 +1,4 @@
-"""The recurrent actor-critic and its PPO update (models/rl.py) against runs of the official AdaFocus V1 code
+"""The recurrent actor-critic and its PPO update (models/adafocus_v1/ppo.py) against runs of the official AdaFocus V1 code
 (tests/fixtures/adafocus_v1: v1_ppo_discrete.json, the ActivityNet code's discrete policy; ppo_continuous_reference
 .json, the Something-Something code's Gaussian policy with BatchNorm). Same weights (the contract), same inputs,
 same seeds: actions exactly, probabilities, returns, the loss, every gradient and the weights after the Adam step.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.rl import (
+from models.adafocus_v1.ppo import (
     BETAS,
     POLICY_LR,
     ActorCritic,

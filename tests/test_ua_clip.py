@@ -10,7 +10,7 @@ import torch
 
 from archs import create_backbone, resnet50
 from models import build_model, config_from_args
-from models.flops import count_macs
+from models.core.flops import count_macs
 from ops.data.transforms import normalize
 from ops.engine.flops import gflops_breakdown
 from ops.opts import parse_args

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from models import build_model, config_from_args
-from models.v1_cli import translate_argv
+from models.adafocus_v1.cli import translate_argv
 from ops.engine.checkpoint import read_checkpoint
 from ops.engine.evaluate import run_early_exit, run_nview
 from ops.engine.train import run

@@ -29,7 +29,9 @@ from torch import nn
 from archs.weights import UnreadableFileError, load_torch_file, strip_module_prefix
 from ops.engine.distributed import unwrap as _unwrap
 
-FORMAT = "uniadafocus-ckpt-1"
+# The framework's checkpoint format, whatever the method (files written before this name say "uniadafocus-ckpt-1";
+# their layout is the same and they load unchanged).
+FORMAT = "videorecognition-ckpt-1"
 HEAD_WORDS = ("fc", "projection", "classifier", "head")
 TRUST_FLAG = "--trust_checkpoint"
 

@@ -1,11 +1,10 @@
-"""GFLOPs of a model, as the model counts them (models/flops.py: fvcore, multiply-accumulates, papers' convention)."""
+"""GFLOPs of a model, as the model counts them (models/core/flops.py: fvcore, multiply-accumulates, papers' convention)."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from models.config import ModelConfig
-from models.registry import build_model
+from models import ModelConfig, build_model
 from ops.engine.distributed import unwrap
 
 

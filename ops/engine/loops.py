@@ -1,6 +1,6 @@
 """The loops every entry script shares: data loaders, one training epoch, and prediction over a split.
 
-The loops are generic: what differs between methods lives in the model (models.base.VideoModel: forward returns
+The loops are generic: what differs between methods lives in the model (models.core.VideoModel: forward returns
 a dict with at least `logits` (B, C) and `exit_logits` (B, E, C); its criterion, layout, partial BN, AMP scope).
 Frames travel as uint8 from the loader to the device and are normalised there, once per batch.
 """
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-from models.base import InputSpec
+from models import InputSpec
 from ops.data.dataset import VideoDataset, make_loader
 from ops.data.dataset_config import DatasetConfig
 from ops.data.transforms import normalize

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.losses import first_label
+from models.core.losses import first_label
 
 
 def _as_tensor(x: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:

@@ -52,9 +52,9 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
 def attach_distill_teacher(
     args: argparse.Namespace, model: nn.Module, cfg: ModelConfig, verbose: bool
 ) -> nn.Module:
-    """Returns `model` as the student of the frozen teacher of `--distill` (models/distill.py): the teacher's network
+    """Returns `model` as the student of the frozen teacher of `--distill` (models/reskd/): the teacher's network
     is read from its checkpoint (opened with weights_only unless --trust_checkpoint)."""
-    from models.distill import DistillConfig, attach_teacher
+    from models.reskd import DistillConfig, attach_teacher
     from ops.engine.checkpoint import read_checkpoint
 
     kd = DistillConfig(
@@ -67,11 +67,7 @@ def attach_distill_teacher(
     ckpt = read_checkpoint(args.distill, trust=args.trust_checkpoint)
     model = attach_teacher(model, ckpt, args.distill, kd, cfg)
     if verbose:
-        print(
-            f"=> distilling from {args.distill}: teacher {type(model.teacher).__name__} "
-            f"({model.teacher.cfg.model}, {model.teacher.cfg.focus_arch}), --kd_loss {kd.loss} weight {kd.weight}, "
-            f"teacher BN {kd.teacher_bn}"
-        )
+        print(f"=> distilling from {args.distill}: {model.summary()}")
     return model
 
 

@@ -1,5 +1,5 @@
-"""Building blocks of scripts/bench.py: the preset / dense-baseline pairs, a dense MobileNetV2 + ResNet-50
-reference for the 'an' preset, interleaved timers, and the timed inference / training-step callables.
+"""Building blocks of scripts/bench.py: the pairs of a Uni-AdaFocus configuration and its dense baseline (the
+model's `dense_counterpart`), interleaved timers, and the timed inference / training-step callables.
 
 Every inference callable starts from uint8 frames (B, T, 3, H, W), as the loader delivers them, and includes
 the normalisation (ops.data.transforms.normalize), so the timings are end to end from decoded frames.
@@ -15,10 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from archs import create_backbone
-from models import ModelConfig, build_model, config_from_dict
-from models.base import VideoModel
-from models.flops import clip_breakdown, frame_macs
+from models import ModelConfig, build_model, get_method, input_layout
 from ops.data.transforms import normalize
 from ops.engine.flops import exit_gflops
 from ops.tools.inference import deploy_model, normalize_frames, predict_with_exit
@@ -35,35 +32,6 @@ OPTIMISATIONS = (
 )
 
 
-class DenseGlanceFocus(VideoModel):
-    """Dense reference of the 'an' preset: MobileNetV2 and ResNet-50 both on all T full frames; pooled
-    features concatenated, one linear classifier, mean over frames. forward(x (B, T, 3, H, W)) returns
-    {'logits' (B, C), 'exit_logits' (B, 1, C)}."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.glance = create_backbone(cfg.glance_arch, **cfg.backbone_kwargs("glance"))
-        self.focus = create_backbone(cfg.focus_arch, **cfg.backbone_kwargs("focus"))
-        self.fc = nn.Linear(self.glance.feature_dim + self.focus.feature_dim, cfg.num_classes)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        b, t = x.shape[:2]
-        flat = x.flatten(0, 1)
-        feat = torch.cat([self.glance.features(flat).mean((2, 3)), self.focus.features(flat).mean((2, 3))], 1)
-        logits = self.fc(feat).view(b, t, -1).mean(1)
-        return {"logits": logits, "exit_logits": logits.unsqueeze(1)}
-
-    def backbones(self) -> list[nn.Module]:
-        return [self.glance, self.focus]
-
-    def gflops_breakdown(self) -> dict:
-        """GFLOPs per video: both nets and the classifier on T frames."""
-        s, t = self.cfg.input_size, self.cfg.num_segments
-        macs = sum(frame_macs(net, s) for net in (self.glance, self.focus))
-        return clip_breakdown(t * macs, t * self.fc.in_features * self.fc.out_features)
-
-
 @dataclass
 class Pair:
     """A Uni-AdaFocus preset and its dense baseline: model configs, frames each takes per video, and how the
@@ -76,6 +44,14 @@ class Pair:
     adaptive_frames: int
     baseline_frames: int
     build_baseline: Callable[[ModelConfig], nn.Module] = build_model
+
+
+def _pair(name: str, title: str, adaptive: ModelConfig) -> Pair:
+    """The pair of `adaptive` and the dense model its method compares it with (VideoModel.dense_counterpart)."""
+    baseline, build = get_method(adaptive.model).model_cls.dense_counterpart(adaptive)
+    return Pair(
+        name, title, adaptive, baseline, sum(input_layout(adaptive)), sum(input_layout(baseline)), build
+    )
 
 
 def default_pairs() -> dict[str, Pair]:
@@ -103,59 +79,11 @@ def default_pairs() -> dict[str, Pair]:
         num_focus_segments=12,
         pretrain="none",
     )
-    tada = config_from_dict(
-        dict(
-            preset="x3d",
-            model="tada",
-            focus_arch="tada2d_r50",
-            num_classes=400,
-            num_segments=8,
-            input_size=224,
-            pretrain="none",
-        )
-    )
     return {
-        "e3d-tada": Pair(
-            "e3d-tada",
-            "UA-E3D-TAda 16+12 @128 vs TAda2D-R50 8f @224",
-            e3d_tada,
-            tada,
-            16 + 96,
-            8,
-        ),
-        "tsm": Pair(
-            "tsm",
-            "UA-TSM 8+12 @96 vs TSM-R50 8f @224",
-            tsm,
-            ModelConfig(preset="tsm", model="tsm", num_classes=174, num_segments=8, pretrain="none"),
-            8 + 36,
-            8,
-        ),
-        "x3d": Pair(
-            "x3d",
-            "UA-X3D 16+32 @128 vs X3D-L 16x312^2",
-            x3d,
-            ModelConfig(
-                preset="x3d",
-                model="x3d",
-                focus_arch="x3d_l",
-                num_classes=400,
-                num_segments=16,
-                input_size=312,
-                pretrain="none",
-            ),
-            16 + 96,
-            16,
-        ),
-        "an": Pair(
-            "an",
-            "UA-AN 16+16 @128 vs MobileNetV2+ResNet-50 16f @224",
-            an,
-            ModelConfig(preset="an", model="tsn", num_classes=200, num_segments=16, pretrain="none"),
-            48,
-            16,
-            build_baseline=DenseGlanceFocus,
-        ),
+        "e3d-tada": _pair("e3d-tada", "UA-E3D-TAda 16+12 @128 vs TAda2D-R50 8f @224", e3d_tada),
+        "tsm": _pair("tsm", "UA-TSM 8+12 @96 vs TSM-R50 8f @224", tsm),
+        "x3d": _pair("x3d", "UA-X3D 16+32 @128 vs X3D-L 16x312^2", x3d),
+        "an": _pair("an", "UA-AN 16+16 @128 vs MobileNetV2+ResNet-50 16f @224", an),
     }
 
 

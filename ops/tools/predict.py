@@ -164,8 +164,8 @@ def run_batch(
     predictor: Predictor, frames: torch.Tensor, thresholds: list[float] | None, criterion: str, outputs: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict | None]:
     """Runs the model on uint8 frames (B, T, 3, S, S); returns (logits (B, C), exit index (B,) or None
-    without thresholds, the forward's outputs or None). A model with a glance stage (`glance_stage` /
-    `focus_stage`) runs early exit through `predict_with_exit`, so videos that leave at the glance skip the
+    without thresholds, the forward's outputs or None). A `staged` model (VideoModel.glance_stage /
+    focus_stage) runs early exit through `predict_with_exit`, so videos that leave at the glance skip the
     rest; any other model picks its exit from a full forward. `outputs=True` returns a full forward's
     outputs (for pictures), computed once more after an early-exit pass."""
     model, device = predictor.model, predictor.device
@@ -174,7 +174,7 @@ def run_batch(
     if thresholds is None:
         out = model(to_input(frames, device, spec))
         logits, exits = out["logits"], None
-    elif callable(getattr(model, "glance_stage", None)) and callable(getattr(model, "focus_stage", None)):
+    elif model.staged:
         x = frames.to(device)
         logits, exits = predict_with_exit(
             model, x, thresholds, criterion, prepare=lambda v: to_input(v, device, spec)

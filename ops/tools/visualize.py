@@ -4,7 +4,7 @@
 `MIN_TILE` px by an integer factor) under a header (video, predicted class, GFLOPs, exit): a row of glance
 frames, then the selected frames with the focus region outlined; a model without policies shows the frames it
 saw. `annotated_video` draws the same decisions onto the whole video (MP4), the boxes mapped back to the
-video's own pixels. Both take what a model's `decisions()` returns (models/base.py), one video at a time.
+video's own pixels. Both take what a model's `decisions()` returns (models/core/interface.py), one video at a time.
 """
 
 from __future__ import annotations
