@@ -162,7 +162,7 @@ def _verify_seek(frames: Iterator, ts: int, rec: _Record, at: dict, span: int) -
                 pos = found[0]
             else:
                 pos += 1
-            if pos is not None and frame.pts == rec.pts[pos] and crc == rec.crc[pos]:
+            if frame.pts == rec.pts[pos] and crc == rec.crc[pos]:
                 first = first if run else SeekPoint(int(ts), outputs, pos, frame.pts, crc)
                 run += 1
                 if run == span or pos == n - 1:
@@ -194,7 +194,10 @@ def _seek_points(container, stream, rec: _Record) -> tuple[tuple[SeekPoint, ...]
     def attempt(i: int, ts: int | None) -> None:
         if ts is None:
             return
-        container.seek(int(ts), stream=stream, backward=True, any_frame=False)
+        try:
+            container.seek(int(ts), stream=stream, backward=True, any_frame=False)
+        except Exception:  # the demuxer cannot seek there: not a way in
+            return
         point = _verify_seek(container.decode(stream), ts, rec, at, span)
         if point is not None:
             reached[i] = True
