@@ -453,3 +453,54 @@ def test_validate_cli(tmp_path, frames_root):
     assert f"{lst}:2: [label]" in bad.stdout and f"{lst}:3: [missing_folder]" in bad.stdout
     assert "2 problems in 2 rows" in bad.stdout
     assert run_cli("validate_data.py", "--list", lst).returncode == 2  # no frames root / classes
+
+
+def test_validate_videos_random_access_and_slow_seek(tmp_path, monkeypatch):
+    """--video_root: frame counts as decoding gives them, random-access reads held to decoding from the start,
+    and videos that cannot seek at every keyframe (packed B-frames) noted with how much more they decode."""
+    from ops.tools import validate
+    from tests.video_samples import clip, write_h264, write_nvop, write_packed
+
+    frames = clip(20, 48, 64)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_packed(str(videos / "packed.avi"), frames)  # keyframes 9, 15; exact seeks at 12, 18
+    write_nvop(str(videos / "nvop.avi"), frames, (4, 11))  # 22 chunks, 20 frames
+    write_h264(str(videos / "plain.mp4"), frames, "keyint=5:bframes=2:scenecut=0")
+    lst = tmp_path / "list.txt"
+    lst.write_text("packed 20 0\nnvop 22 1\nplain 20 2\n")
+    kw = dict(template="", num_classes=3, video_root=str(videos))
+    rows, found = validate_list(str(lst), None, **kw)
+    assert rows == 3 and [(p.kind, p.where.rsplit(":", 1)[1]) for p in found] == [
+        ("slow_seek", "1"),
+        ("frame_count", "2"),
+    ]
+    assert "2 of its 2 keyframes after the first are no exact seek point" in found[0].message
+    # the sampled reads and every single-frame read: from frames 0, 12, 18 instead of 0, 9, 12, 15, 18
+    reads = validate.sample_reads(20, validate.zlib.crc32(b"packed"), False)
+    singles = [np.array([t]) for t in range(1, 21)]
+    ratio = validate.decoded_frames(reads + singles, np.array([0, 12, 18])) / validate.decoded_frames(
+        reads + singles, np.array([0, 9, 12, 15, 18])
+    )
+    assert f"decode {ratio:.2f}x the frames" in found[0].message and ratio > 1
+    assert (
+        "listed 22 frames, decoding gives 20" in found[1].message and "its index lists 22" in found[1].message
+    )
+    # frames 3, 4, 11, 13 with starts 0, 5, 10 (0-based): 0..2, on to 3, seek to 10, on to 11 and 12
+    assert validate.decoded_frames([np.array([3, 4, 11, 13])], np.array([0, 5, 10])) == 3 + 1 + 1 + 2
+    summary = validate.summarize(str(lst), rows, found)
+    assert "1 problems in 1 rows" in summary and "1 videos seek more slowly" in summary
+    # a random-access read that differs from decoding from the start is a problem naming the frames
+    real = validate.read_frames
+    monkeypatch.setattr(validate, "read_frames", lambda v, n: real(v, np.maximum(np.asarray(n) - 1, 1)))
+    _, found = validate_list(str(lst), None, **kw)
+    bad = [p for p in found if p.kind == "random_access"]
+    assert len(bad) == 3 and "plain.mp4: random-access reads of frames" in bad[2].message
+    monkeypatch.undo()
+    out = run_cli(
+        "validate_data.py", "--list", lst, "--video_root", videos, "--num_classes", "3", "--quiet", "--quick"
+    )
+    assert out.returncode == 1 and f"{lst}:2: [frame_count]" in out.stdout and "[slow_seek]" in out.stdout
+    lst.write_text("packed 20 0\nplain 20 2\n")  # notes alone: exit status 0
+    out = run_cli("validate_data.py", "--list", lst, "--video_root", videos, "--num_classes", "3", "--quiet")
+    assert out.returncode == 0 and f"{lst}:1: [slow_seek]" in out.stdout, out.stdout

@@ -7,7 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.data.video_io import FrameFolder, FrameReadError, read_frames, seek_plan, video_index
+from ops.data.video_decode import seek_plan
+from ops.data.video_io import FrameFolder, FrameReadError, read_frames
+from ops.data.video_plan import video_plan
 
 N, H, W = 40, 48, 64
 TMPL = "img_{:05d}.jpg"
@@ -79,9 +81,12 @@ def test_lossless_video_equals_frame_folder(media, kind):
 
 def test_keyframes_and_seek_plan(media):
     _, _, videos = media
-    pts, keys = video_index(videos["x264rgb"])
-    assert len(pts) == N and np.all(np.diff(pts) > 0)
+    plan = video_plan(videos["x264rgb"])
+    assert plan.num_frames == plan.packets == N and (plan.tried, plan.rejected) == (4, 0)
+    np.testing.assert_array_equal(plan.keyframes, [0, 8, 16, 24, 32])
+    keys = plan.starts()  # every keyframe verified as a seek point, landing right on it
     np.testing.assert_array_equal(keys, [0, 8, 16, 24, 32])
+    assert [p.lead for p in plan.points] == [0, 0, 0, 0]
     # 0-based targets: first always seeks; 1 decodes forward; 20 (key 16 > 1) seeks; 21 forward;
     # 23 forward (key 16); 38 (key 32 > 23) seeks; 39 forward
     plan = seek_plan(np.array([0, 1, 20, 21, 23, 38, 39]), keys)
@@ -94,9 +99,8 @@ def test_lossy_bframes_frame_accurate(media):
     _, _, videos = media
     ref = _decode_all(videos["x264"])
     assert len(ref) == N
-    _, keys = video_index(videos["x264"])
-    assert len(keys) >= 4  # several GOPs, so seeking is exercised
-    for numbers in ORDERS:
+    assert len(video_plan(videos["x264"]).points) >= 3  # several GOPs, so seeking is exercised
+    for numbers in ORDERS + [[t] for t in range(1, N + 1)]:
         np.testing.assert_array_equal(read_frames(videos["x264"], numbers), ref[np.array(numbers) - 1])
 
 

@@ -85,15 +85,44 @@ def require_path(path: str, name: str, what: str, kind: str) -> str:
     return path
 
 
+_NUMBERED = re.compile(r"(\d+)\s+(\S.*?)\s*")
+
+
+def numbered_class_names(lines: list[tuple[int, str]], path: str) -> list[str] | None:
+    """Returns the class names of category-file lines [(line number, text)] (blank lines left out) when every
+    line is `<number> <name>`, as UCF101's classInd.txt (`1 ApplyEyeMakeup`): each name at its number, the
+    numbers 1..N (or 0..N-1) in any order. Returns None when some line is not of that form (a file of bare
+    names); raises ValueError('<file>:<line>: ...') for a number that repeats or lies outside."""
+    found = [(lineno, _NUMBERED.fullmatch(text.strip())) for lineno, text in lines]
+    if not found or not all(m for _, m in found):
+        return None
+    base = 0 if any(int(m.group(1)) == 0 for _, m in found) else 1
+    names: list[str | None] = [None] * len(found)
+    first: dict[int, int] = {}
+    for lineno, m in found:
+        number = int(m.group(1))
+        if not base <= number < base + len(found):
+            raise ValueError(
+                f"{path}:{lineno}: class number {number} outside {base}..{base + len(found) - 1} "
+                f"({len(found)} lines '<number> <name>'): number the classes 1..N, one per line"
+            )
+        if number in first:
+            raise ValueError(f"{path}:{lineno}: class number {number} repeats line {first[number]}")
+        first[number], names[number - base] = lineno, m.group(2)
+    return names
+
+
 def _read_categories(path: str, name: str) -> list[str]:
+    """Class names of a category file: one name per line, or `<number> <name>` lines (numbered_class_names)."""
     require_path(path, name, "lists", "category file")
-    with open(path) as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of the first name
         cats = [line.rstrip("\r\n") for line in f]
     while cats and not cats[-1].strip():  # tolerate trailing blank lines
         cats.pop()
     if not cats:
         raise DatasetNotFoundError(f"{name}: category file is empty: {path}")
-    return cats
+    numbered = numbered_class_names([(i, c) for i, c in enumerate(cats, 1) if c.strip()], path)
+    return cats if numbered is None else numbered
 
 
 def _detect_template(frames_root: str, candidates: tuple[str, ...]) -> str:
@@ -273,9 +302,10 @@ def python_template(template: str) -> str:
 
 
 def read_class_names(path: str, name: str = CUSTOM) -> list[str]:
-    """Returns the class names of a category file, one per line (label i = line i + 1); raises
+    """Returns the class names of a category file: one per line (label i = line i + 1), or `<number> <name>`
+    lines as UCF101/HMDB51 classInd.txt (label i = number i + 1, or number i where they start at 0); raises
     DatasetNotFoundError when it is missing or empty and ValueError('<file>:<line>: ...') for a blank or
-    repeated name."""
+    repeated name or number."""
     cats = _read_categories(path, name)
     seen: dict[str, int] = {}
     for lineno, cat in enumerate(cats, 1):

@@ -6,9 +6,11 @@ the category file and train/val lists under the names ops.data.dataset_config re
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ops.data.dataset_config import numbered_class_names
 from ops.tools.extract import frame_numbers
 
 
@@ -86,7 +88,7 @@ Entry = tuple[tuple[str, ...], list[int]]
 
 
 def _lines(path: str) -> list[tuple[int, str]]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of the first row
         return [(i, s) for i, line in enumerate(f, 1) if (s := line.strip())]
 
 
@@ -193,18 +195,14 @@ def _stem_entry(rel_video: str, cls: str, label: int) -> Entry:
 
 
 def read_ucf101(class_ind: str, train: str, val: str) -> tuple[list[str], dict[str, list[Entry]]]:
-    """UCF101 split files: classInd.txt (`1 ApplyEyeMakeup`, 1-based), trainlistNN.txt (`Class/v_x.avi 1`),
-    testlistNN.txt (`Class/v_x.avi`, label from the class folder). Labels 0-based; folder `v_x` or
-    `Class/v_x`."""
-    cats = {}
-    for i, text in _lines(class_ind):
-        num, _, name = text.partition(" ")
-        if not num.isdigit() or not name.strip():
-            raise ValueError(f"{class_ind}:{i}: expected 'index name', got {text!r}")
-        cats[int(num) - 1] = name.strip()
-    if sorted(cats) != list(range(len(cats))):
-        raise ValueError(f"{class_ind}: class indices are not 1..{len(cats)}")
-    names = [cats[i] for i in range(len(cats))]
+    """UCF101 split files: classInd.txt (`1 ApplyEyeMakeup`, 1-based; read by numbered_class_names),
+    trainlistNN.txt (`Class/v_x.avi 1`), testlistNN.txt (`Class/v_x.avi`, label from the class folder).
+    Labels 0-based; folder `v_x` or `Class/v_x`."""
+    lines = _lines(class_ind)
+    names = numbered_class_names(lines, class_ind)
+    if names is None:
+        i, text = next(((i, t) for i, t in lines if not re.fullmatch(r"\d+\s+\S.*", t)), (1, ""))
+        raise ValueError(f"{class_ind}:{i}: expected 'index name', got {text!r}")
     index = {c: i for i, c in enumerate(names)}
     splits = {}
     for split, path in (("train", train), ("val", val)):
