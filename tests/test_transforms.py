@@ -182,8 +182,12 @@ def test_normalize_exact_and_contiguous():
     assert torch.equal(normalize(x[None]), y[None])
 
 
-def test_pil_backend_matches_pil():
+def test_pil_backend_matches_pil(monkeypatch):
     from PIL import Image
+
+    monkeypatch.setattr(
+        "ops.data.resize.torch_kernel_is_fast", lambda: False
+    )  # Pillow (torch: test_resize.py)
 
     x = _frames(2, 40, 50)
     s = GroupScale(20, "pil")(x)

@@ -27,6 +27,7 @@ from ops.data.lists import (
     sample_eval,
     sample_train,
 )
+from ops.data.resize import RESIZE_BACKENDS
 from ops.data.transforms import (
     TEST_CROPS,
     TRAIN_CROPS,
@@ -123,8 +124,10 @@ class VideoDataset(Dataset):
     interval clip (ops.data.lists); in evaluation clip c of num_clips replaces segment offset c.
     `train_crop` picks the training crop box: 'tsm' (default) or the Efficient-3DCNNs 'random' / 'corner' /
     'center' multi-scale crops (ops.data.transforms.train_crop_box; the flip, if allowed, follows the crop).
-    Resizing: resize_backend='pil' (default) is PIL bilinear, as the originals; 'cv2' is OpenCV INTER_LINEAR
-    (faster, a few grey levels apart; see ops.data.transforms).
+    Resizing: resize_backend='pil' (default) is PIL's bilinear filter, as the originals (torch's batched uint8
+    kernel: Pillow's pixels or a grey level apart; Pillow itself on x86 without AVX2); 'cv2' is OpenCV
+    INTER_LINEAR (no antialiasing when shrinking; see ops.data.resize). Each frame set (the glance frames, the
+    candidates) is cut, resized and written channels-first into the item in one batch.
     Raw videos: with `video_root`, the video of each list path is read instead of its frame folder: the path
     itself when it ends in a video extension, else `<path><video_ext>` when video_ext is given, else the
     first of `<path>.mp4 .avi .mkv .webm .mov` present (ops.data.video_paths.VideoLocator).
@@ -177,8 +180,8 @@ class VideoDataset(Dataset):
         self.video_root, self.video_ext = video_root, video_ext
         self.locator = None if video_root is None else VideoLocator(video_root, video_ext)
         self.on_bad_video, self.max_retries = on_bad_video, max_retries
-        if resize_backend not in ("cv2", "pil"):
-            raise ValueError(f"resize_backend must be 'cv2' or 'pil', got {resize_backend!r}")
+        if resize_backend not in RESIZE_BACKENDS:
+            raise ValueError(f"resize_backend must be one of {RESIZE_BACKENDS}, got {resize_backend!r}")
         self.resize_backend, self.shared_crop = resize_backend, shared_crop
         if sampling not in ("segments", "loop", "interval") or clip_stride < 1:
             raise ValueError(
