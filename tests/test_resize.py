@@ -6,13 +6,14 @@ import os
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ops.data import resize as resize_mod
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import DatasetConfig
 from ops.data.lists import sample_train
-from ops.data.resize import resize_frames, resize_pillow, resize_to_slots, resize_torch, to_planes
+from ops.data.resize import Scratch, resize_frames, resize_pillow, resize_to_slots, resize_torch, to_planes
 from ops.data.transforms import e3d_crop_box, multiscale_crop_box, scaled_size
 
 # X3D-L 312, TSM / AN / X3D-S 224, X3D glance 160, p128 and synthetic input 128, Efficient-3DCNNs 112, p96 96,
@@ -122,11 +123,17 @@ def test_pillow_path_keeps_the_originals_pass_order():
 @pytest.mark.parametrize("backend", ["pil", "cv2"])
 def test_resize_to_slots_writes_each_distinct_frame_once_channels_first(backend):
     frames = natural_frames(4, 40, 50, seed=4)[:, 2:34, 3:43]  # 40x32 crops
-    for slots in (np.array([3, 0, 2]), np.array([1, 3, 1, 1, 0])):  # unsorted; repeated
-        out = np.zeros((len(slots), 3, 24, 24), np.uint8)
-        assert resize_to_slots(frames, slots, out, backend) is out
-        ref = resize_frames(np.ascontiguousarray(frames), (24, 24), backend)[slots]
-        np.testing.assert_array_equal(out, ref.transpose(0, 3, 1, 2))
+    scratch = (Scratch(), Scratch())  # reused across calls: the results must not depend on what was there
+    for slots in (
+        np.array([3, 0, 2]),
+        np.array([1, 3, 1, 1, 0]),
+        np.array([0, 1, 2, 3]),
+    ):  # unsorted; repeats
+        ref = resize_frames(np.ascontiguousarray(frames), (24, 24), backend)[slots].transpose(0, 3, 1, 2)
+        for buffers in (None, scratch):
+            out = np.zeros((len(slots), 3, 24, 24), np.uint8)
+            assert resize_to_slots(frames, slots, out, backend, buffers) is out
+            np.testing.assert_array_equal(out, ref)
     out = np.zeros((4, 3, 32, 40), np.uint8)  # the frames' own size: no resize, only the channels-first write
     resize_to_slots(frames, np.arange(4), out, backend)
     np.testing.assert_array_equal(out, frames.transpose(0, 3, 1, 2))
@@ -165,3 +172,35 @@ def test_dataset_default_resize_is_pillows_within_a_grey_level(tmp_path):
             ref = pillow_reference(frames[n - 1, b.y : b.y + b.h, b.x : b.x + b.w], (224, 224))
             d = np.abs(part.astype(np.int16) - ref)
             assert d.max() <= 2 and (d > 0).mean() < 0.08
+
+
+def test_dataset_eval_scale_and_reused_buffers(tmp_path):
+    frames = natural_frames(6, 256, 320, seed=7)
+    os.makedirs(tmp_path / "frames" / "v0")
+    for t, rgb in enumerate(frames, 1):
+        cv2.imwrite(str(tmp_path / "x.png"), rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        os.replace(tmp_path / "x.png", tmp_path / "frames" / "v0" / f"img_{t:05d}.jpg")
+    (tmp_path / "list.txt").write_text("v0 6 0\n")
+    cfg = DatasetConfig(
+        name="t", num_classes=2, categories=["a", "b"], frames_root=str(tmp_path / "frames"),
+        train_list=str(tmp_path / "list.txt"), val_list=str(tmp_path / "list.txt"), image_tmpl="img_{:05d}.jpg",
+        separator=" ", multi_label=False, flip=True,
+    )  # fmt: skip
+    # evaluation at 112: GroupScale(128) halves the 320x256 frames (dyadic: Pillow's pixels exactly), then the
+    # 3 views of 112 at x = 0, 48, 24 (y = 8)
+    ds = VideoDataset(cfg, "val", num_glance=2, num_candidates=3, input_size=112, test_crops=3)
+    x = ds[0][0].numpy().transpose(0, 1, 3, 4, 2)
+    scaled = pillow_reference(frames, (160, 128))
+    numbers = np.array([2, 5, 2, 4, 6]) - 1  # sample_eval(6, 2), sample_eval(6, 3)
+    for view, x0 in zip(x, (0, 48, 24)):
+        np.testing.assert_array_equal(view, scaled[numbers, 8:120, x0 : x0 + 112])
+    # training items drawn with reused buffers equal those of a fresh dataset
+    train = VideoDataset(cfg, "train", num_glance=2, num_candidates=3, input_size=96)
+    items = []
+    for seed in (0, 1, 0):
+        train.seed(seed)
+        items.append(train[0][0].clone())
+    fresh = VideoDataset(cfg, "train", num_glance=2, num_candidates=3, input_size=96)
+    fresh.seed(1)
+    assert torch.equal(items[0], items[2]) and torch.equal(items[1], fresh[0][0])
+    assert not torch.equal(items[0], items[1])

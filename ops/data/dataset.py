@@ -27,14 +27,14 @@ from ops.data.lists import (
     sample_eval,
     sample_train,
 )
-from ops.data.resize import RESIZE_BACKENDS
+from ops.data.resize import RESIZE_BACKENDS, Scratch, resize_frames
 from ops.data.transforms import (
     TEST_CROPS,
     TRAIN_CROPS,
-    GroupScale,
     crop_resize,
     flip_inplace,
     resize_to_slots,
+    scaled_size,
     train_crop_box,
     view_boxes,
 )
@@ -208,6 +208,7 @@ class VideoDataset(Dataset):
         self._warned: set[str] = set()
         self._rng, self._rng_key = None, None
         self._scratch = np.empty(0, dtype=np.uint8)  # decode buffer reused across items (per process)
+        self._resize_scratch = (Scratch(), Scratch())  # gathered crops, resized frames (per process)
         self._pool: list[np.ndarray] = []  # batch buffers for reuse (main process)
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
@@ -357,17 +358,28 @@ class VideoDataset(Dataset):
         if self.train:
             for part in self.crop_sets():
                 box = train_crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
+                crop = crop_resize(frames, box)
                 view = resize_to_slots(
-                    crop_resize(frames, box), inverse[0, part], out[0, part], self.resize_backend
+                    crop, inverse[0, part], out[0, part], self.resize_backend, self._resize_scratch
                 )
                 if self.config.flip and rng.random() < 0.5:
                     flip_inplace(view)
         else:
-            scaled = GroupScale(self.scale_size, self.resize_backend)(frames)  # no-op if the short side fits
+            scaled = resize_frames(  # GroupScale(scale_size); no-op if the short side fits
+                frames,
+                scaled_size(frames.shape[2], frames.shape[1], self.scale_size),
+                self.resize_backend,
+                self._resize_scratch[1],  # free: the views below are not resized
+            )
             boxes = view_boxes(scaled.shape[2], scaled.shape[1], S, self.test_crops)
             for c in range(self.num_clips):
                 for k, (box, flipped) in enumerate(boxes):
-                    view = resize_to_slots(crop_resize(scaled, box), inverse[c], out[c * self.test_crops + k])
+                    view = resize_to_slots(
+                        crop_resize(scaled, box),
+                        inverse[c],
+                        out[c * self.test_crops + k],
+                        scratch=self._resize_scratch,
+                    )
                     if flipped:
                         flip_inplace(view)
         return frames_t, self.target(record, rng)
@@ -399,4 +411,5 @@ class VideoDataset(Dataset):
         # Sent to DataLoader workers: the counters tensor is shared memory; scratch/rng are per process.
         state = dict(self.__dict__)
         state.update(_scratch=np.empty(0, dtype=np.uint8), _pool=[], _rng=None, _rng_key=None, _warned=set())
+        state.update(_resize_scratch=(Scratch(), Scratch()))
         return state
