@@ -124,10 +124,9 @@ class VideoDataset(Dataset):
     interval clip (ops.data.lists); in evaluation clip c of num_clips replaces segment offset c.
     `train_crop` picks the training crop box: 'tsm' (default) or the Efficient-3DCNNs 'random' / 'corner' /
     'center' multi-scale crops (ops.data.transforms.train_crop_box; the flip, if allowed, follows the crop).
-    Resizing: resize_backend='pil' (default) is PIL's bilinear filter, as the originals (torch's batched uint8
-    kernel: Pillow's pixels or a grey level apart; Pillow itself on x86 without AVX2); 'cv2' is OpenCV
-    INTER_LINEAR (no antialiasing when shrinking; see ops.data.resize). Each frame set (the glance frames, the
-    candidates) is cut, resized and written channels-first into the item in one batch.
+    Resizing: resize_backend='pil' (default) is PIL's bilinear filter, as the originals; 'cv2' is OpenCV
+    INTER_LINEAR (no antialiasing when shrinking). Each frame set is cut, resized and written channels-first into
+    the item in one batch (ops.data.resize).
     Raw videos: with `video_root`, the video of each list path is read instead of its frame folder: the path
     itself when it ends in a video extension, else `<path><video_ext>` when video_ext is given, else the
     first of `<path>.mp4 .avi .mkv .webm .mov` present (ops.data.video_paths.VideoLocator).
@@ -358,28 +357,19 @@ class VideoDataset(Dataset):
         if self.train:
             for part in self.crop_sets():
                 box = train_crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
-                crop = crop_resize(frames, box)
-                view = resize_to_slots(
-                    crop, inverse[0, part], out[0, part], self.resize_backend, self._resize_scratch
-                )
+                crop, slots, buffers = crop_resize(frames, box), inverse[0, part], self._resize_scratch
+                view = resize_to_slots(crop, slots, out[0, part], self.resize_backend, buffers)
                 if self.config.flip and rng.random() < 0.5:
                     flip_inplace(view)
         else:
-            scaled = resize_frames(  # GroupScale(scale_size); no-op if the short side fits
-                frames,
-                scaled_size(frames.shape[2], frames.shape[1], self.scale_size),
-                self.resize_backend,
-                self._resize_scratch[1],  # free: the views below are not resized
-            )
+            # GroupScale (a no-op if the short side fits), on the buffer the unresized views below leave free
+            size = scaled_size(frames.shape[2], frames.shape[1], self.scale_size)
+            scaled = resize_frames(frames, size, self.resize_backend, self._resize_scratch[1])
             boxes = view_boxes(scaled.shape[2], scaled.shape[1], S, self.test_crops)
             for c in range(self.num_clips):
                 for k, (box, flipped) in enumerate(boxes):
-                    view = resize_to_slots(
-                        crop_resize(scaled, box),
-                        inverse[c],
-                        out[c * self.test_crops + k],
-                        scratch=self._resize_scratch,
-                    )
+                    crop, view = crop_resize(scaled, box), out[c * self.test_crops + k]
+                    resize_to_slots(crop, inverse[c], view, scratch=self._resize_scratch)
                     if flipped:
                         flip_inplace(view)
         return frames_t, self.target(record, rng)
@@ -411,5 +401,5 @@ class VideoDataset(Dataset):
         # Sent to DataLoader workers: the counters tensor is shared memory; scratch/rng are per process.
         state = dict(self.__dict__)
         state.update(_scratch=np.empty(0, dtype=np.uint8), _pool=[], _rng=None, _rng_key=None, _warned=set())
-        state.update(_resize_scratch=(Scratch(), Scratch()))
+        state["_resize_scratch"] = (Scratch(), Scratch())
         return state
