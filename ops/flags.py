@@ -93,7 +93,7 @@ def add_data_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--resize_backend",
         choices=("pil", "cv2"),
-        help="frame resizing: pil (default, bilinear as the original) or cv2 (faster, a few grey levels apart)",
+        help="frame resizing: pil (default, PIL bilinear as the original) or cv2 (OpenCV, no antialiasing when shrinking)",
     )
 
 

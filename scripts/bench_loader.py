@@ -9,7 +9,10 @@ with decoding exactly the same distinct frames through ops.data.video_io.read_fr
 machine load: `loader_s` / `decode_s` are seconds per clip, `overhead = loader_s / decode_s - 1` is the
 loader's own cost (sampling, crop+resize, flip, layout, collate); `overhead_cpu` is the same ratio in
 process CPU time (less sensitive to other processes).
-`workers_clips_per_s` is the throughput with --workers processes. The last line printed is one JSON object.
+`workers_clips_per_s` is the throughput with --workers processes. `resize_kernel` says what computed the
+resize ('pil': torch's uint8 kernel where it is vectorised, else Pillow; ops/data/resize.py), `load_avg` the
+machine's 1-minute load average before and after (ratios are measured in one process, interleaved, but a busy
+machine still moves them). The last line printed is one JSON object.
 
     python scripts/bench_loader.py [--layout x3d|tsm|an] [--mode train|val] [--batch_size 1] [--workers 2]
 """
@@ -33,6 +36,7 @@ from models import ModelConfig, input_layout  # noqa: E402
 from models.core.recipes import PRESETS  # noqa: E402
 from ops.data.dataset import VideoDataset, make_loader  # noqa: E402
 from ops.data.dataset_config import DatasetConfig  # noqa: E402
+from ops.data.resize import torch_kernel_is_fast  # noqa: E402
 from ops.data.video_io import read_frames  # noqa: E402
 
 
@@ -119,6 +123,13 @@ class RecordingDataset(VideoDataset):
         numbers = super().frame_numbers(record, rng)
         self.log.append((self._current, np.unique(numbers)))
         return numbers
+
+
+def resize_kernel(backend: str) -> str:
+    """Return what resizes frames for `backend` on this machine: 'torch', 'pillow' or 'cv2'."""
+    if backend == "cv2":
+        return "cv2"
+    return "torch" if torch_kernel_is_fast() else "pillow"
 
 
 def time_workers(ds: VideoDataset, batch: int, workers: int, epochs: int) -> float:
@@ -237,7 +248,10 @@ def main(argv: list[str] | None = None) -> dict:
             "single_process": True,
             "workers": args.workers,
             "resize_backend": args.resize_backend,
+            "resize_kernel": resize_kernel(args.resize_backend),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "shared_crop": args.shared_crop,
+            "load_avg": [round(os.getloadavg()[0], 2)],
         }
         if args.source in ("frames", "both"):
             result.update(bench_source(cfg, args, video=False))
@@ -247,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
                 result.update(video)
             else:
                 result["video"] = video
+    result["load_avg"].append(round(os.getloadavg()[0], 2))
     print(json.dumps(result, sort_keys=False))
     return result
 

@@ -238,8 +238,12 @@ def test_eval_items_and_an_items_do_not_depend_on_shared_crop(official):
     assert torch.equal(items[0][0], items[1][0]) and torch.equal(items[0][1], items[1][1])
 
 
-def test_resize_backends(official):
+def test_resize_backends(official, monkeypatch):
     from PIL import Image
+
+    monkeypatch.setattr(
+        "ops.data.resize.torch_kernel_is_fast", lambda: False
+    )  # Pillow (torch: test_resize.py)
 
     root, frames = official
     cfg = get_dataset_config("somethingv2", root=root)

@@ -11,6 +11,7 @@ from ops.data.transforms import (
     Box,
     GroupMultiScaleCrop,
     GroupScale,
+    HostBuffers,
     center_crop_box,
     crop_resize,
     eval_views,
@@ -182,8 +183,47 @@ def test_normalize_exact_and_contiguous():
     assert torch.equal(normalize(x[None]), y[None])
 
 
-def test_pil_backend_matches_pil():
+def test_normalize_table_equals_the_formula_for_every_convention():
+    x = torch.from_numpy(_frames(6, 5, 7, seed=1)).view(2, 3, 5, 7, 3).movedim(-1, -3)  # (2, 3, 3, 5, 7)
+    for mean, std, scale, bgr in (
+        ((114.7748, 107.7354, 99.4750), (1.0, 1.0, 1.0), 1.0, True),  # Efficient-3DCNNs Kinetics: BGR 0-255
+        ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225), 255.0, False),  # TAdaConv
+    ):
+        m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
+        ref = ((x.flip(-3) if bgr else x).contiguous().float() / scale - m) / s
+        assert torch.equal(normalize(x, mean, std, scale, bgr), ref)
+    empty = torch.zeros((0, 3, 4, 4), dtype=torch.uint8)
+    assert normalize(empty).shape == (0, 3, 4, 4)
+    m, s = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    assert torch.equal(normalize(x.float()), (x.float() / 255 - m) / s)  # not uint8: the formula itself
+
+
+def test_host_buffers_are_reused_only_when_free():
+    x = torch.from_numpy(_frames(4, 6, 7)).permute(0, 3, 1, 2)
+    buffers = HostBuffers()
+    y = normalize(x, out=buffers.get((4, 3, 6, 7)))
+    assert torch.equal(y, normalize(x))
+    first = y.data_ptr()
+    view = y[1:]  # a view keeps the first buffer in use
+    del y
+    z = buffers.get((4, 3, 6, 7))
+    second = z.data_ptr()
+    assert second != first
+    del z
+    assert buffers.get((4, 3, 6, 7)).data_ptr() == second  # free again: no new memory
+    del view
+    w, u = buffers.get((4, 3, 6, 7)), buffers.get((4, 3, 6, 7))
+    assert {w.data_ptr(), u.data_ptr()} == {first, second}
+    with pytest.raises(ValueError, match="out must be"):
+        normalize(x, out=torch.empty((4, 3, 6, 6)))
+
+
+def test_pil_backend_matches_pil(monkeypatch):
     from PIL import Image
+
+    monkeypatch.setattr(
+        "ops.data.resize.torch_kernel_is_fast", lambda: False
+    )  # Pillow (torch: test_resize.py)
 
     x = _frames(2, 40, 50)
     s = GroupScale(20, "pil")(x)

@@ -27,13 +27,14 @@ from ops.data.lists import (
     sample_eval,
     sample_train,
 )
+from ops.data.resize import RESIZE_BACKENDS, Scratch, resize_frames
 from ops.data.transforms import (
     TEST_CROPS,
     TRAIN_CROPS,
-    GroupScale,
     crop_resize,
     flip_inplace,
     resize_to_slots,
+    scaled_size,
     train_crop_box,
     view_boxes,
 )
@@ -123,8 +124,9 @@ class VideoDataset(Dataset):
     interval clip (ops.data.lists); in evaluation clip c of num_clips replaces segment offset c.
     `train_crop` picks the training crop box: 'tsm' (default) or the Efficient-3DCNNs 'random' / 'corner' /
     'center' multi-scale crops (ops.data.transforms.train_crop_box; the flip, if allowed, follows the crop).
-    Resizing: resize_backend='pil' (default) is PIL bilinear, as the originals; 'cv2' is OpenCV INTER_LINEAR
-    (faster, a few grey levels apart; see ops.data.transforms).
+    Resizing: resize_backend='pil' (default) is PIL's bilinear filter, as the originals; 'cv2' is OpenCV
+    INTER_LINEAR (no antialiasing when shrinking). Each frame set is cut, resized and written channels-first into
+    the item in one batch (ops.data.resize).
     Raw videos: with `video_root`, the video of each list path is read instead of its frame folder: the path
     itself when it ends in a video extension, else `<path><video_ext>` when video_ext is given, else the
     first of `<path>.mp4 .avi .mkv .webm .mov` present (ops.data.video_paths.VideoLocator).
@@ -177,8 +179,8 @@ class VideoDataset(Dataset):
         self.video_root, self.video_ext = video_root, video_ext
         self.locator = None if video_root is None else VideoLocator(video_root, video_ext)
         self.on_bad_video, self.max_retries = on_bad_video, max_retries
-        if resize_backend not in ("cv2", "pil"):
-            raise ValueError(f"resize_backend must be 'cv2' or 'pil', got {resize_backend!r}")
+        if resize_backend not in RESIZE_BACKENDS:
+            raise ValueError(f"resize_backend must be one of {RESIZE_BACKENDS}, got {resize_backend!r}")
         self.resize_backend, self.shared_crop = resize_backend, shared_crop
         if sampling not in ("segments", "loop", "interval") or clip_stride < 1:
             raise ValueError(
@@ -205,6 +207,7 @@ class VideoDataset(Dataset):
         self._warned: set[str] = set()
         self._rng, self._rng_key = None, None
         self._scratch = np.empty(0, dtype=np.uint8)  # decode buffer reused across items (per process)
+        self._resize_scratch = (Scratch(), Scratch())  # gathered crops, resized frames (per process)
         self._pool: list[np.ndarray] = []  # batch buffers for reuse (main process)
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
@@ -354,17 +357,19 @@ class VideoDataset(Dataset):
         if self.train:
             for part in self.crop_sets():
                 box = train_crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
-                view = resize_to_slots(
-                    crop_resize(frames, box), inverse[0, part], out[0, part], self.resize_backend
-                )
+                crop, slots, buffers = crop_resize(frames, box), inverse[0, part], self._resize_scratch
+                view = resize_to_slots(crop, slots, out[0, part], self.resize_backend, buffers)
                 if self.config.flip and rng.random() < 0.5:
                     flip_inplace(view)
         else:
-            scaled = GroupScale(self.scale_size, self.resize_backend)(frames)  # no-op if the short side fits
+            # GroupScale (a no-op if the short side fits), on the buffer the unresized views below leave free
+            size = scaled_size(frames.shape[2], frames.shape[1], self.scale_size)
+            scaled = resize_frames(frames, size, self.resize_backend, self._resize_scratch[1])
             boxes = view_boxes(scaled.shape[2], scaled.shape[1], S, self.test_crops)
             for c in range(self.num_clips):
                 for k, (box, flipped) in enumerate(boxes):
-                    view = resize_to_slots(crop_resize(scaled, box), inverse[c], out[c * self.test_crops + k])
+                    crop, view = crop_resize(scaled, box), out[c * self.test_crops + k]
+                    resize_to_slots(crop, inverse[c], view, scratch=self._resize_scratch)
                     if flipped:
                         flip_inplace(view)
         return frames_t, self.target(record, rng)
@@ -396,4 +401,5 @@ class VideoDataset(Dataset):
         # Sent to DataLoader workers: the counters tensor is shared memory; scratch/rng are per process.
         state = dict(self.__dict__)
         state.update(_scratch=np.empty(0, dtype=np.uint8), _pool=[], _rng=None, _rng_key=None, _warned=set())
+        state["_resize_scratch"] = (Scratch(), Scratch())
         return state

@@ -5,25 +5,30 @@ Every transform uses ONE box (and one flip decision) for all frames of a clip. T
 pure functions (`multiscale_crop_box`, `center_crop_box`, `view_boxes`) so tests can assert them exactly;
 a box is `(x, y, w, h)` in pixels of the frame it is applied to.
 
-Resizing: backend 'cv2' (INTER_LINEAR: half-pixel centres, 2x2 taps; the default of these functions) or 'pil'
-(BILINEAR, what TSM used; VideoDataset's default, so the loader resizes as the originals). The two are the same
-filter when enlarging, but PIL antialiases (widens the kernel) when shrinking. Measured on the fixture frames
-(5x5-box-blurred noise): enlarging 168->224 differs by at most 1 grey level (mean 0.26); shrinking
-256->224 by at most 6 (mean 0.69), 455x341->341x256 (GroupScale) by at most 11 (mean 1.2). cv2 is 6-8x
-faster per resize (0.10 vs 0.8 ms per 224x224 output; 0.2 vs 1.65 ms for GroupScale 441x331->341x256, where
-decoding the JPEG costs 0.96 ms); the whole-loader figures are in the README. On 256-short-side frames the
+Resizing (ops/data/resize.py): backend 'cv2' (INTER_LINEAR; the default of these functions) or 'pil' (PIL's
+bilinear filter, what TSM used; VideoDataset's default, so the loader resizes as the originals). The two are the
+same filter when enlarging, but PIL antialiases (widens the kernel) when shrinking. Measured on the fixture frames
+(5x5-box-blurred noise): enlarging 168->224 differs by at most 1 grey level (mean 0.26); shrinking 256->224 by at
+most 6 (mean 0.69), 455x341->341x256 (GroupScale) by at most 11 (mean 1.2). On 256-short-side frames the
 validation path (GroupScale(256) = identity, then centre crop) is the same with either backend.
+Normalisation of uint8 frames on the CPU goes through a 256-entry table per channel (the formula's exact values,
+one pass): ~0.4 ns per value into warm memory instead of ~7 ns for the three float passes of the formula.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image
+
+from ops.data.resize import resize_frames
+from ops.data.resize import (
+    resize_to_slots as resize_to_slots,
+)  # re-exported: the loader and tests use it here
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -190,27 +195,6 @@ def view_boxes(img_w: int, img_h: int, crop: int, test_crops: int) -> list[tuple
 # ----------------------------------------------------------------------------------------------------------
 # Pixel operations on (T, H, W, 3) uint8
 # ----------------------------------------------------------------------------------------------------------
-def resize_one(src: np.ndarray, size: tuple[int, int], out: np.ndarray, backend: str = "cv2") -> np.ndarray:
-    """Resize one frame (h, w, 3) into `out` (size=(w, h)): 'cv2' INTER_LINEAR, or 'pil' BILINEAR (as TSM)."""
-    if backend == "cv2":
-        return cv2.resize(src, size, dst=out, interpolation=cv2.INTER_LINEAR)
-    if backend == "pil":
-        out[...] = np.asarray(Image.fromarray(np.ascontiguousarray(src)).resize(size, Image.BILINEAR))
-        return out
-    raise ValueError(f"resize backend must be 'cv2' or 'pil', got {backend!r}")
-
-
-def resize_frames(frames: np.ndarray, size: tuple[int, int], backend: str = "cv2") -> np.ndarray:
-    """Return frames (T, h, w, 3) resized to size=(w, h) (no copy if already that size); see resize_one."""
-    w, h = size
-    if frames.shape[1:3] == (h, w):
-        return frames
-    out = np.empty((frames.shape[0], h, w, frames.shape[3]), dtype=frames.dtype)
-    for i in range(frames.shape[0]):
-        resize_one(frames[i], (w, h), out[i], backend)
-    return out
-
-
 def crop_resize(frames: np.ndarray, box: Box, out_size: int | None = None) -> np.ndarray:
     """Return frames (T, S, S, 3): the box cut from every frame, resized to out_size (a view if no resize)."""
     x, y, w, h = box
@@ -232,32 +216,6 @@ def flip_inplace(x: np.ndarray) -> np.ndarray:
     rows = x.reshape(-1, x.shape[-1])  # a view: raises if x is not contiguous
     cv2.flip(rows, 1, dst=rows)
     return x
-
-
-def resize_to_slots(
-    frames: np.ndarray, slots: np.ndarray, out: np.ndarray, backend: str = "cv2"
-) -> np.ndarray:
-    """Fill out (T, 3, S, S) with out[t] = resize(frames[slots[t]]) for frames (U, h, w, 3); returns out.
-
-    Each distinct frame is resized once into a small scratch image (hot in cache) and de-interleaved into
-    its first slot by cv2.split (8 us per 224x224 frame, 6x faster than a numpy transposing copy);
-    repeated frames are copied from there.
-    """
-    size = (out.shape[3], out.shape[2])
-    resize = frames.shape[1:3] != out.shape[2:4]
-    scratch = np.empty((out.shape[2], out.shape[3], frames.shape[3]), dtype=np.uint8)
-    first: dict[int, int] = {}
-    for t, u in enumerate(slots.tolist()):
-        if u in first:
-            out[t] = out[first[u]]
-            continue
-        if resize:
-            resize_one(frames[u], size, scratch, backend)
-        else:  # cv2.split on a strided crop view is 6x slower than a copy then a split
-            np.copyto(scratch, frames[u])
-        cv2.split(scratch, [out[t, c] for c in range(out.shape[1])])
-        first[u] = t
-    return out
 
 
 class GroupMultiScaleCrop:
@@ -321,17 +279,60 @@ def eval_views(
     return views
 
 
+class HostBuffers:
+    """Recycled float32 CPU buffers for `normalize(..., out=buffers.get(shape))`.
+
+    Fresh multi-MB memory costs a page fault per 4 KB (~1.7 ns per float32 value here, four times the table
+    lookup of `normalize`), so a buffer is handed out again once no tensor (view, autograd-saved input) uses it."""
+
+    def __init__(self) -> None:
+        self._arrays: list[np.ndarray] = []
+
+    def get(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Return a float32 tensor of `shape` (contents undefined) on the CPU."""
+        for arr in self._arrays:
+            if arr.shape == shape and sys.getrefcount(arr) == 3:  # only the list, `arr` and the call hold it
+                return torch.from_numpy(arr)
+        arr = np.empty(shape, dtype=np.float32)
+        self._arrays = [arr, *self._arrays[:1]]  # the last two: a batch in use and the one before it
+        return torch.from_numpy(arr)
+
+
 def normalize(
     x: torch.Tensor,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     pixel_scale: float = 255.0,
     bgr: bool = False,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Return float32 `(x.float() / pixel_scale - mean) / std` of uint8 x (..., 3, H, W), contiguous, same device;
-    with `bgr` the channels are reversed first (mean and std then apply to B, G, R in that order)."""
+    with `bgr` the channels are reversed first (mean and std then apply to B, G, R in that order).
+
+    On the CPU the formula is applied once to the 256 values of each channel and the frames are mapped through
+    that table (cv2.LUT): the same float32 values in one pass, written into `out` (float32, x's shape, contiguous)
+    if given."""
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    if x.dtype == torch.uint8 and x.device.type == "cpu" and x.dim() >= 3 and x.shape[-3] == 3:
+        levels = torch.arange(256, dtype=torch.uint8).expand(3, 1, 256)
+        table = (levels.to(torch.float32) / pixel_scale - m) / s  # the formula's ops on every uint8 value
+        return _map_channels(x, table.view(3, 256).numpy(), bgr, out)
     if bgr:
         x = x.flip(-3)
     return (x.to(torch.float32, memory_format=torch.contiguous_format) / pixel_scale - m) / s
+
+
+def _map_channels(x: torch.Tensor, tables: np.ndarray, bgr: bool, out: torch.Tensor | None) -> torch.Tensor:
+    """Return float32 out (..., 3, H, W), out[..., c, :, :] = tables[c][x[..., c', :, :]] (c' = 2 - c if bgr)."""
+    if out is None:
+        out = torch.empty(x.shape, dtype=torch.float32)
+    elif out.shape != x.shape or out.dtype != torch.float32 or not out.is_contiguous() or out.is_cuda:
+        raise ValueError(f"normalize: out must be a contiguous float32 CPU tensor of shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        return out
+    src = x.contiguous().numpy().reshape(-1, 3, x.shape[-2] * x.shape[-1])
+    dst = out.numpy().reshape(src.shape)
+    for c in range(3):
+        cv2.LUT(src[:, 2 - c if bgr else c], tables[c], dst=dst[:, c])  # writes into the strided view
+    return out

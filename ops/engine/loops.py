@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 from models import InputSpec
 from ops.data.dataset import VideoDataset, make_loader
 from ops.data.dataset_config import DatasetConfig
-from ops.data.transforms import normalize
+from ops.data.transforms import HostBuffers, normalize
 from ops.engine.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -115,15 +115,21 @@ def input_spec(model: nn.Module) -> InputSpec:
     return inner.input_spec(inner.cfg) if hasattr(inner, "input_spec") else InputSpec()
 
 
-def to_input(frames: torch.Tensor, device: torch.device, spec: InputSpec | None = None) -> torch.Tensor:
+def to_input(
+    frames: torch.Tensor,
+    device: torch.device,
+    spec: InputSpec | None = None,
+    buffers: HostBuffers | None = None,
+) -> torch.Tensor:
     """uint8 (B, [V,] T, 3, H, W) on the host -> normalised float32 on `device` (views folded into the batch),
-    with the spec's mean, std, pixel scale and channel order (default: ImageNet RGB)."""
+    with the spec's mean, std, pixel scale and channel order (default: ImageNet RGB); on the CPU into a buffer
+    recycled by `buffers` if given."""
     x = frames.to(device, non_blocking=True)
     if x.dim() == 6:
         x = x.flatten(0, 1)
-    if spec is None:
-        return normalize(x)
-    return normalize(x, spec.mean, spec.std, spec.pixel_scale, spec.bgr)
+    out = buffers.get(tuple(x.shape)) if buffers is not None and x.device.type == "cpu" else None
+    spec = spec or InputSpec()
+    return normalize(x, spec.mean, spec.std, spec.pixel_scale, spec.bgr, out)
 
 
 def eval_amp(args: argparse.Namespace) -> str:
@@ -146,14 +152,14 @@ def train_one_epoch(
 
     Every `args.print_freq` iterations a line with the running means goes to the log."""
     model.train()  # the model keeps its partial-BN layers frozen itself
-    spec = input_spec(model)
+    spec, buffers = input_spec(model), HostBuffers()
     sums: dict[str, float] = {}
     seen = 0
     bar = logger.progress(loader, desc=f"train {epoch}", leave=False)
     for step, (frames, target, _) in enumerate(bar):
         if args.lr_per_step:
             adjust_learning_rate(optimizer, epoch, args, step, len(loader))
-        x = to_input(frames, info.device, spec)
+        x = to_input(frames, info.device, spec, buffers)
         target = target.to(info.device, non_blocking=True)
         own_step = getattr(unwrap(model), "training_step", None)  # a VideoModel's own step (e.g. PPO)
         own = own_step(x, target, optimizer) if own_step is not None else None  # None: the plain step
@@ -212,13 +218,13 @@ def predict(
 ) -> Predictions:
     """Runs the model in eval mode over a loader; views of a video are averaged (raw logits, as the originals)."""
     model.eval()
-    spec = input_spec(model)
+    spec, buffers = input_spec(model), HostBuffers()
     parts: dict[str, list[torch.Tensor]] = {"logits": [], "exit_logits": [], "target": [], "index": []}
     start = time.perf_counter()
     for frames, target, index in logger.progress(loader, desc=desc, leave=False):
         views = frames.shape[1] if frames.dim() == 6 else 1
         with autocast_context(info.device, eval_amp(args)):
-            out = model(to_input(frames, info.device, spec))
+            out = model(to_input(frames, info.device, spec, buffers))
         b = frames.shape[0]
         parts["logits"].append(out["logits"].float().view(b, views, -1).mean(1))
         exits = out["exit_logits"].float()
