@@ -246,6 +246,37 @@ def all_gather_list(tensor: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
     return [p[:n].to(home) for p, n in zip(parts, sizes)]
 
 
+def ranks_without(flag: torch.Tensor, info: DistInfo) -> list[int]:
+    """Returns the ranks whose boolean `flag` (a 0-d tensor) is False, the same list on every rank: one all-gather
+    and one host sync (single process: [0] or [])."""
+    t = flag.detach().reshape(1).to(info.device, torch.int32)
+    if info.distributed:
+        parts = [torch.empty_like(t) for _ in range(info.world_size)]
+        dist.all_gather(parts, t)
+        t = torch.cat(parts)
+    return [rank for rank, ok in enumerate(t.tolist()) if not ok]
+
+
+def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
+    """Returns every rank's picklable `obj` in rank order (single process: [obj]); small objects only (RNG states)."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_buffers(model: nn.Module, info: DistInfo, src: int = 0) -> None:
+    """Copies rank `src`'s buffers (BatchNorm running statistics) into every rank's model, in place.
+
+    DDP broadcasts buffers only at the start of a training forward, so after an epoch each rank holds the
+    statistics of its own last batches; validation then evaluates rank 0's model, the one saved."""
+    if not info.distributed:
+        return
+    for buf in unwrap(model).buffers():
+        dist.broadcast(buf.data, src=src)
+
+
 def all_gather_cat(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Returns the concatenation over ranks (rank order) of `tensor` (n_r, ...), n_r may differ per rank."""
     return torch.cat(all_gather_list(tensor, info))
