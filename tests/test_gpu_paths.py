@@ -113,3 +113,26 @@ def test_gradscaler_skips_a_nonfinite_step_and_the_means_leave_it_out(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(FloatingPointError, match="not finite at any step"):
         run_epoch(model, nan_at({0, 1}), batches[:2], tmp_path, torch.amp.GradScaler("cpu"))
+
+
+def test_an_classifier_runs_in_float32_under_autocast_in_evaluation():
+    # The 'an' preset autocasts its two backbones only; the classifier (glance half shared by every exit in
+    # evaluation, then the focus half) stays float32. CPU autocast stands in for CUDA's (--amp in evaluation).
+    from models import ModelConfig, build_model
+    from tests.test_model_grads import TINY
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(preset="an", **TINY["an"], pretrain="none")).eval()
+    dtypes: dict[str, torch.dtype] = {}
+    for name in ("global_mlp", "local_mlp"):
+        getattr(model.classifier, name).register_forward_hook(
+            lambda m, i, o, name=name: dtypes.update({name: o.dtype})
+        )
+    backbone = []
+    model.global_CNN.features[0].register_forward_hook(lambda m, i, o: backbone.append(o.dtype))
+    x = torch.randn(1, 12, 3, 128, 128)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert backbone == [torch.bfloat16]  # the backbones do run under autocast
+    assert dtypes == {"global_mlp": torch.float32, "local_mlp": torch.float32}
+    assert out["exit_logits"].dtype == torch.float32
