@@ -136,3 +136,20 @@ def test_an_classifier_runs_in_float32_under_autocast_in_evaluation():
     assert backbone == [torch.bfloat16]  # the backbones do run under autocast
     assert dtypes == {"global_mlp": torch.float32, "local_mlp": torch.float32}
     assert out["exit_logits"].dtype == torch.float32
+
+
+def test_early_exit_cache_key_names_the_world_size_and_the_workers(tmp_path):
+    from ops.engine.distributed import DistInfo
+    from ops.engine.evaluate import _cache_key
+
+    ckpt = tmp_path / "ckpt.pth.tar"
+    ckpt.write_bytes(b"weights")
+    args = argparse.Namespace(
+        resume=str(ckpt), test_crops=1, num_clips=1, train_list=None, val_list=None, seed=0, workers=4
+    )
+    one = _cache_key(args, DistInfo())
+    assert _cache_key(args, DistInfo()) == one
+    assert _cache_key(args, DistInfo(world_size=2, local_world_size=2)) != one  # 2 ranks, 2 workers each
+    assert _cache_key(args, DistInfo(world_size=2, local_world_size=1)) != one  # 2 ranks, 4 workers each
+    args.workers = 0
+    assert _cache_key(args, DistInfo()) != one
