@@ -273,3 +273,29 @@ def test_validation_sees_rank0s_batchnorm_statistics_on_every_rank(two_ranks):
 def test_a_nonfinite_loss_on_one_rank_stops_every_rank_together(two_ranks):
     for res in two_ranks:
         assert "epoch 0 iteration 1: the loss is not finite on rank(s) [1]" in res["nonfinite"]
+
+
+def test_two_processes_on_one_gpu_are_refused(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    base = ["synthetic", "RGB", "--multiprocessing-distributed", "--world-size", "1", "--rank", "0"]
+    assert D.plan_launch(parse_args(base)).nprocs == 2  # one process per visible GPU
+    with pytest.raises(ValueError, match=r"3 processes on this node but 2 visible GPU\(s\)"):
+        D.plan_launch(parse_args([*base, "--nproc_per_node", "3"]))
+    with pytest.raises(
+        ValueError, match="--device cuda:1 with 2 processes on this node puts them all on one GPU"
+    ):
+        D.plan_launch(parse_args([*base, "--device", "cuda:1"]))
+    assert D.plan_launch(parse_args([*base, "--device", "cuda:1", "--nproc_per_node", "1"])).nprocs == 1
+    # torchrun: the launcher's LOCAL_WORLD_SIZE is checked when the process starts
+    for k, v in dict(RANK="0", WORLD_SIZE="4", LOCAL_RANK="0", LOCAL_WORLD_SIZE="4").items():
+        clean_env.setenv(k, v)
+    with pytest.raises(ValueError, match="4 processes on this node but 2 visible GPU"):
+        D.init(parse_args(["synthetic", "RGB"]))
+    D.check_one_gpu_per_process("cpu", 8, 0)  # CPU processes share cores, not a GPU
+    D.check_one_gpu_per_process("cuda", 2, 2)
+
+
+def test_spawned_processes_get_one_openmp_thread_unless_the_user_chose(clean_env):
+    assert D.thread_env(2, {}) == {"OMP_NUM_THREADS": "1"}
+    assert D.thread_env(2, {"OMP_NUM_THREADS": "4"}) == {} and D.thread_env(1, {}) == {}

@@ -153,3 +153,115 @@ def test_early_exit_cache_key_names_the_world_size_and_the_workers(tmp_path):
     assert _cache_key(args, DistInfo(world_size=2, local_world_size=1)) != one  # 2 ranks, 4 workers each
     args.workers = 0
     assert _cache_key(args, DistInfo()) != one
+
+
+@pytest.fixture
+def backend_state(monkeypatch):
+    """Restores the global back-end settings a test changes; a fake GPU of a chosen capability."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.fp32_precision,
+        torch.backends.cudnn.conv.fp32_precision,
+        torch.backends.cudnn.rnn.fp32_precision,
+    )
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    capability = {"value": (8, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability["value"])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "fake GPU")
+    yield capability
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2:4]
+    torch.backends.cuda.matmul.fp32_precision = saved[4]
+    torch.backends.cudnn.conv.fp32_precision = saved[5]
+    torch.backends.cudnn.rnn.fp32_precision = saved[6]
+
+
+def test_backends_tf32_off_by_default_autotuning_for_training_and_deterministic(backend_state):
+    import os
+
+    from ops.engine.backends import configure_backends
+    from ops.opts import parse_args
+
+    gpu = torch.device("cuda", 0)
+    args = parse_args(["synthetic", "RGB"])
+    assert args.tf32 == "off" and not args.deterministic
+    line = configure_backends(args, gpu, training=True)
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"  # cuDNN's own default would be TF32
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee" and torch.backends.cudnn.benchmark
+    assert "TF32 off, cudnn.benchmark on, deterministic off" in line
+    configure_backends(args, gpu, training=False)
+    assert not torch.backends.cudnn.benchmark  # evaluation: variable last batch, no autotuning
+    args = parse_args(["synthetic", "RGB", "--tf32", "on", "--deterministic"])
+    line = configure_backends(args, gpu, training=True)
+    assert torch.backends.cudnn.conv.fp32_precision == "tf32" == torch.backends.cuda.matmul.fp32_precision
+    assert (
+        torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    )
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" and "deterministic on" in line
+    assert configure_backends(parse_args(["synthetic", "RGB"]), torch.device("cpu"), training=True) is None
+
+
+def test_bare_amp_is_bf16_from_ampere_on_and_fp16_before(backend_state):
+    from ops.engine.backends import configure_backends
+    from ops.engine.optim import amp_dtype, make_grad_scaler
+    from ops.opts import parse_args
+
+    gpu = torch.device("cuda", 0)
+    args = parse_args(["synthetic", "RGB", "--amp"])
+    assert args.amp == "auto"
+    assert amp_dtype(gpu, "auto") == torch.bfloat16 and make_grad_scaler(gpu, "auto") is None
+    assert "amp bf16 (bare --amp: by compute capability)" in configure_backends(args, gpu, training=True)
+    backend_state["value"] = (7, 0)  # V100: bf16 has no fast path
+    assert amp_dtype(gpu, "auto") == torch.float16
+    args = parse_args(["synthetic", "RGB", "--amp"])
+    configure_backends(args, gpu, training=True)
+    assert args.amp == "fp16"
+    assert parse_args(["synthetic", "RGB", "--amp", "bf16"]).amp == "bf16"
+    cpu_args = parse_args(["synthetic", "RGB", "--amp"])
+    configure_backends(cpu_args, torch.device("cpu"), training=True)
+    assert cpu_args.amp == "none" and amp_dtype("cpu", "auto") is None
+
+
+def test_batchnorm_on_one_video_per_process_names_the_layer_and_the_minimum_batch():
+    from ops.engine.batchnorm import check_batch_statistics
+    from ops.engine.distributed import DistInfo
+    from tests.test_adafocus_v2 import tiny
+
+    model = tiny("tsm")[0].train()  # the V2 Sth-Sth policy: BatchNorm1d on (B, hidden) features
+    x = torch.randn(1, 2 + 4, 3, 64, 64)
+    check_batch_statistics(model, 1, DistInfo(world_size=4, backend="nccl"))
+    with pytest.raises(ValueError) as err:
+        model(x)
+    msg = str(err.value)
+    assert msg.startswith(
+        "policy_stn.encoder.5 (BatchNorm1d) sees one value per channel in training: 1 video(s)"
+    )
+    assert "--batch-size 8 or more (at least 2 videos per process)" in msg and "--sync_bn" in msg
+    model = tiny("tsm")[0].train()
+    check_batch_statistics(model, 2, DistInfo())
+    model(torch.randn(2, 6, 3, 64, 64))  # two videos: every check passes and removes itself
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
+
+def test_sync_bn_converts_every_batchnorm_on_gpus_and_is_refused_on_cpu():
+    from ops.engine.batchnorm import sync_batchnorm
+    from ops.engine.distributed import DistInfo
+    from tests.test_adafocus_v2 import tiny
+
+    args = argparse.Namespace(sync_bn=True)
+    model = tiny("tsm")[0]
+    params = {id(p) for p in model.parameters()}
+    keys = list(model.state_dict())
+    count = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    gpus = DistInfo(world_size=2, device=torch.device("cuda", 0), backend="nccl")
+    model, note = sync_batchnorm(model, args, gpus)
+    assert note == f"--sync_bn: {count} BatchNorm layers synchronised over 2 processes"
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules()) == count
+    assert {id(p) for p in model.parameters()} == params and list(model.state_dict()) == keys
+    with pytest.raises(ValueError, match="--sync_bn needs CUDA processes"):
+        sync_batchnorm(tiny("tsm")[0], args, DistInfo(world_size=2, backend="gloo"))
+    assert "one process" in sync_batchnorm(model, args, DistInfo())[1]

@@ -9,6 +9,8 @@ import time
 import torch
 
 from ops.engine import distributed as D
+from ops.engine.backends import configure_backends
+from ops.engine.batchnorm import check_batch_statistics, sync_batchnorm
 from ops.engine.checkpoint import (
     RNGWorldSizeError,
     get_rng_state,
@@ -35,10 +37,13 @@ from ops.engine.setup import build, load_dataset_config, metric_name
 def main_worker(args: argparse.Namespace) -> dict | None:
     """One process of main.py; returns the last validation metrics on the main process."""
     info = D.init(args)
+    backends = configure_backends(args, info.device, training=not args.evaluate)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     D.seed_everything(seed, info.rank)
     logger = RunLogger(args.log_dir, enabled=info.is_main)
     try:
+        if backends:
+            logger.info(backends)
         return _run(args, info, seed, logger)
     finally:
         logger.close()
@@ -48,6 +53,10 @@ def main_worker(args: argparse.Namespace) -> dict | None:
 def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogger) -> dict | None:
     config = load_dataset_config(args)
     model, cfg = build(args, info, config)
+    if not args.evaluate:
+        model, note = sync_batchnorm(model, args, info)
+        if note:
+            logger.info(note)
     layout = model.input_layout(cfg)
     logger.write_args(args)
     criterion = model.criterion()
@@ -95,6 +104,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
             f"{config.train_list}: {len(train_set)} videos give no full batch of "
             f"{args.batch_size // info.world_size} per process; lower --batch-size"
         )
+    check_batch_statistics(model, train_loader.batch_size, info)
     train_model = D.wrap_ddp(model, info, find_unused_parameters=model.find_unused_parameters)
     if args.compile:
         train_model = torch.compile(train_model)
