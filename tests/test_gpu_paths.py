@@ -265,3 +265,36 @@ def test_sync_bn_converts_every_batchnorm_on_gpus_and_is_refused_on_cpu():
     with pytest.raises(ValueError, match="--sync_bn needs CUDA processes"):
         sync_batchnorm(tiny("tsm")[0], args, DistInfo(world_size=2, backend="gloo"))
     assert "one process" in sync_batchnorm(model, args, DistInfo())[1]
+
+
+def test_persistent_workers_are_reseeded_every_epoch(data_root, tmp_path):
+    # Workers persist across epochs (make_loader), so the seed the loader gives a new worker reaches them only
+    # once: a run resumed at epoch 1 must still draw what the uninterrupted run drew there.
+    from ops.engine.distributed import DistInfo
+    from ops.engine.loops import build_dataset, build_loader, seed_epoch
+    from ops.engine.setup import load_dataset_config
+    from ops.opts import parse_args
+
+    args = parse_args(
+        ["synthetic", "RGB", "--root_dataset", data_root, "--root_log", str(tmp_path), "-j", "2", "-b", "4"]
+        + "--input_size 32 --patch_size 16 --glance_size 32 --num_glance_segments 2 --num_input_focus_segments 4 --num_focus_segments 2".split()
+    )
+    config = load_dataset_config(args)
+
+    def epochs(first: int, last: int) -> list[list[torch.Tensor]]:
+        dataset = build_dataset(args, config, "train", (2, 4))
+        loader = build_loader(dataset, args, DistInfo(), shuffle=True, drop_last=True)
+        out = []
+        for epoch in range(first, last + 1):
+            seed_epoch(loader, epoch, seed=5)
+            out.append(
+                [
+                    torch.cat([frames.flatten(1), index[:, None].to(torch.uint8)], 1)
+                    for frames, _, index in loader
+                ]
+            )
+        return out
+
+    straight, resumed = epochs(0, 1), epochs(1, 1)
+    assert len(resumed[0]) == 3 and all(torch.equal(a, b) for a, b in zip(straight[1], resumed[0]))
+    assert not any(torch.equal(a, b) for a, b in zip(straight[0], straight[1]))

@@ -88,7 +88,10 @@ def build_loader(
             dataset, info.world_size, info.rank, shuffle=shuffle, seed=args.seed or 0, drop_last=drop_last
         )
     else:
-        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        # The order has a generator of its own with workers: a persistent loader draws its workers' base seed
+        # from `generator` at its first epoch only, which would shift the order of a resumed run's first epoch.
+        order = generator if workers == 0 else torch.Generator()
+        sampler = RandomSampler(dataset, generator=order) if shuffle else SequentialSampler(dataset)
     return make_loader(
         dataset,
         batch,
@@ -101,13 +104,18 @@ def build_loader(
 
 
 def seed_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
-    """Makes the loader's randomness (order, crops, frame sampling) a function of (seed, epoch, rank) only."""
+    """Makes the loader's randomness (order, crops, frame sampling) a function of (seed, epoch, rank) only, and of
+    the worker in each DataLoader worker (persistent workers are reseeded too, through the dataset)."""
     key = (seed * 1000 + epoch) * 1000 + rank  # ranks draw different augmentations
     loader.generator.manual_seed(key)
+    if isinstance(loader.sampler, RandomSampler) and loader.sampler.generator is not loader.generator:
+        loader.sampler.generator.manual_seed(key)
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
     if loader.num_workers == 0:  # in-process loading: the dataset's own generator
         loader.dataset.seed(key)
+    else:  # workers: from (key, worker id), read by each worker at its next item
+        loader.dataset.set_epoch_key(key)
 
 
 def input_spec(model: nn.Module) -> InputSpec:
