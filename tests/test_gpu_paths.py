@@ -298,3 +298,20 @@ def test_persistent_workers_are_reseeded_every_epoch(data_root, tmp_path):
     straight, resumed = epochs(0, 1), epochs(1, 1)
     assert len(resumed[0]) == 3 and all(torch.equal(a, b) for a, b in zip(straight[1], resumed[0]))
     assert not any(torch.equal(a, b) for a, b in zip(straight[0], straight[1]))
+
+
+def test_v1_crop_and_policy_distribution_need_no_host_sync():
+    # A host sync (.item(), bool(tensor)) raises on the meta device, as it would stall a CUDA stream.
+    from models.crops import integer_crop
+    from models.rl import ActorCritic
+
+    images = torch.zeros(6, 3, 10, 10, device="meta")
+    corners = torch.zeros(6, 2, dtype=torch.long, device="meta")
+    assert integer_crop(images, corners, 4).shape == (6, 3, 4, 4)
+    policy = ActorCritic(8, 2, 16).to("meta")
+    probs = torch.full((6, 49), 1 / 49, device="meta")
+    dist = policy.distribution(probs)
+    assert dist.log_prob(dist.sample()).shape == (6,) and dist.entropy().shape == (6,)
+    # on the CPU the corners are still checked on the host, with the corners in the message
+    with pytest.raises(ValueError, match=r"patch of side 4 at \[\[0, 7\]\] leaves the 10 x 10 frame"):
+        integer_crop(torch.zeros(1, 3, 10, 10), torch.tensor([[0, 7]]), 4)
