@@ -78,8 +78,8 @@ def build_loader(
 ) -> DataLoader:
     """Returns a DataLoader with the per-process batch (global batch / world size) and worker share.
 
-    A `torch.Generator` owned by the loader drives shuffling and worker seeds; `seed_epoch` reseeds it so that
-    a run resumed at epoch e draws exactly what an uninterrupted run drew there."""
+    Generators owned by the loader drive shuffling and worker seeds (the dataset's epoch key, the workers' draws);
+    `seed_epoch` reseeds them so that a run resumed at epoch e draws exactly what an uninterrupted run drew there."""
     batch = split_batch(args.batch_size, info.world_size)
     workers = split_workers(args.workers, info.local_world_size)
     generator = torch.Generator()
