@@ -204,9 +204,8 @@ class VideoDataset(Dataset):
         self._counts = torch.zeros((_COUNTER_ROWS, 2), dtype=torch.int64).share_memory_()
         self._warned: set[str] = set()
         self._rng, self._rng_key = None, None
-        self._epoch_key = torch.full(
-            (1,), -1, dtype=torch.int64
-        ).share_memory_()  # set_epoch_key, all workers
+        # set_epoch_key: seen by every worker, persistent ones included
+        self._epoch_key = torch.full((1,), -1, dtype=torch.int64).share_memory_()
         self._scratch = np.empty(0, dtype=np.uint8)  # decode buffer reused across items (per process)
         self._pool: list[np.ndarray] = []  # batch buffers for reuse (main process)
 
