@@ -216,10 +216,11 @@ def add_optim_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--amp",
         nargs="?",
-        const="bf16",
-        choices=("bf16", "fp16", "none"),
-        help="mixed precision for training on CUDA; bare --amp = bf16 (preset fp16, actnet none); evaluation "
-        "runs in float32 unless --amp is given; a no-op on CPU",
+        const="auto",
+        choices=("auto", "bf16", "fp16", "none"),
+        help="mixed precision for training on CUDA; bare --amp = auto: bf16 on GPUs of compute capability >= 8.0, "
+        "else fp16 (the log says which) (preset fp16, actnet none); evaluation runs in float32 unless --amp is "
+        "given; a no-op on CPU",
     )
     g.add_argument(
         "--paramwise",
@@ -303,6 +304,24 @@ def add_distributed_flags(g: argparse._ArgumentGroup) -> None:
         "--nproc_per_node", type=int, help="processes to spawn (default: CUDA device count, CPU: 1)"
     )
     g.add_argument("--gpu", type=int, help="single-process mode on this GPU index")
+    g.add_argument(
+        "--tf32",
+        choices=("on", "off"),
+        help="TF32 matmuls and convolutions on Ampere+ GPUs: off (default: float32 logits within ~1e-5 of the "
+        "CPU's) or on (faster, 10-bit mantissa)",
+    )
+    g.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="CUDA: deterministic cuDNN / cuBLAS algorithms (warn-only where none exists, e.g. grid_sample "
+        "backward), no cuDNN autotuning; slower",
+    )
+    g.add_argument(
+        "--sync_bn",
+        action="store_true",
+        help="training on several GPUs: BatchNorm statistics over the global batch (SyncBatchNorm), e.g. for one "
+        "video per GPU, where the V2 Sth-Sth policy's BatchNorm1d has a single value per channel",
+    )
     g.add_argument(
         "--local_rank",
         "--local-rank",

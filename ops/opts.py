@@ -34,7 +34,15 @@ from ops.flags import (
 )
 
 SCRIPTS = ("main", "nview", "early_exit")
-STORE_TRUE = ("evaluate", "lr_per_step", "compile", "multiprocessing_distributed", "trust_checkpoint")
+STORE_TRUE = (
+    "evaluate",
+    "lr_per_step",
+    "compile",
+    "multiprocessing_distributed",
+    "trust_checkpoint",
+    "deterministic",
+    "sync_bn",
+)
 # Defaults that no preset changes (the preset-dependent ones come from the method's recipe).
 RUN_DEFAULTS = dict(
     world_size=-1,
@@ -47,6 +55,7 @@ RUN_DEFAULTS = dict(
     criteria=["confidence", "entropy"],
     policy="learned",
     on_bad_video="error",
+    tf32="off",
 )
 
 
@@ -214,6 +223,8 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
         )
     if "paramwise" in explicit and not training:
         err("--paramwise only applies to training (main.py without --evaluate)")
+    if args.sync_bn and not training:
+        err("--sync_bn only applies to training (main.py without --evaluate)")
     if args.script != "early_exit" and "criteria" in explicit:
         err("--criteria is only used by test_early_exit.py")
     if "train_crop" in explicit and (args.script == "nview" or (args.script == "main" and args.evaluate)):

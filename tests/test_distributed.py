@@ -2,12 +2,22 @@
 
 import json
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from ops.engine import distributed as D
+from ops.engine.checkpoint import (
+    RNGWorldSizeError,
+    get_rng_state,
+    rank_states,
+    read_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from ops.opts import parse_args
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -173,3 +183,119 @@ def test_seed_everything_offsets_by_rank():
     a = torch.rand(3)
     torch.manual_seed(6)
     assert torch.equal(a, torch.rand(3))
+
+
+def _draws() -> list:
+    """What a training step draws from the global generators: python, numpy (V1's random patches), torch (dropout,
+    Monte-Carlo masks)."""
+    return [random.random(), *np.random.rand(2).tolist(), *torch.rand(2).tolist()]
+
+
+def _resume_worker(args):
+    # Each rank: seeded per rank, draws (epoch 0), checkpoint (rank 0 writes every rank's states), the draws of an
+    # uninterrupted epoch 1; then a fresh start restored from the file, and its epoch-1 draws. Then one DDP step on
+    # rank-dependent data (BN statistics differ per rank), the buffers broadcast before validation, and a loss
+    # that is NaN on rank 1 only.
+    from tests.test_gpu_paths import _Clips, clip_batches, nan_at, run_epoch
+
+    torch.set_num_threads(1)
+    info = D.init(args)
+    out, net = {}, nn.Linear(1, 1)
+    try:
+        D.seed_everything(11, info.rank)
+        _draws()
+        rng = rank_states(D.all_gather_objects(get_rng_state(), info))
+        if info.is_main:
+            save_checkpoint(args.out_dir, net, epoch=1, rng=rng)
+        D.barrier(info)
+        out["straight"] = _draws()
+        D.seed_everything(11, info.rank)  # a new process starts seeded again
+        ckpt = read_checkpoint(os.path.join(args.out_dir, "ckpt.pth.tar"))
+        out["restored"] = restore_rng(ckpt, rank=info.rank, world_size=info.world_size)
+        out["resumed"] = _draws()
+        try:
+            restore_rng(ckpt, rank=info.rank, world_size=3)
+        except RNGWorldSizeError as exc:
+            out["other_world"] = str(exc)
+
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+        ddp = D.wrap_ddp(net, info)
+        ddp(torch.randn(8, 3) * (info.rank + 1)).sum().backward()
+        state = lambda: torch.cat([t.detach().flatten().float() for t in net.state_dict().values()])  # noqa: E731
+        before = D.all_gather_cat(state()[None], info)
+        D.broadcast_buffers(ddp, info)
+        after = D.all_gather_cat(state()[None], info)
+        out["buffers_differed"] = not torch.equal(before[0], before[1])
+        out["buffers_equal"] = torch.equal(after[0], after[1]) and torch.equal(after[0], before[0])
+
+        model = D.wrap_ddp(_Clips(), info)
+        try:
+            run_epoch(
+                model, nan_at({1} if info.rank == 1 else set()), clip_batches(3), args.out_dir, info=info
+            )
+        except FloatingPointError as exc:
+            out["nonfinite"] = str(exc)
+        with open(os.path.join(args.out_dir, f"rank{info.rank}.json"), "w") as f:
+            json.dump(out, f)
+    finally:
+        D.cleanup(info)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """Runs _resume_worker on 2 gloo processes; returns each rank's results."""
+    path = tmp_path_factory.mktemp("ranks")
+    saved = {k: os.environ.pop(k) for k in ENV_KEYS if k in os.environ}
+    try:
+        args = parse_args(["synthetic", "RGB", "--multiprocessing-distributed", "--nproc_per_node", "2"])
+        args.device, args.out_dir = "cpu", str(path)
+        D.launch(_resume_worker, args)
+    finally:
+        os.environ.update(saved)
+    return [json.loads((path / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_resume_restores_each_ranks_own_rng_states(two_ranks):
+    for res in two_ranks:
+        assert res["restored"] is True
+        assert res["resumed"] == res["straight"]  # python, numpy and torch draws after the resume
+        assert "saved by 2 process(es), this run has 3" in res["other_world"]
+    # ranks draw differently (before, every rank restored rank 0's states and drew the same patches and masks)
+    assert all(a != b for a, b in zip(two_ranks[0]["resumed"], two_ranks[1]["resumed"]))
+
+
+def test_validation_sees_rank0s_batchnorm_statistics_on_every_rank(two_ranks):
+    for res in two_ranks:
+        assert res["buffers_differed"] and res["buffers_equal"]
+
+
+def test_a_nonfinite_loss_on_one_rank_stops_every_rank_together(two_ranks):
+    for res in two_ranks:
+        assert "epoch 0 iteration 1: the loss is not finite on rank(s) [1]" in res["nonfinite"]
+
+
+def test_two_processes_on_one_gpu_are_refused(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    base = ["synthetic", "RGB", "--multiprocessing-distributed", "--world-size", "1", "--rank", "0"]
+    assert D.plan_launch(parse_args(base)).nprocs == 2  # one process per visible GPU
+    with pytest.raises(ValueError, match=r"3 processes on this node but 2 visible GPU\(s\)"):
+        D.plan_launch(parse_args([*base, "--nproc_per_node", "3"]))
+    with pytest.raises(
+        ValueError, match="--device cuda:1 with 2 processes on this node puts them all on one GPU"
+    ):
+        D.plan_launch(parse_args([*base, "--device", "cuda:1"]))
+    assert D.plan_launch(parse_args([*base, "--device", "cuda:1", "--nproc_per_node", "1"])).nprocs == 1
+    # torchrun: the launcher's LOCAL_WORLD_SIZE is checked when the process starts
+    for k, v in dict(RANK="0", WORLD_SIZE="4", LOCAL_RANK="0", LOCAL_WORLD_SIZE="4").items():
+        clean_env.setenv(k, v)
+    with pytest.raises(ValueError, match="4 processes on this node but 2 visible GPU"):
+        D.init(parse_args(["synthetic", "RGB"]))
+    D.check_one_gpu_per_process("cpu", 8, 0)  # CPU processes share cores, not a GPU
+    D.check_one_gpu_per_process("cuda", 2, 2)
+
+
+def test_spawned_processes_get_one_openmp_thread_unless_the_user_chose(clean_env):
+    assert D.thread_env(2, {}) == {"OMP_NUM_THREADS": "1"}
+    assert D.thread_env(2, {"OMP_NUM_THREADS": "4"}) == {} and D.thread_env(1, {}) == {}

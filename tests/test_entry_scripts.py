@@ -249,7 +249,10 @@ def test_two_process_ddp_training_and_evaluation_on_gloo(data_root, tmp_path):
     )  # nccl on CPU -> gloo
     run(args)
     ckpt = os.path.join(args.run_dir, "ckpt.pth.tar")
-    assert read_checkpoint(ckpt)["epoch"] == 1
+    saved = read_checkpoint(ckpt)
+    assert saved["epoch"] == 1
+    rng = saved["rng"]  # each rank's own states (rank 0 alone wrote the file)
+    assert rng["world_size"] == 2 and not torch.equal(rng["ranks"][0]["torch"], rng["ranks"][1]["torch"])
     records = read_metrics(os.path.join(args.log_dir, "metrics.jsonl"))
     assert [r["split"] for r in records] == ["train", "test"]
     # 9 val videos over 2 ranks: the sampler pads one duplicate, which the gathered scores must not contain

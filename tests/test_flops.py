@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from models import ModelConfig
 from ops.engine.flops import exit_gflops
@@ -92,3 +93,59 @@ def test_glance_is_counted_at_the_glance_size():
     # a finer glance map (output stride 16) costs more glance MACs and a larger spatial policy
     fine = exit_gflops(ModelConfig(preset="tsm", **base, glance_size=64, glance_output_stride=16))
     assert fine[0] > half[0] and fine[1] - fine[0] > half[1] - half[0]
+
+
+def _models_of_every_kind():
+    """(name, tiny model) for each way a model is counted: Uni-AdaFocus an / tsm / x3d, a dense baseline (its
+    whole forward traced), AdaFocus V1 and V2 (GRUs, policy encoders) and a clip network (Efficient-3DCNNs)."""
+    from models import build_model, config_from_dict
+    from tests.test_adafocus_v1 import TINY as V1_TINY
+    from tests.test_adafocus_v1 import v1_config
+    from tests.test_adafocus_v2 import tiny as v2_tiny
+
+    for preset in ("an", "tsm"):
+        yield (
+            f"uniadafocus-{preset}",
+            build_model(ModelConfig(preset=preset, **TINY[preset], pretrain="none")),
+        )
+    # X3D: counted at T = 1 and 2 (x3d_clip_macs); an X3D-S focus net traces in half the time of X3D-L
+    x3d = ModelConfig(preset="x3d", **TINY["x3d"], focus_arch="x3d_s", pretrain="none")
+    yield "uniadafocus-x3d", build_model(x3d)
+    yield (
+        "tsm-baseline",
+        build_model(
+            ModelConfig(
+                preset="tsm", model="tsm", num_classes=5, num_segments=4, focus_base_width=8, pretrain="none"
+            )
+        ),
+    )
+    yield "adafocus_v1", build_model(v1_config(**{**V1_TINY, "train_stage": 2}))
+    for preset in ("an", "tsm"):
+        yield f"adafocus_v2-{preset}", v2_tiny(preset)[0]
+    yield (
+        "e3d",
+        build_model(
+            config_from_dict(
+                dict(
+                    preset="x3d",
+                    model="e3d",
+                    focus_arch="mobilenet_3d",
+                    width_mult=0.5,
+                    num_classes=5,
+                    pretrain="none",
+                )
+            )
+        ),
+    )
+
+
+def test_exit_gflops_of_a_model_on_another_device_or_dtype():
+    # A model moved to another device (CUDA after `setup_eval`) is counted where it lies: the zero clips the count
+    # traces follow the model's device and dtype. A float64 model stands in for the other device (a float32 clip
+    # in a float64 model fails the same way a CPU clip in a CUDA model does), and gives the same count.
+    for name, model in _models_of_every_kind():
+        expected = exit_gflops(model)
+        assert exit_gflops(model.double()) == pytest.approx(expected, rel=1e-12), name
+        assert all(p.dtype == torch.float64 for p in model.parameters()), (
+            name
+        )  # counted in place, not on a copy

@@ -211,7 +211,7 @@ def test_presets_fill_defaults_and_flags_override(monkeypatch):
     )
     assert (a.num_segments, a.num_input_focus_segments) == (32, 32)  # either spelling of N
     a = parse_args(["synthetic", "RGB", "--no_shift", "--partialbn", "--gd", "0", "--amp"])
-    assert (a.shift, a.partial_bn, a.clip_gradient, a.amp) == (False, True, None, "bf16")
+    assert (a.shift, a.partial_bn, a.clip_gradient, a.amp) == (False, True, None, "auto")  # by GPU capability
     assert a.pretrain == "none" and a.store_name == "TSM_synthetic_RGB_resnet18_avg_segment8_e5_none_cos"
     assert (a.glance_arch, a.glance_size, a.glance_output_stride) == ("resnet18", 64, 16)
     with pytest.raises(SystemExit):  # only a ResNet glance has a dilated form

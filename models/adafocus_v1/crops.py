@@ -39,12 +39,16 @@ def integer_crop(images: torch.Tensor, top_left: torch.Tensor, patch_size: int) 
             f"expected images (M, C, S, S) and top_left (M, 2), got {tuple(images.shape)} and "
             f"{tuple(top_left.shape)}"
         )
-    top_left = top_left.to(images.device).long()
     size = images.shape[-1]
-    if top_left.numel() and (top_left.min() < 0 or top_left.max() > size - patch_size):
-        raise ValueError(
-            f"patch of side {patch_size} at {top_left.tolist()} leaves the {size} x {size} frame"
-        )
+    if top_left.device.type == "cpu" and top_left.numel():  # checked on the host: free here
+        if top_left.min() < 0 or top_left.max() > size - patch_size:
+            raise ValueError(
+                f"patch of side {patch_size} at {top_left.tolist()} leaves the {size} x {size} frame"
+            )
+    elif top_left.numel():  # on a GPU without a host sync: the device raises at its next synchronisation
+        inside = (top_left >= 0).all() & (top_left <= size - patch_size).all()
+        torch._assert_async(inside, f"a patch of side {patch_size} leaves the {size} x {size} frame")
+    top_left = top_left.to(images.device).long()
     steps = torch.arange(patch_size, device=images.device)
     rows = (top_left[:, 0:1] + steps).unsqueeze(2)  # (M, P, 1)
     cols = (top_left[:, 1:2] + steps).unsqueeze(1)  # (M, 1, P)

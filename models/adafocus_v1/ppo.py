@@ -86,11 +86,12 @@ class ActorCritic(nn.Module):
 
     def distribution(self, actor_out: torch.Tensor) -> Distribution:
         """Returns Categorical(probs) (discrete) or the Gaussian N(mean, diag(std)^2) (continuous) of actor outputs."""
+        # validate_args=False: the check of the probabilities would wait for the device at every step
         if not self.continuous:
-            return Categorical(actor_out)
+            return Categorical(actor_out, validate_args=False)
         # The official `action_var` holds the standard deviation, passed as scale_tril (covariance std^2 I).
         scale = torch.diag(torch.full((2,), self.action_std, device=actor_out.device, dtype=actor_out.dtype))
-        return MultivariateNormal(actor_out, scale_tril=scale)
+        return MultivariateNormal(actor_out, scale_tril=scale, validate_args=False)
 
     def step(self, state: torch.Tensor, hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step: returns (actor output (B, A) probabilities or (B, 2) mean, next hidden (1, B, H)) for

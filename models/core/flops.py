@@ -43,7 +43,13 @@ class _Call(nn.Module):
 
 
 def count_macs(module: nn.Module, *inputs: torch.Tensor, fn: Callable | None = None) -> int:
-    """Returns the conv + linear multiply-accumulates of `module(*inputs)` (or `fn(module, *inputs)`), no BN/pooling."""
+    """Returns the conv + linear multiply-accumulates of `module(*inputs)` (or `fn(module, *inputs)`), no BN/pooling.
+
+    Floating inputs are moved to the module's device and dtype first (a model on CUDA or in float64 is counted
+    where it lies; the count does not depend on either)."""
+    ref = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if ref is not None:
+        inputs = tuple(x.to(ref.device, ref.dtype if x.is_floating_point() else x.dtype) for x in inputs)
     target = _Call(module, fn) if fn is not None else module
     fca = FlopCountAnalysis(target.eval(), inputs)
     fca.set_op_handle(**{name: (lambda i, o: 0) for name in _NOT_COUNTED})

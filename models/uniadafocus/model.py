@@ -218,7 +218,8 @@ class UniAdaFocus(VideoModel):
         if self.preset != "an":
             state["glance_logits"] = g["avg"]
         elif not self.training:  # eval BN: the glance half of the classifier can be shared by every exit
-            state["glance_steps"], state["glance_last"] = self.classifier.glance_part(g["feat"])
+            with torch.autocast(x.device.type, enabled=False) if amp else contextlib.nullcontext():
+                state["glance_steps"], state["glance_last"] = self.classifier.glance_part(g["feat"])
             state["glance_logits"] = state["glance_steps"][:, -1]
         return state
 

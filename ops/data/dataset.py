@@ -206,6 +206,8 @@ class VideoDataset(Dataset):
         self._counts = torch.zeros((_COUNTER_ROWS, 2), dtype=torch.int64).share_memory_()
         self._warned: set[str] = set()
         self._rng, self._rng_key = None, None
+        # set_epoch_key: seen by every worker, persistent ones included
+        self._epoch_key = torch.full((1,), -1, dtype=torch.int64).share_memory_()
         self._scratch = np.empty(0, dtype=np.uint8)  # decode buffer reused across items (per process)
         self._resize_scratch = (Scratch(), Scratch())  # gathered crops, resized frames (per process)
         self._pool: list[np.ndarray] = []  # batch buffers for reuse (main process)
@@ -248,8 +250,16 @@ class VideoDataset(Dataset):
         """Use np.random.default_rng(seed) in this process (tests, benchmarks)."""
         self._rng, self._rng_key = np.random.default_rng(seed), torch.initial_seed()
 
+    def set_epoch_key(self, key: int) -> None:
+        """Seed every DataLoader worker from (key, worker id) from its next item on, persistent workers too (the
+        key is in shared memory); key >= 0 (e.g. from seed, epoch and rank). The main process keeps `seed`."""
+        self._epoch_key[0] = key
+
     def rng(self) -> np.random.Generator:
-        key = torch.initial_seed()  # differs per worker and per epoch (non-persistent workers)
+        info = get_worker_info()
+        shared = int(self._epoch_key[0]) if info is not None else -1
+        # else torch.initial_seed(): differs per worker and per epoch (non-persistent workers)
+        key = (shared, info.id) if shared >= 0 else torch.initial_seed()
         if self._rng is None or key != self._rng_key:
             self._rng, self._rng_key = np.random.default_rng(key), key
         return self._rng

@@ -2,7 +2,8 @@
 
 Our file (`{run_dir}/ckpt.pth.tar`, copied to `ckpt.best.pth.tar` when best) holds
   state_dict (no `module.` prefix), optimizer, scaler, epoch (= epochs finished = where to resume),
-  best_metric, args (resolved, plain types), rng (python / numpy / torch / cuda / loader generator), format.
+  best_metric, args (resolved, plain types), rng (per rank: python / numpy / torch / own CUDA device / loader
+  generator), format.
 Everything in it loads with ``torch.load(weights_only=True)``. The original files hold `state_dict` (with
 `module.` when saved from DDP), `epoch`, `best_prec1` (TSM/X3D) or `best_acc1` (AN), `optimizer`, `scaler`.
 Efficient-3DCNNs files are of the same kind (`state_dict` with `module.`, plus `arch`); TAdaConv / PySlowFast files
@@ -59,8 +60,13 @@ def jsonable(value):
     return str(value)
 
 
+class RNGWorldSizeError(ValueError):
+    """The checkpoint's RNG states were saved by another number of processes than this run has."""
+
+
 def get_rng_state(generator: torch.Generator | None = None) -> dict:
-    """Returns the RNG states of python, numpy, torch, CUDA (if initialised) and `generator`, all weights_only-safe."""
+    """Returns this process's RNG states: python, numpy, torch (CPU), its own CUDA device's (when CUDA is initialised)
+    and `generator`'s, all weights_only-safe."""
     version, keys, gauss = random.getstate()
     name, np_keys, pos, has_gauss, cached = np.random.get_state()
     state = {
@@ -69,24 +75,43 @@ def get_rng_state(generator: torch.Generator | None = None) -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()  # the current device: the one this process runs on
     if generator is not None:
         state["loader"] = generator.get_state()
     return state
 
 
-def restore_rng(ckpt: Mapping, generator: torch.Generator | None = None) -> bool:
-    """Restores the RNG states saved by `save_checkpoint` (from a checkpoint dict or its 'rng'); returns False if absent."""
+def rank_states(states: list[dict]) -> dict:
+    """Returns the checkpoint's 'rng' entry for the per-rank states (rank order) of every process of a run."""
+    return {"world_size": len(states), "ranks": list(states)}
+
+
+def restore_rng(
+    ckpt: Mapping, generator: torch.Generator | None = None, *, rank: int = 0, world_size: int = 1
+) -> bool:
+    """Restores this rank's RNG states saved by `save_checkpoint` (from a checkpoint dict or its 'rng'); returns
+    False if none were saved. Raises RNGWorldSizeError when they were saved by another number of processes (each
+    rank's states exist only for the world size that made them)."""
     state = ckpt["rng"] if "rng" in ckpt else ckpt
-    if not state or "torch" not in state:
+    if not state or ("torch" not in state and "ranks" not in state):
         return False
+    states = state["ranks"] if "ranks" in state else [state]  # files of one process (or rank 0 only)
+    if len(states) != world_size:
+        raise RNGWorldSizeError(
+            f"RNG states saved by {len(states)} process(es), this run has {world_size}: each process is "
+            "reseeded instead, so the resumed run does not replay the original draws"
+        )
+    state = states[rank]
     version, keys, gauss = state["python"]
     random.setstate((version, tuple(keys), gauss))
     name, np_keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, torch.Tensor) and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)  # the current device, set by ops.engine.distributed.init
+    elif isinstance(cuda, list) and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)  # older files: every device's state, saved by one process
     if generator is not None and "loader" in state:
         generator.set_state(state["loader"])
     return True
@@ -131,10 +156,12 @@ def save_checkpoint(
     generator: torch.Generator | None = None,
     extra: Mapping | None = None,
     filename: str = "ckpt.pth.tar",
+    rng: Mapping | None = None,
 ) -> str:
     """Writes `{run_dir}/{filename}` atomically (and `ckpt.best.pth.tar` when is_best); returns the path.
 
-    `epoch` is the number of finished epochs (the epoch to resume at), as the originals stored it."""
+    `epoch` is the number of finished epochs (the epoch to resume at), as the originals stored it. `rng`: every
+    rank's RNG states (`rank_states`, gathered by the caller); default: this process's alone."""
     os.makedirs(run_dir, exist_ok=True)
     state = {
         "format": FORMAT,
@@ -144,7 +171,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
         "args": jsonable(args) if args is not None else None,
-        "rng": get_rng_state(generator),
+        "rng": dict(rng) if rng is not None else rank_states([get_rng_state(generator)]),
     }
     if extra:
         state.update(extra)

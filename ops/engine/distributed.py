@@ -90,6 +90,8 @@ def plan_launch(args: argparse.Namespace) -> LaunchPlan:
         nprocs = args.nproc_per_node
     else:
         nprocs = torch.cuda.device_count() if _wants_cuda(args) else 1
+    if _wants_cuda(args):
+        check_one_gpu_per_process(args.device, nprocs, torch.cuda.device_count())
     nodes, node_rank = max(args.world_size, 1), max(args.rank, 0)
     if node_rank >= nodes:
         raise ValueError(f"--rank {args.rank} must be < --world-size {args.world_size} (ranks count nodes)")
@@ -110,6 +112,12 @@ def launch(main_worker: Callable[[argparse.Namespace], Any], args: argparse.Name
     plan = plan_launch(args)
     if not plan.spawn:
         return main_worker(args)
+    if plan.nprocs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        warnings.warn(
+            f"OMP_NUM_THREADS set to 1 in each of the {plan.nprocs} processes (as torchrun does) so that they do "
+            "not oversubscribe the CPU cores; set it yourself to tune it",
+            stacklevel=2,
+        )
     mp.spawn(_spawn_entry, args=(main_worker, args, plan), nprocs=plan.nprocs, join=True)
     return None
 
@@ -125,10 +133,37 @@ def _spawn_entry(local_index: int, main_worker: Callable, args: argparse.Namespa
     }
     if url.scheme == "tcp":
         env.update(MASTER_ADDR=url.hostname, MASTER_PORT=url.port)
+    env.update(thread_env(plan.nprocs, os.environ))
     os.environ.update({k: str(v) for k, v in env.items()})
+    if "OMP_NUM_THREADS" in env:  # torch read the variable at import, before it was set here
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     args = copy.copy(args)
     args.local_rank = local_index
     main_worker(args)
+
+
+def thread_env(nprocs: int, environ: dict | os._Environ) -> dict[str, str]:
+    """Returns the variables a spawned process adds: OMP_NUM_THREADS=1 when several processes share the node and
+    the user set none (as torchrun), else nothing."""
+    return {"OMP_NUM_THREADS": "1"} if nprocs > 1 and "OMP_NUM_THREADS" not in environ else {}
+
+
+def check_one_gpu_per_process(spec: str | None, local_processes: int, visible_gpus: int) -> None:
+    """Raises ValueError when `local_processes` CUDA processes of one node would share a GPU: a fixed
+    `--device cuda:N` for several of them, or more of them than visible GPUs (NCCL cannot run two ranks on one
+    device, and two processes would split its memory)."""
+    if local_processes <= 1 or spec == "cpu":
+        return
+    if spec and spec.startswith("cuda:"):
+        raise ValueError(
+            f"--device {spec} with {local_processes} processes on this node puts them all on one GPU; use "
+            "--device cuda (or auto: one GPU per process, by local rank) and CUDA_VISIBLE_DEVICES to choose the GPUs"
+        )
+    if local_processes > visible_gpus:
+        raise ValueError(
+            f"{local_processes} processes on this node but {visible_gpus} visible GPU(s): two processes would "
+            f"share a GPU; lower --nproc_per_node (or torchrun's) to {visible_gpus} or fewer"
+        )
 
 
 def resolve_device(spec: str | None, local_rank: int = 0, gpu: int | None = None) -> torch.device:
@@ -170,6 +205,8 @@ def init(args: argparse.Namespace) -> DistInfo:
         rank, world, local, local_world, method = args.rank, args.world_size, args.gpu or 0, 1, args.dist_url
     else:
         rank, world, local, local_world, method = 0, 1, 0, 1, None
+    if world > 1 and torch.cuda.is_available():
+        check_one_gpu_per_process(args.device, local_world, torch.cuda.device_count())
     device = resolve_device(args.device, local, args.gpu if world == 1 else None)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -244,6 +281,37 @@ def all_gather_list(tensor: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
     parts = [t.new_empty((max(sizes), *t.shape[1:])) for _ in sizes]
     dist.all_gather(parts, torch.cat([t, pad]))
     return [p[:n].to(home) for p, n in zip(parts, sizes)]
+
+
+def ranks_without(flag: torch.Tensor, info: DistInfo) -> list[int]:
+    """Returns the ranks whose boolean `flag` (a 0-d tensor) is False, the same list on every rank: one all-gather
+    and one host sync (single process: [0] or [])."""
+    t = flag.detach().reshape(1).to(info.device, torch.int32)
+    if info.distributed:
+        parts = [torch.empty_like(t) for _ in range(info.world_size)]
+        dist.all_gather(parts, t)
+        t = torch.cat(parts)
+    return [rank for rank, ok in enumerate(t.tolist()) if not ok]
+
+
+def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
+    """Returns every rank's picklable `obj` in rank order (single process: [obj]); small objects only (RNG states)."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_buffers(model: nn.Module, info: DistInfo, src: int = 0) -> None:
+    """Copies rank `src`'s buffers (BatchNorm running statistics) into every rank's model, in place.
+
+    DDP broadcasts buffers only at the start of a training forward, so after an epoch each rank holds the
+    statistics of its own last batches; validation then evaluates rank 0's model, the one saved."""
+    if not info.distributed:
+        return
+    for buf in unwrap(model).buffers():
+        dist.broadcast(buf.data, src=src)
 
 
 def all_gather_cat(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 
 from archs.weights import UnreadableFileError, load_torch_file
 from ops.engine import distributed as D
+from ops.engine.distributed import split_workers
 from ops.engine.early_exit import no_exit_point, plot_curve, sweep, write_csv
 from ops.engine.flops import exit_gflops
 from ops.engine.loops import (
@@ -71,9 +72,13 @@ def run_nview(args: argparse.Namespace) -> dict | None:
     return D.launch(nview_worker, args)
 
 
-def _cache_key(args: argparse.Namespace) -> str:
+def _cache_key(args: argparse.Namespace, info: D.DistInfo) -> str:
+    """The exit logits' cache key: the checkpoint file, the views, the lists, the seed, and how the calibration
+    augmentations were drawn (per rank and per DataLoader worker: the world size and the workers per process)."""
     stat = os.stat(args.resume)
     fields = [
+        info.world_size,
+        split_workers(args.workers, info.local_world_size),
         os.path.abspath(args.resume),
         stat.st_size,
         stat.st_mtime_ns,
@@ -89,7 +94,7 @@ def _cache_key(args: argparse.Namespace) -> str:
 def _exit_logits(args, info, config, model, logger) -> tuple[Predictions, Predictions]:
     """Exit logits on the calibration split (train, training augmentation, model in eval mode, as the original)
     and on val; cached in the run folder so re-calibration takes seconds."""
-    path = os.path.join(args.log_dir, f"early_exit_logits_{_cache_key(args)}.pt")
+    path = os.path.join(args.log_dir, f"early_exit_logits_{_cache_key(args, info)}.pt")
     if os.path.isfile(path):
         try:
             cached = load_torch_file(path)  # tensors only, never a full pickle

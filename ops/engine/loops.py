@@ -25,11 +25,12 @@ from ops.engine.distributed import (
     DistInfo,
     all_reduce_sum,
     gather_in_sampler_order,
+    ranks_without,
     split_batch,
     split_workers,
     unwrap,
 )
-from ops.engine.metrics import accuracy, mean_average_precision
+from ops.engine.metrics import accuracy, mean_average_precision, topk_hits
 from ops.engine.optim import adjust_learning_rate, autocast_context, backward_step, lr_at
 from ops.engine.runlog import RunLogger
 
@@ -77,8 +78,8 @@ def build_loader(
 ) -> DataLoader:
     """Returns a DataLoader with the per-process batch (global batch / world size) and worker share.
 
-    A `torch.Generator` owned by the loader drives shuffling and worker seeds; `seed_epoch` reseeds it so that
-    a run resumed at epoch e draws exactly what an uninterrupted run drew there."""
+    Generators owned by the loader drive shuffling and worker seeds (the dataset's epoch key, the workers' draws);
+    `seed_epoch` reseeds them so that a run resumed at epoch e draws exactly what an uninterrupted run drew there."""
     batch = split_batch(args.batch_size, info.world_size)
     workers = split_workers(args.workers, info.local_world_size)
     generator = torch.Generator()
@@ -87,7 +88,10 @@ def build_loader(
             dataset, info.world_size, info.rank, shuffle=shuffle, seed=args.seed or 0, drop_last=drop_last
         )
     else:
-        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        # The order has a generator of its own with workers: a persistent loader draws its workers' base seed
+        # from `generator` at its first epoch only, which would shift the order of a resumed run's first epoch.
+        order = generator if workers == 0 else torch.Generator()
+        sampler = RandomSampler(dataset, generator=order) if shuffle else SequentialSampler(dataset)
     return make_loader(
         dataset,
         batch,
@@ -100,13 +104,18 @@ def build_loader(
 
 
 def seed_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
-    """Makes the loader's randomness (order, crops, frame sampling) a function of (seed, epoch, rank) only."""
+    """Makes the loader's randomness (order, crops, frame sampling) a function of (seed, epoch, rank) only, and of
+    the worker in each DataLoader worker (persistent workers are reseeded too, through the dataset)."""
     key = (seed * 1000 + epoch) * 1000 + rank  # ranks draw different augmentations
     loader.generator.manual_seed(key)
+    if isinstance(loader.sampler, RandomSampler) and loader.sampler.generator is not loader.generator:
+        loader.sampler.generator.manual_seed(key)
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
     if loader.num_workers == 0:  # in-process loading: the dataset's own generator
         loader.dataset.seed(key)
+    else:  # workers: from (key, worker id), read by each worker at its next item
+        loader.dataset.set_epoch_key(key)
 
 
 def input_spec(model: nn.Module) -> InputSpec:
@@ -150,11 +159,17 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """Runs one epoch; returns the epoch means of the loss, its parts and top-1/top-5 (policy branch), over ranks.
 
-    Every `args.print_freq` iterations a line with the running means goes to the log."""
+    A non-finite loss: under a GradScaler (fp16) the scaler skips the step, as it does for any overflow (counted in
+    `nonfinite_steps`, left out of the means; an epoch of nothing else stops the run); otherwise every rank learns
+    it from one all-gather before the update and all stop together, naming the ranks. The loop's own host syncs
+    per step: that check (none under a scaler); the running means are read every `args.print_freq` iterations,
+    when a line goes to the log."""
     model.train()  # the model keeps its partial-BN layers frozen itself
     spec, buffers = input_spec(model), HostBuffers()
-    sums: dict[str, float] = {}
-    seen = 0
+    part_sums: dict[str, float] = {}
+    part_seen = 0
+    # on the device: videos with a finite loss, their loss x n, top-1 hits, top-5 hits, non-finite steps
+    acc = torch.zeros(5, dtype=torch.float64, device=info.device)
     bar = logger.progress(loader, desc=f"train {epoch}", leave=False)
     for step, (frames, target, _) in enumerate(bar):
         if args.lr_per_step:
@@ -170,29 +185,59 @@ def train_one_epoch(
                 loss, parts = criterion(outputs, target)
         else:
             outputs, loss, parts = own
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(
-                f"epoch {epoch}: loss is {loss.item()} (parts {parts}); lower --lr or check the data"
-            )
+        finite = torch.isfinite(loss.detach()).all()
+        if scaler is None or own is not None:
+            bad = ranks_without(finite, info)
+            if bad:
+                raise FloatingPointError(
+                    f"epoch {epoch} iteration {step}: the loss is not finite on rank(s) {bad} (this rank: "
+                    f"{loss.item()}, parts {parts}); every rank stops here. Lower --lr or check the data"
+                )
         if own is None:
             backward_step(loss, optimizer, model, args.clip_gradient, scaler)
         n = target.shape[0]
-        top1, top5 = accuracy(outputs["logits"].detach().float(), target, (1, 5))
-        for key, value in {"loss": loss.item(), **parts, "top1": top1, "top5": top5}.items():
-            sums[key] = sums.get(key, 0.0) + float(value) * n
-        seen += n
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", top1=f"{sums['top1'] / seen:.1f}")
+        hits = topk_hits(outputs["logits"].detach().float(), target, (1, 5)).double()
+        ok = finite.double()
+        loss_n = torch.where(finite, loss.detach().double(), 0.0) * n
+        acc += torch.cat([(ok * n).view(1), loss_n.view(1), hits * ok, (1 - ok).view(1)])
+        values = {k: float(v) for k, v in parts.items()}  # the criterion's parts are host numbers already
+        if all(math.isfinite(v) for v in values.values()):
+            for key, value in values.items():
+                part_sums[key] = part_sums.get(key, 0.0) + value * n
+            part_seen += n
         if (step + 1) % args.print_freq == 0:
+            seen, loss_sum, top1_sum, top5_sum, _ = acc.tolist()
+            top1, top5 = (100.0 * h / n for h in hits.tolist())
+            seen = max(seen, 1.0)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100 * top1_sum / seen:.1f}")
             lr = lr_at(epoch, args, step, len(loader))
             logger.info(
                 f"Epoch: [{epoch}][{step + 1}/{len(loader)}] lr {lr:.5f} loss {loss.item():.4f} "
-                f"({sums['loss'] / seen:.4f}) top1 {top1:.2f} ({sums['top1'] / seen:.2f}) "
-                f"top5 {top5:.2f} ({sums['top5'] / seen:.2f})"
+                f"({loss_sum / seen:.4f}) top1 {top1:.2f} ({100 * top1_sum / seen:.2f}) "
+                f"top5 {top5:.2f} ({100 * top5_sum / seen:.2f})"
             )
-    keys = sorted(sums)
-    totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [seen], dtype=torch.float64), info)
-    return {k: float(v / totals[-1]) for k, v in zip(keys, totals[:-1])}
+    return _epoch_means(acc, part_sums, part_seen, info, epoch)
+
+
+def _epoch_means(
+    acc: torch.Tensor, part_sums: dict[str, float], part_seen: int, info: DistInfo, epoch: int
+) -> dict[str, float]:
+    """Returns the epoch means over ranks (train_one_epoch's device sums and host part sums)."""
+    keys = sorted(part_sums)
+    host = torch.tensor([part_sums[k] for k in keys] + [part_seen], dtype=torch.float64)
+    totals = all_reduce_sum(torch.cat([acc.cpu(), host]), info).tolist()
+    (seen, loss_sum, top1_sum, top5_sum, nonfinite), parts, part_seen = totals[:5], totals[5:-1], totals[-1]
+    if seen == 0:
+        raise FloatingPointError(
+            f"epoch {epoch}: the loss was not finite at any step (the GradScaler skipped them all); lower --lr "
+            "or check the data"
+        )
+    out = {"loss": loss_sum / seen, "top1": 100 * top1_sum / seen, "top5": 100 * top5_sum / seen}
+    out.update({k: v / max(part_seen, 1) for k, v in zip(keys, parts)})  # the criterion's own "loss" wins
+    if nonfinite:
+        out["nonfinite_steps"] = nonfinite
+    return dict(sorted(out.items()))
 
 
 @dataclass

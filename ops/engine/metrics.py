@@ -16,6 +16,18 @@ def _as_tensor(x: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
+def topk_hits(logits: torch.Tensor, target: torch.Tensor, topk: Sequence[int] = (1, 5)) -> torch.Tensor:
+    """Returns the number of videos whose label is among the top k logits, one count per k, as a float tensor (len(topk),)
+    on the logits' device (no host sync). logits (n, C); target (n,) or (n, L) padded with -1 (column 0 is used);
+    k is capped at C."""
+    target = first_label(target).long()
+    num_classes = logits.shape[1]
+    maxk = min(max(topk), num_classes)
+    pred = logits.topk(maxk, dim=1, largest=True, sorted=True).indices  # (n, maxk)
+    hit = pred.eq(target.view(-1, 1).to(pred.device))
+    return torch.stack([hit[:, : min(k, num_classes)].any(dim=1).sum() for k in topk]).float()
+
+
 def accuracy(
     logits: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, topk: Sequence[int] = (1, 5)
 ) -> list[float]:
@@ -23,14 +35,11 @@ def accuracy(
 
     logits (n, C); target (n,) int or (n, L) padded with -1 (column 0 is used). k is capped at C.
     """
-    logits, target = _as_tensor(logits), first_label(_as_tensor(target)).long()
-    n, num_classes = logits.shape
+    logits, target = _as_tensor(logits), _as_tensor(target)
+    n = logits.shape[0]
     if n == 0:
         raise ValueError("accuracy of an empty batch")
-    maxk = min(max(topk), num_classes)
-    pred = logits.topk(maxk, dim=1, largest=True, sorted=True).indices  # (n, maxk)
-    hit = pred.eq(target.view(-1, 1).to(pred.device))
-    return [100.0 * float(hit[:, : min(k, num_classes)].any(dim=1).sum()) / n for k in topk]
+    return [100.0 * h / n for h in topk_hits(logits, target, topk).tolist()]
 
 
 def multi_hot(target: torch.Tensor | np.ndarray, num_classes: int, remap_labels: bool = True) -> torch.Tensor:

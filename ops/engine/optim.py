@@ -154,11 +154,16 @@ def _device_type(device: torch.device | str) -> str:
 
 
 def amp_dtype(device: torch.device | str, amp: str | None) -> torch.dtype | None:
-    """Returns the autocast dtype (bf16 / fp16) on CUDA, None on CPU or for amp 'none'."""
+    """Returns the autocast dtype (bf16 / fp16; 'auto': by the GPU's capability) on CUDA, None on CPU or for amp
+    'none'."""
     if amp in (None, "none") or _device_type(device) != "cuda":
         return None
+    if amp == "auto":
+        from ops.engine.backends import resolve_amp
+
+        amp = resolve_amp(amp, torch.device(device))
     if amp not in ("bf16", "fp16"):
-        raise ValueError(f"unknown --amp {amp!r} (bf16, fp16 or none)")
+        raise ValueError(f"unknown --amp {amp!r} (auto, bf16, fp16 or none)")
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 

@@ -9,6 +9,7 @@ from torch import nn
 from models import ModelConfig, build_model, config_from_args
 from ops.data.dataset_config import CUSTOM, DatasetConfig, custom_config, get_dataset_config, resolve_root
 from ops.engine import distributed as D
+from ops.engine.backends import configure_backends
 from ops.engine.checkpoint import load_checkpoint, tune_from
 
 
@@ -79,8 +80,15 @@ def metric_name(config: DatasetConfig) -> str:
 def setup_eval(args: argparse.Namespace) -> tuple[D.DistInfo, DatasetConfig, nn.Module, ModelConfig]:
     """Returns (DistInfo, dataset config, model with the `--resume` checkpoint loaded on its device, ModelConfig)."""
     info = D.init(args)
+    print_main(configure_backends(args, info.device, training=False), info)
     D.seed_everything(args.seed if args.seed is not None else 0, info.rank)
     config = load_dataset_config(args)
     model, cfg = build(args, info, config)
     load_checkpoint(args.resume, model, trust=args.trust_checkpoint)
     return info, config, model, cfg
+
+
+def print_main(line: str | None, info: D.DistInfo) -> None:
+    """Prints `line` (if any) on the main process only."""
+    if line and info.is_main:
+        print(line, flush=True)

@@ -9,7 +9,16 @@ import time
 import torch
 
 from ops.engine import distributed as D
-from ops.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint
+from ops.engine.backends import configure_backends
+from ops.engine.batchnorm import check_batch_statistics, sync_batchnorm
+from ops.engine.checkpoint import (
+    RNGWorldSizeError,
+    get_rng_state,
+    load_checkpoint,
+    rank_states,
+    restore_rng,
+    save_checkpoint,
+)
 from ops.engine.loops import (
     build_dataset,
     build_loader,
@@ -28,10 +37,13 @@ from ops.engine.setup import build, load_dataset_config, metric_name
 def main_worker(args: argparse.Namespace) -> dict | None:
     """One process of main.py; returns the last validation metrics on the main process."""
     info = D.init(args)
+    backends = configure_backends(args, info.device, training=not args.evaluate)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     D.seed_everything(seed, info.rank)
     logger = RunLogger(args.log_dir, enabled=info.is_main)
     try:
+        if backends:
+            logger.info(backends)
         return _run(args, info, seed, logger)
     finally:
         logger.close()
@@ -41,6 +53,10 @@ def main_worker(args: argparse.Namespace) -> dict | None:
 def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogger) -> dict | None:
     config = load_dataset_config(args)
     model, cfg = build(args, info, config)
+    if not args.evaluate:
+        model, note = sync_batchnorm(model, args, info)
+        if note:
+            logger.info(note)
     layout = model.input_layout(cfg)
     logger.write_args(args)
     criterion = model.criterion()
@@ -63,10 +79,8 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         seed = (
             ckpt.get("seed", seed) if args.seed is None else seed
         )  # replay the interrupted run's data order
-        if not args.evaluate and not restore_rng(ckpt):
-            logger.info(
-                f"{args.resume}: no RNG state saved; the resumed run will not replay the original draws"
-            )
+        if not args.evaluate:
+            _restore_rng(args, info, ckpt, seed, start_epoch, logger)
         logger.info(f"=> loaded {args.resume} (epoch {start_epoch}, best {best})")
     if args.start_epoch is not None:
         start_epoch = args.start_epoch
@@ -90,6 +104,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
             f"{config.train_list}: {len(train_set)} videos give no full batch of "
             f"{args.batch_size // info.world_size} per process; lower --batch-size"
         )
+    check_batch_statistics(model, train_loader.batch_size, info)
     train_model = D.wrap_ddp(model, info, find_unused_parameters=model.find_unused_parameters)
     if args.compile:
         train_model = torch.compile(train_model)
@@ -110,6 +125,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         logger.info(f"Epoch {epoch}: lr {lr:.5f} " + " ".join(f"{k} {v:.3f}" for k, v in stats.items()))
         is_best = False
         if (epoch + 1) % args.eval_freq == 0 or epoch == args.epochs - 1:
+            D.broadcast_buffers(model, info)  # every rank evaluates rank 0's BN statistics: the saved model
             pred = predict(model, val_loader, args, info, logger)
             metrics = summarize(pred, config.multi_label)
             is_best = best is None or metrics[name] > best
@@ -117,6 +133,7 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
             metrics[f"{name}_best"] = best
             logger.log_metrics(epoch, "test", metrics)
             logger.info(f"Epoch {epoch} test: " + " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        rng = rank_states(D.all_gather_objects(get_rng_state(), info))  # each rank's own states
         if info.is_main:
             save_checkpoint(
                 args.run_dir,
@@ -128,9 +145,25 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
                 scaler=scaler,
                 args=args,
                 extra={"model_config": cfg.to_dict(), "seed": seed, "categories": config.categories},
+                rng=rng,
             )
         D.barrier(info)
     return metrics if info.is_main else None
+
+
+def _restore_rng(
+    args: argparse.Namespace, info: D.DistInfo, ckpt: dict, seed: int, epoch: int, logger: RunLogger
+) -> None:
+    """Restores this rank's RNG states from `ckpt`; saved by another number of processes, every rank is reseeded
+    from (seed, epoch, rank) instead (a warning says the draws are not replayed)."""
+    try:
+        if not restore_rng(ckpt, rank=info.rank, world_size=info.world_size):
+            logger.info(
+                f"{args.resume}: no RNG state saved; the resumed run will not replay the original draws"
+            )
+    except RNGWorldSizeError as exc:
+        logger.info(f"WARNING {args.resume}: {exc}")
+        D.seed_everything((seed * 1000 + epoch) * 1000, info.rank)
 
 
 def run(args: argparse.Namespace) -> dict | None:

@@ -146,9 +146,9 @@ def inference_fn(model: nn.Module, frames: torch.Tensor, opts: set[str], staged:
 
 def train_step_fn(model: nn.Module, frames: torch.Tensor, num_classes: int) -> Callable:
     """Returns a callable doing one SGD step (forward, the model's criterion, backward, update) of `model` in
-    train mode on uint8 `frames` with random labels."""
+    train mode on uint8 `frames` with random labels (drawn on the frames' device, where the logits are)."""
     model.train()
-    target = torch.randint(0, num_classes, (frames.shape[0],))
+    target = torch.randint(0, num_classes, (frames.shape[0],), device=frames.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
     criterion = model.criterion()
