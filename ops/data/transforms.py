@@ -18,12 +18,14 @@ validation path (GroupScale(256) = identity, then centre crop) is the same with 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # torch is imported where it is used: the ONNX runtime reads frames without it
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -330,6 +332,8 @@ def normalize(
 ) -> torch.Tensor:
     """Return float32 `(x.float() / pixel_scale - mean) / std` of uint8 x (..., 3, H, W), contiguous, same device;
     with `bgr` the channels are reversed first (mean and std then apply to B, G, R in that order)."""
+    import torch
+
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
     if bgr:
