@@ -189,22 +189,22 @@ class AdaFocusV2(VideoModel):
         if self.per_frame:
             l_feat = self.local_CNN.features(patches).mean((2, 3)).view(nb * b, n, -1)
             local_logits = self.local_CNN_fc(l_feat)
-            steps = [self.classifier(g_feat, lf) for lf in l_feat.split(b)]
+            steps = [self.classifier(g_feat, lf) for lf in l_feat.chunk(nb)]
             out.update(
                 logits=steps[0][:, -1],
                 exit_logits=steps[0],
                 fused_branches=steps,
-                focus_branches=list(local_logits.split(b)),
+                focus_branches=list(local_logits.chunk(nb)),
                 glance_aux=glance_logits,
             )
         else:
             f = self.local_CNN(patches, n)
-            fused = [g["final"] + lf for lf in f["final"].split(b)]
+            fused = [g["final"] + lf for lf in f["final"].chunk(nb)]
             out.update(
                 logits=fused[0],
                 exit_logits=torch.stack([g["reg"], fused[0]], dim=1),
                 fused_branches=fused,
-                focus_branches=list(f["reg"].split(b)),
+                focus_branches=list(f["reg"].chunk(nb)),
                 glance_aux=g["reg"],
             )
         return out

@@ -300,10 +300,10 @@ class UniAdaFocus(VideoModel):
         out["policy_actions"] = policy_actions.transpose(1, 2) if an else policy_actions
         if an:
             if "glance_steps" in state and not self.training:
-                local = [self.classifier.focus_part(state["glance_last"], fi) for fi in f["feat"].split(b)]
+                local = [self.classifier.focus_part(state["glance_last"], fi) for fi in f["feat"].chunk(nb)]
                 steps = [torch.cat([state["glance_steps"], z], dim=1) for z in local]
             else:  # training: one full classifier pass per branch (BN statistics as the original)
-                steps = [self.classifier(g["feat"], fi) for fi in f["feat"].split(b)]
+                steps = [self.classifier(g["feat"], fi) for fi in f["feat"].chunk(nb)]
             out.update(
                 step_logits=steps[0],
                 logits=steps[0][:, -1],
@@ -312,10 +312,10 @@ class UniAdaFocus(VideoModel):
                 fused_branches=steps,
                 glance_aux=g["frame_logits"],
             )
-            out["focus_branches"] = list(f["frame_logits"].split(b))
+            out["focus_branches"] = list(f["frame_logits"].chunk(nb))
             out["glance_logits"] = out["exit_logits"][:, 0]
         else:
-            fused = [g["final"] + lf for lf in f["final"].split(b)]
+            fused = [g["final"] + lf for lf in f["final"].chunk(nb)]
             out.update(
                 logits=fused[0],
                 exit_logits=torch.stack([g["avg"], fused[0]], dim=1),
@@ -326,7 +326,7 @@ class UniAdaFocus(VideoModel):
                 fused_branches=fused,
                 glance_aux=g["avg"],
             )
-            out["focus_branches"] = list(f["avg"].split(b))
+            out["focus_branches"] = list(f["avg"].chunk(nb))
         out["focus_frame_logits"] = f["frame_logits"][:b]
         return out
 

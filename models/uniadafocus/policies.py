@@ -129,7 +129,7 @@ def _select(
     # First knot with cdf >= q (argmax of a bool returns the first True: ties go to the lower knot).
     # The clamp keeps bin 0 for q == 0 (possible in training), which would otherwise index knot -1.
     hit = cdf.unsqueeze(2) >= thresholds.unsqueeze(1)  # (B, T + 1, K)
-    bin_idx = hit.max(dim=1)[1].clamp(1, t) - 1  # (B, K)
+    bin_idx = hit.to(torch.uint8).max(dim=1)[1].clamp(1, t) - 1  # (B, K); uint8: ONNX has no ArgMax of bool
     x1, x2 = bin_idx / t, (bin_idx + 1) / t
     y1, y2 = cdf.gather(1, bin_idx), cdf.gather(1, bin_idx + 1)
     # Linear inversion inside the bin, in the reference's operation order (floor() is sensitive to it).

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 MAX_LABELS = 3
 
@@ -154,5 +153,7 @@ def sample_clip_interval(
         if not 0 <= clip < num_clips:
             raise ValueError(f"clip {clip} outside [0, {num_clips})")
         start = top * clip / num_clips
+    import torch  # here: the ONNX runtime (ops/tools/onnx_predict.py) imports this module without torch
+
     index = torch.linspace(start, start + span - 1, T).clamp(0, num_frames - 1).long()  # as the original
     return index.numpy() + 1

@@ -23,18 +23,25 @@ channels-first output costs 0.07 ms).
 from __future__ import annotations
 
 import platform
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
+
+if TYPE_CHECKING:  # torch is imported where it is used: the ONNX runtime resizes frames without it
+    pass
 
 RESIZE_BACKENDS = ("pil", "cv2")
 
 
 def torch_kernel_is_fast() -> bool:
-    """Return whether torch's uint8 antialiased resize is vectorised on this CPU (AVX2 / AVX-512, or aarch64)."""
+    """Return whether torch's uint8 antialiased resize is vectorised on this CPU (AVX2 / AVX-512, or aarch64);
+    False where torch is not installed (the ONNX runtime), which then resizes with Pillow."""
+    try:
+        import torch
+    except ImportError:
+        return False
     if platform.machine().lower() in ("aarch64", "arm64"):
         return True
     return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
@@ -76,6 +83,9 @@ def _new(shape: tuple[int, ...], scratch: Scratch | None) -> np.ndarray:
 def resize_torch(src: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
     """Return frames (N, h, w, 3) resized to size=(W, H) by torch's uint8 antialiased bilinear kernel in one call,
     written into out (N, H, W, 3) C-contiguous if given. `src` may be a strided view (a crop)."""
+    import torch
+    import torch.nn.functional as F
+
     x = torch.from_numpy(src).permute(0, 3, 1, 2)  # channels-last strides: the kernel's fast layout
     if out is None:
         y = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", antialias=True, align_corners=False)
@@ -138,9 +148,7 @@ def resize_to_slots(
     pixels = frames  # resized straight from the (strided) crops when they are all taken in order
     if not resize or not np.array_equal(picked, np.arange(frames.shape[0])):
         pixels = _new((picked.size, *frames.shape[1:]), scratch and scratch[0])
-        torch.index_select(
-            torch.from_numpy(frames), 0, torch.from_numpy(picked), out=torch.from_numpy(pixels)
-        )
+        np.take(frames, picked, axis=0, out=pixels)
     if resize:
         pixels = resize_frames(pixels, (out.shape[3], out.shape[2]), backend, scratch and scratch[1])
     runs = np.split(np.arange(rows.size), np.flatnonzero(np.diff(rows) != 1) + 1)

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
-import torch
 
 from ops.data.resize import resize_frames
 from ops.data.resize import (
     resize_to_slots as resize_to_slots,
 )  # re-exported: the loader and tests use it here
+
+if TYPE_CHECKING:  # torch is imported where it is used: the ONNX runtime reads frames without it
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -290,6 +292,8 @@ class HostBuffers:
 
     def get(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Return a float32 tensor of `shape` (contents undefined) on the CPU."""
+        import torch
+
         for arr in self._arrays:
             if arr.shape == shape and sys.getrefcount(arr) == 3:  # only the list, `arr` and the call hold it
                 return torch.from_numpy(arr)
@@ -312,6 +316,8 @@ def normalize(
     On the CPU the formula is applied once to the 256 values of each channel and the frames are mapped through
     that table (cv2.LUT): the same float32 values in one pass, written into `out` (float32, x's shape, contiguous)
     if given."""
+    import torch
+
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
     if x.dtype == torch.uint8 and x.device.type == "cpu" and x.dim() >= 3 and x.shape[-3] == 3:
@@ -325,6 +331,8 @@ def normalize(
 
 def _map_channels(x: torch.Tensor, tables: np.ndarray, bgr: bool, out: torch.Tensor | None) -> torch.Tensor:
     """Return float32 out (..., 3, H, W), out[..., c, :, :] = tables[c][x[..., c', :, :]] (c' = 2 - c if bgr)."""
+    import torch
+
     if out is None:
         out = torch.empty(x.shape, dtype=torch.float32)
     elif out.shape != x.shape or out.dtype != torch.float32 or not out.is_contiguous() or out.is_cuda:

@@ -28,6 +28,7 @@ from ops.engine.distributed import resolve_device
 from ops.engine.flops import exit_gflops
 from ops.engine.loops import input_spec, to_input
 from ops.tools.inference import choose_exits, predict_with_exit
+from ops.tools.predict_report import exit_thresholds  # noqa: F401 (part of this module's interface)
 
 
 @dataclass
@@ -74,19 +75,6 @@ def load_predictor(
     model = model.eval().to(target)
     backend = (ckpt.get("args") or {}).get("resize_backend") or "pil"
     return Predictor(model, cfg, names, target, backend, gflops, path)
-
-
-def exit_thresholds(values: list[float], num_exits: int) -> list[float]:
-    """Returns the E thresholds of `predict_with_exit` from the E - 1 given for the exits before the last
-    (or E, the last one ignored: the last exit takes every video left); raises ValueError otherwise."""
-    if num_exits < 2:
-        raise ValueError("--exit_threshold: the model has one exit, so there is no early exit")
-    if len(values) not in (num_exits - 1, num_exits):
-        raise ValueError(
-            f"--exit_threshold: the model has {num_exits} exits; give {num_exits - 1} thresholds (one per exit "
-            "before the last)"
-        )
-    return [float(v) for v in values[: num_exits - 1]] + [-1e8]
 
 
 class _Videos(Dataset):

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from ops.tools.predict import (
     top_classes,
     video_dataset,
 )
+from ops.tools.predict_report import report as report_text
 from ops.tools.visualize import annotated_video, decision_picture, save_png
 
 
@@ -130,28 +130,4 @@ def _draw(predictor, dataset, j, frames, decisions, result, topk, folder, used, 
 
 def report(results: list[dict], timing: dict, predictor: Predictor, topk: int, batch_size: int) -> str:
     """Returns the printed report: a table per video, a timing line, and as its last line the JSON list."""
-    lines = []
-    for r in results:
-        if "error" in r:
-            lines.append(f"{r['video']}: ERROR {r['error']}")
-            continue
-        lines.append(
-            f"{r['video']}: {r['num_frames']} frames, decode {r['decode_s']:.3f} s, model {r['model_s']:.3f} s"
-        )
-        for rank, (name, prob) in enumerate(r[f"top{topk}"], 1):
-            lines.append(f"  {rank}. {name:<30s} {100 * prob:6.2f}%")
-        exit_text = "" if r["exit"] is None else f", exit {r['exit']} of 0-{len(predictor.gflops) - 1}"
-        lines.append(f"  {r['gflops']:.3f} GFLOPs{exit_text}")
-        for key in ("picture", "annotated_video"):
-            if key in r:
-                lines.append(f"  {key.replace('_', ' ')}: {r[key]}")
-    done = [r for r in results if "error" not in r]
-    n = max(len(done), 1)
-    lines.append(
-        f"{len(results)} videos, {len(results) - len(done)} unreadable; decode {timing['decode_s']:.2f} s "
-        f"({timing['decode_s'] / n:.3f} s/video), model {timing['model_s']:.2f} s ({timing['model_s'] / n:.3f} "
-        f"s/video) on {predictor.device} in batches of {batch_size}"
-        + (f"; pictures {timing['picture_s']:.2f} s" if timing["picture_s"] else "")
-    )
-    lines.append(json.dumps(results))
-    return "\n".join(lines)
+    return report_text(results, timing, len(predictor.gflops), str(predictor.device), topk, batch_size)
