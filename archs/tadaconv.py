@@ -78,6 +78,9 @@ class TAdaConv2d(nn.Module):
             cal_dim,
         )
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+        # False: the official form (one grouped conv of calibrated weights); True: the calibration on the
+        # activations (equal up to float rounding; the form ONNX export uses)
+        self.calibrate_activations = False
         shape = (1, 1, out_channels, in_channels // groups, kernel_size[1], kernel_size[2])
         self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.empty(1, 1, out_channels)) if bias else None
@@ -90,6 +93,8 @@ class TAdaConv2d(nn.Module):
         """Returns (N, C_out, T, H', W') for x (N, C_in, T, H, W) and alpha (N, C, T, 1, 1) (C = C_in for 'cin',
         C_out for 'cout'), or [alpha_weight, alpha_bias] (the bias calibrated by alpha_bias (N, C_out, T, 1, 1))."""
         w_alpha, b_alpha = (alpha[0], alpha[1]) if isinstance(alpha, (list, tuple)) else (alpha, None)
+        if self.calibrate_activations:
+            return self._calibrated_activations(x, w_alpha, b_alpha)
         n, c, t, h, w = x.shape
         c_out, c_in_g, kh, kw = self.weight.shape[2:]
         x = x.transpose(1, 2).reshape(1, n * t * c, h, w)
@@ -105,6 +110,32 @@ class TAdaConv2d(nn.Module):
         out = F.conv2d(
             x, weight, bias, self.stride[1:], self.padding[1:], self.dilation[1:], self.groups * n * t
         )
+        return out.view(n, t, c_out, out.shape[-2], out.shape[-1]).transpose(1, 2)
+
+    def _calibrated_activations(
+        self, x: torch.Tensor, w_alpha: torch.Tensor, b_alpha: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The same convolution with the calibration moved from the weight to the activations: alpha scales the
+        input channels before one shared conv2d over all (video, frame) pairs ('cin'; zero padding stays zero) or
+        its output channels after it ('cout'). Equal to the grouped form up to float rounding, and an ordinary
+        convolution, which exports to ONNX (the grouped form's group count is the number of videos)."""
+        n, c, t, h, w = x.shape
+        c_out = self.weight.shape[2]
+        frames = x.transpose(1, 2).reshape(n * t, c, h, w)
+        a = w_alpha.transpose(1, 2).reshape(n * t, -1, 1, 1)
+        if self.cal_dim == "cin":
+            frames = frames * a
+        weight = self.weight.reshape(self.weight.shape[2:])
+        out = F.conv2d(
+            frames, weight, None, self.stride[1:], self.padding[1:], self.dilation[1:], self.groups
+        )
+        if self.cal_dim == "cout":
+            out = out * a
+        if self.bias is not None:
+            bias = self.bias.reshape(1, c_out, 1, 1)
+            if b_alpha is not None:
+                bias = b_alpha.transpose(1, 2).reshape(n * t, c_out, 1, 1) * bias
+            out = out + bias
         return out.view(n, t, c_out, out.shape[-2], out.shape[-1]).transpose(1, 2)
 
     def extra_repr(self) -> str:

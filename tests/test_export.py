@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from archs.tadaconv import TAdaConv2d
 from models import ModelConfig, build_model
 from models.adafocus_v1.config import AdaFocusV1Config
 from models.clipnets.config import E3DConfig, TAdaConfig
@@ -74,12 +75,16 @@ def spread(model: nn.Module, seed: int = 0) -> nn.Module:
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
                 m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=gen))
                 m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
-                if m.affine:
-                    m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=gen))
+                if m.affine:  # a zero-initialised BatchNorm (TAda2D's `b_avgpool_bn`) stays small
+                    gain = 0.01 if getattr(m, "skip_init", False) else 1.0
+                    m.weight.copy_(gain * (0.5 + torch.rand(m.weight.shape, generator=gen)))
                     m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=gen))
-            elif isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+            elif isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d, TAdaConv2d)):
+                fan_in = m.weight[0, 0, 0].numel() if isinstance(m, TAdaConv2d) else m.weight[0].numel()
+                # TAdaConv's route functions end in a zero-initialised conv (alpha = 1): kept small, so the
+                # calibration varies without compounding over the layers
+                gain = 0.01 if getattr(m, "skip_init", False) else 1.0
+                m.weight.copy_(gain * torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
     return model.eval()
 
 
@@ -91,7 +96,7 @@ def predictor_of(name: str) -> Predictor:
     return Predictor(model, cfg, NAMES, torch.device("cpu"), "pil", [1.0] * model.num_exits, "tiny.pth")
 
 
-@pytest.mark.parametrize("name", [n for n in CONFIGS if n != "tada"])
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_onnx_export_matches_pytorch(name, tmp_path):
     predictor = predictor_of(name)
     model = predictor.model
@@ -141,11 +146,24 @@ def test_early_exit_skips_the_focus_graph_for_videos_that_leave(tmp_path):
     np.testing.assert_allclose(logits, ref_logits, rtol=1e-4, atol=1e-4)
 
 
-def test_tada_onnx_export_is_refused_with_a_reason(tmp_path):
-    """TAdaConv convolves each video with its own calibrated weights (one grouped convolution whose groups count
-    the videos): no ONNX form, so the export says so instead of writing a wrong graph."""
-    with pytest.raises(ValueError, match="does not export to ONNX.*use --format torchscript"):
-        export_predictor(predictor_of("tada"), str(tmp_path), "onnx")
+def test_tadaconv_calibrated_on_the_activations_equals_the_grouped_form():
+    """The form ONNX export uses (alpha on the input channels before one shared convolution, or on the output
+    channels after it) is the official grouped convolution of calibrated weights, up to float rounding: TAda2D's
+    'cin' 3x3 conv with a calibrated bias and a stride, and TAdaConvNeXtV2's depthwise 'cout' 7x7 conv."""
+    torch.manual_seed(0)
+    cases = [
+        (TAdaConv2d(8, 6, (1, 3, 3), (1, 2, 2), (0, 1, 1), bias=True, cal_dim="cin"), 8),
+        (TAdaConv2d(8, 8, (1, 7, 7), padding=(0, 3, 3), groups=8, bias=False, cal_dim="cout"), 8),
+    ]
+    for conv, channels in cases:
+        x = torch.randn(2, 8, 3, 9, 9)
+        alpha = torch.rand(2, channels, 3, 1, 1) + 0.5
+        bias_alpha = torch.rand(2, conv.out_channels, 3, 1, 1) + 0.5
+        alpha = [alpha, bias_alpha] if conv.bias is not None else alpha
+        grouped = conv(x, alpha)
+        conv.calibrate_activations = True
+        moved = conv(x, alpha)
+        torch.testing.assert_close(moved, grouped, rtol=1e-5, atol=1e-6)
 
 
 def test_fixed_batch_export_runs_any_number_of_videos(tmp_path):
@@ -161,7 +179,7 @@ def test_fixed_batch_export_runs_any_number_of_videos(tmp_path):
     )
 
 
-@pytest.mark.parametrize("name", ["uniadafocus-tsm", "adafocus_v1"])
+@pytest.mark.parametrize("name", ["uniadafocus-tsm", "adafocus_v1", "tada"])
 def test_torchscript_export_matches_pytorch(name, tmp_path):
     predictor = predictor_of(name)
     manifest = export_predictor(predictor, str(tmp_path), "torchscript")

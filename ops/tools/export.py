@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ops.engine.loops import input_spec
-from ops.tools.export_ops import OPERATIONS, register_onnx_forms
+from ops.tools.export_ops import OPERATIONS, calibrated_activations, register_onnx_forms
 from ops.tools.predict import Predictor
 
 FORMATS = ("onnx", "torchscript")
@@ -172,12 +172,12 @@ def _save(spec: GraphSpec, path: str, fmt: str, opset: int, dynamic: bool) -> li
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and deprecation notes: the parity check below is what counts
         if fmt == "torchscript":
-            with torch.no_grad():
+            with torch.no_grad(), calibrated_activations(module):
                 torch.jit.trace(module, spec.args, check_trace=False).save(path)
             return spec.inputs
         register_onnx_forms()
         axes = {n: {0: "batch"} for n in spec.inputs + spec.outputs} if dynamic else None
-        try:
+        with calibrated_activations(module):
             torch.onnx.export(
                 module,
                 spec.args,
@@ -188,11 +188,6 @@ def _save(spec: GraphSpec, path: str, fmt: str, opset: int, dynamic: bool) -> li
                 output_names=spec.outputs,
                 dynamic_axes=axes,
             )
-        except torch.onnx.errors.SymbolicValueError as exc:
-            raise ValueError(
-                f"the {spec.name} graph does not export to ONNX: {str(exc).splitlines()[0][:300]} (TAdaConv's "
-                "per-video convolutions have no ONNX form here: use --format torchscript --batch N)"
-            ) from None
     import onnx
 
     kept = {i.name for i in onnx.load(path, load_external_data=False).graph.input}

@@ -6,16 +6,24 @@ length as a chain of elementwise Max, which is exact (a maximum never rounds); t
 (the latest position holding the running maximum, `>=`). X3D's head averages its map with a kernel read from
 the map's shape, which ONNX wants constant: it becomes GlobalAveragePool (registered at opset 20, the least
 the export accepts, so that it takes precedence over torch's own form); TAdaConv's adaptive pooling to
-(None, 1, 1), which torch's exporter refuses, becomes a ReduceMean over the pooled axes (its convolutions by
-weights computed per video, one grouped convolution whose groups count the videos, have no ONNX form here). The other operations have exact ONNX
+(None, 1, 1), which torch's exporter refuses, becomes a ReduceMean over the pooled axes, and its convolutions by
+weights computed per video (one grouped convolution whose groups count the videos, which ONNX cannot express
+for a batch it does not know) are exported with the calibration moved to the activations
+(`TAdaConv2d.calibrate_activations`: the same convolution up to float rounding). The other operations have exact ONNX
 forms (OPERATIONS says which); where a float computation decides an integer (a frame index, a crop corner), the
 integer is exact unless the float lands within rounding of a step, which the parity tests check.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
+from torch import nn
 from torch.onnx import symbolic_helper, symbolic_opset9
+
+from archs.tadaconv import TAdaConv2d
 
 # How the frame selection, patch cropping and running maxima of the dynamic models reach ONNX.
 OPERATIONS = {
@@ -23,8 +31,9 @@ OPERATIONS = {
     "avg_pool3d over the whole map (X3D head)": "its kernel comes from the map's shape, which ONNX needs "
     "constant: GlobalAveragePool (the same mean, float rounding only)",
     "adaptive_avg_pool3d to (None, 1, 1) (TAdaConv)": "ReduceMean over the pooled axes (float rounding only)",
-    "convolution by a computed weight (TAdaConv)": "not exported: TAdaConv convolves each video with its own "
-    "weights as one grouped convolution whose groups count the videos; export it as TorchScript",
+    "convolution by a computed weight (TAdaConv)": "the calibration alpha moved from the weight to the "
+    "activations (input channels scaled before one shared Conv, or output channels after it): the same "
+    "convolution, float rounding only",
     "top-k / argmax frame selection": "ArgMax / ReduceMax / TopK (exact; ArgMax takes the first maximum, as torch)",
     "gather of frames and patches": "Gather / GatherElements / GatherND (exact copies)",
     "integer crops (AdaFocus V1)": "the corner is Floor(a * (S - P)) cast to int64, the crop a Gather of whole pixels",
@@ -95,6 +104,8 @@ def _adaptive_avg_pool3d(g, x, output_size):
     axes = [i for i in range(2, len(out)) if out[i] != inp[i]]
     if any(out[i] != 1 for i in axes):
         return symbolic_opset9.adaptive_avg_pool3d(g, x, output_size)
+    if not axes:  # already of the pooled size (a 1 x 1 map): ReduceMean without axes would reduce them all
+        return g.op("Identity", x)
     return g.op(
         "ReduceMean", x, g.op("Constant", value_t=torch.tensor(axes, dtype=torch.int64)), keepdims_i=1
     )
@@ -105,3 +116,18 @@ def register_onnx_forms() -> None:
     torch.onnx.register_custom_op_symbolic("aten::cummax", _cummax, 9)
     torch.onnx.register_custom_op_symbolic("aten::avg_pool3d", _avg_pool3d, 20)
     torch.onnx.register_custom_op_symbolic("aten::adaptive_avg_pool3d", _adaptive_avg_pool3d, 20)
+
+
+@contextlib.contextmanager
+def calibrated_activations(module: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, every TAdaConv2d of `module` calibrates its activations instead of its weight (the form
+    ONNX can express); restored on exit."""
+    convs = [m for m in module.modules() if isinstance(m, TAdaConv2d)]
+    saved = [m.calibrate_activations for m in convs]
+    try:
+        for m in convs:
+            m.calibrate_activations = True
+        yield module
+    finally:
+        for m, value in zip(convs, saved):
+            m.calibrate_activations = value
