@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
+from ops.data.augment import TRAIN_CROPS, ClipAugment, crop_box
 from ops.data.dataset_config import DatasetConfig, require_path
 from ops.data.lists import (
     MAX_LABELS,
@@ -29,12 +30,10 @@ from ops.data.lists import (
 )
 from ops.data.transforms import (
     TEST_CROPS,
-    TRAIN_CROPS,
     GroupScale,
     crop_resize,
     flip_inplace,
     resize_to_slots,
-    train_crop_box,
     view_boxes,
 )
 from ops.data.video_io import FrameFolder, FrameReadError, read_frames
@@ -121,8 +120,9 @@ class VideoDataset(Dataset):
     Clip models (`sampling` 'loop' or 'interval', one frame set: num_glance 0) take T = num_candidates frames of
     one clip instead of T segments: the Efficient-3DCNNs loop-padded clip every `clip_stride` frames or the TAdaConv
     interval clip (ops.data.lists); in evaluation clip c of num_clips replaces segment offset c.
-    `train_crop` picks the training crop box: 'tsm' (default) or the Efficient-3DCNNs 'random' / 'corner' /
-    'center' multi-scale crops (ops.data.transforms.train_crop_box; the flip, if allowed, follows the crop).
+    `train_crop` picks the training crop box: 'tsm' (default), the Efficient-3DCNNs 'random' / 'corner' /
+    'center' multi-scale crops or TAdaConv's 'jitter' / 'rrc' (ops.data.augment.crop_box; the flip, if allowed,
+    follows the crop); `augment` (ops.data.augment.ClipAugment) then changes each training frame set in place.
     Resizing: resize_backend='pil' (default) is PIL bilinear, as the originals; 'cv2' is OpenCV INTER_LINEAR
     (faster, a few grey levels apart; see ops.data.transforms).
     Raw videos: with `video_root`, the video of each list path is read instead of its frame folder: the path
@@ -160,6 +160,7 @@ class VideoDataset(Dataset):
         sampling: str = "segments",
         clip_stride: int = 1,
         train_crop: str = "tsm",
+        augment: ClipAugment | None = None,
     ) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -191,6 +192,7 @@ class VideoDataset(Dataset):
         if train_crop not in TRAIN_CROPS:
             raise ValueError(f"train_crop must be one of {TRAIN_CROPS}, got {train_crop!r}")
         self.sampling, self.clip_stride, self.train_crop = sampling, clip_stride, train_crop
+        self.augment = augment
         self.list_file = list_file or (config.train_list if split == "train" else config.val_list)
         if records is None:
             require_path(self.list_file, config.name, "lists", "list file")
@@ -353,12 +355,14 @@ class VideoDataset(Dataset):
         out = frames_t.numpy().reshape(self.num_views, numbers.shape[1], 3, S, S)  # a view
         if self.train:
             for part in self.crop_sets():
-                box = train_crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
+                box = crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
                 view = resize_to_slots(
                     crop_resize(frames, box), inverse[0, part], out[0, part], self.resize_backend
                 )
                 if self.config.flip and rng.random() < 0.5:
                     flip_inplace(view)
+                if self.augment is not None:
+                    self.augment(view, rng)
         else:
             scaled = GroupScale(self.scale_size, self.resize_backend)(frames)  # no-op if the short side fits
             boxes = view_boxes(scaled.shape[2], scaled.shape[1], S, self.test_crops)
