@@ -327,9 +327,31 @@ def test_reskd_recipe_fills_only_what_the_command_line_leaves_unset():
     base = ["actnet", "RGB", "--model", "tsn", "--distill", "t.pth", "--root_dataset", "/nonexistent"]
     args = parse_args(base + ["--lr", "0.02", "--amp", "fp16", "--dropout", "0.3", "--num_segments", "8"])
     assert (args.lr, args.amp, args.dropout, args.num_segments) == (0.02, "fp16", 0.3, 8)
-    assert (args.paramwise, args.clip_gradient, args.student_size, args.consensus_first) == ("rkd", 20.0, 112, True)
+    assert (args.paramwise, args.clip_gradient, args.student_size, args.consensus_first) == (
+        "rkd",
+        20.0,
+        112,
+        True,
+    )
     plain = parse_args(["actnet", "RGB", "--model", "tsn", "--root_dataset", "/nonexistent"])
     assert (plain.paramwise, plain.dropout, plain.student_size, plain.amp) == (None, 0.2, None, "none")
     # a student ResKD never trained (our extension) keeps its method's recipe
     ua = parse_args(["actnet", "RGB", "--distill", "t.pth", "--root_dataset", "/nonexistent"])
     assert (ua.lr, ua.paramwise, ua.student_size) == (0.002, None, None)
+
+
+def test_the_readme_reskd_command_gets_reskds_recipe():
+    import os
+    import shlex
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md"), encoding="utf-8") as f:
+        section = f.read().split("\n## ResKD", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    train = next(shlex.split(line, comments=True) for line in block.splitlines() if "main.py " in line)
+    assert train[:2] == ["python", "main.py"]
+    got = resolved(train[2:])
+    argv, expected, source = next(
+        r for r in ROWS if r[0][:3] == ["actnet", "RGB", "--model"] and "--distill" in r[0]
+    )
+    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+    assert not wrong, f"{source}: (ours, original) {wrong}"
