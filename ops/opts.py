@@ -21,6 +21,7 @@ import warnings
 from models import DEFAULT_METHOD, get_method, method_names, store_name
 from models.core.cli import NO_OPS, WIDTH_FLAGS, add_glance_focus_arguments, check_preset_flags
 from models.core.registry import wrappers
+from ops.data.augment import parse_randaugment
 from ops.data.dataset_config import AN_FAMILY, CUSTOM, python_template
 from ops.data.video_paths import normalize_ext
 from ops.flags import (
@@ -235,6 +236,13 @@ def _validate(args: argparse.Namespace, err, script: str) -> None:
         err(
             f"--warmup_epochs and --warmup_start_lr must be >= 0, got {args.warmup_epochs}, {args.warmup_start_lr}"
         )
+    if args.randaugment not in (None, "none"):
+        try:
+            parse_randaugment(args.randaugment)
+        except ValueError as exc:
+            err(f"--randaugment: {exc}")
+    if not 0.0 <= args.grayscale <= 1.0:
+        err(f"--grayscale is a probability in [0, 1], got {args.grayscale}")
     if args.optimizer == "adamw":
         for key in sorted({"momentum", "dampening", "nesterov"} & set(args.explicit)):
             err(f"--{key} applies to --optimizer sgd, not adamw (betas 0.9 / 0.999)")

@@ -73,6 +73,8 @@ def test_randaugment_spec_of_the_convnext_configs():
     assert parse_randaugment("rand-m7").ops[4] == "Posterize" and parse_randaugment("rand-m7").num_ops == 2
     with pytest.raises(ValueError, match="cannot read 'x3'"):
         parse_randaugment("rand-m9-x3")
+    with pytest.raises(SystemExit):
+        parse_args(["kinetics", "RGB", "--model", "tada", "--randaugment", "rand-q1", "--root_dataset", "x"])
 
 
 def test_one_draw_per_clip_and_known_ops():

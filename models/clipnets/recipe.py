@@ -24,7 +24,8 @@ and the files it inherits (`_BASE_RUN: configs/pool/run/training/from_scratch_la
   `convnext_{tiny,small,base}_1k_224_ema.pth`), FINE_TUNE true, LR_REDUCE true; DATA: NUM_INPUT_FRAMES 16,
   SAMPLING_RATE 5, TRAIN_JITTER_SCALES [0.08, 1.0] (a random resized crop), AUGMENTATION.RATIO [0.75, 1.333];
   AUGMENTATION: AUTOAUGMENT.TYPE rand-m9-n4-mstd0.5-inc1, COLOR_AUG true with COLOR_P 0.0 (no colour jitter) and
-  GRAYSCALE 0.2; MIXUP, CUTMIX, RANDOM_ERASING off, LABEL_SMOOTHING 0. OPTIMIZER.HEAD_LRMULT / NEW_PARAMS(_MULT)
+  GRAYSCALE 0.2 (AUTOAUGMENT.BEFORE_CROP true is never read: `tadaconv/datasets/base/base_dataset.py` appends
+  RandAugment after the crop, as here); MIXUP, CUTMIX, RANDOM_ERASING off, LABEL_SMOOTHING 0. OPTIMIZER.HEAD_LRMULT / NEW_PARAMS(_MULT)
   are read only by `tadaconv/models/utils/optimizer.py`'s layer-wise-decay branch, which LAYER_WISE_LR_DECAY 1.0
   (base.yaml) leaves unused: the branch that runs gives the route functions ("rf") and the head 5x the lr, their
   biases 10x (LR_REDUCE with FINE_TUNE; `boost_new_lr` here), and no weight decay to names holding "bn" or "norm"
