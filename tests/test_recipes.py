@@ -306,7 +306,8 @@ def test_the_table_covers_every_method_and_dataset_of_the_readme():
         "e3d": ["jester", "ucf101", "kinetics"],
         "tada": ["kinetics", "somethingv2"],
     }
-    assert set(readme) | set(PRESET_RECIPE) == set(method_names())
+    built_in = {n for n in method_names() if get_method(n).model_cls.__module__.startswith("models.")}
+    assert set(readme) | set(PRESET_RECIPE) == built_in  # (a test may have registered a toy method)
     missing = {(m, d) for m, ds in readme.items() for d in ds} - covered - set(NO_SOURCE)
     assert not missing
     assert not set(NO_SOURCE) & covered
