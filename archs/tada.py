@@ -141,6 +141,8 @@ class TAdaNet(nn.Module):
         self.head = ClipHead(backbone.feature_dim, num_classes, dropout)
         self.feature_dim = backbone.feature_dim
         self.eval_softmax = eval_softmax
+        # the ImageNet file's tell-tale key and its converter to this network's keys (convert_pretrained)
+        self.image_converter = ("layer1.0.conv1.weight", factorize_resnet_weights)
 
     @property
     def last_linear(self) -> nn.Linear:
@@ -161,17 +163,19 @@ class TAdaNet(nn.Module):
         return logits.softmax(-1) if self.eval_softmax and not self.training else logits
 
     def convert_pretrained(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Returns weights for this network from a published file's state_dict: a torchvision-layout ResNet
-        (`layer1.0.conv1.weight`, ...) is factorised (factorize_resnet_weights) and completed with this network's
-        own route functions, `b_avgpool_bn` and head, which keep their initial values (the official ImageNet
-        initialisation); a TAdaConv file (`backbone.*`, `head.*`) is returned unchanged."""
-        if "layer1.0.conv1.weight" not in state_dict:
+        """Returns weights for this network from a published file's state_dict: an ImageNet file (TAda2D: a
+        torchvision-layout ResNet, factorised by factorize_resnet_weights; TAdaConvNeXtV2: a ConvNeXt, converted by
+        convnext_to_tadaconvnext) is converted and completed with this network's own route functions, temporal
+        branches and head, which keep their initial values (the official ImageNet initialisation); a TAdaConv file
+        (`backbone.*`, `head.*`) is returned unchanged."""
+        key, convert = self.image_converter
+        if key not in state_dict:
             return dict(state_dict)
-        converted = factorize_resnet_weights(state_dict)
+        converted = convert(state_dict)
         own = self.state_dict()
         extra = sorted(set(converted) - set(own))
         if extra:
-            raise KeyError(f"factorised ResNet weights do not fit this TAda network: {extra[:5]}")
+            raise KeyError(f"converted ImageNet weights do not fit this TAda network: {extra[:5]}")
         return {**{k: v for k, v in own.items() if k not in converted}, **converted}
 
     def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:

@@ -11,7 +11,7 @@ Details copied literally from the official code (they change the numbers):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -186,7 +186,29 @@ def tadaconvnextv2(
     backbone = ConvNeXtBackbone(depths or d, dims or w, head_dim or h, p if drop_path is None else drop_path)
     net = TAdaNet(backbone, num_classes, dropout, eval_softmax)
     net.num_frames = num_frames
+    net.image_converter = ("downsample_layers.0.0.weight", convnext_to_tadaconvnext)
     return net
+
+
+def convnext_to_tadaconvnext(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Returns TAdaConvNeXtV2 `backbone.*` weights from a 2-D ConvNeXt state_dict (the ImageNet files TAdaConv
+    starts from, e.g. convnext_tiny_1k_224_ema.pth), as the official `convert_convnext_weights`: the stem's 4x4
+    kernel becomes the middle of a 3-frame kernel (zeros either side), every other conv kernel gains a temporal
+    axis of 1, the depthwise 7x7 kernels and biases take TAdaConv2d's shapes (1, 1, C, 1, 7, 7) / (1, 1, C);
+    LayerNorms, linears and `gamma` are copied; `head.*` is dropped."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("head"):
+            continue
+        if key == "downsample_layers.0.0.weight":
+            zeros = torch.zeros_like(value)
+            value = torch.stack((zeros, value, zeros), dim=2)
+        elif key.endswith("dwconv.weight") or key.endswith("dwconv.bias"):
+            value = value[None, None]
+        elif value.dim() > 2:
+            value = value.unsqueeze(2)
+        out[f"backbone.{key}"] = value
+    return out
 
 
 def tadaconvnextv2_t(num_classes: int = 400, num_frames: int = 16, **kw) -> TAdaNet:

@@ -56,6 +56,21 @@ PRETRAINED: dict[str, tuple[str, str]] = {
         "the Efficient-3DCNNs README's Google Drive folder (Kinetics-600 3D-MobileNetV2 1.0x; "
         "https://drive.google.com/open?id=1eggpkmy_zjb62Xra6kQviLa67vzP_FR8)",
     ),
+    "tadaconvnextv2_t": (
+        "ckpt/convnext_tiny_1k_224_ema.pth",
+        "https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224_ema.pth (the ImageNet-1k ConvNeXt-T that "
+        "TAdaConv initialises TAdaConvNeXtV2-T from, converted on loading)",
+    ),
+    "tadaconvnextv2_s": (
+        "ckpt/convnext_small_1k_224_ema.pth",
+        "https://dl.fbaipublicfiles.com/convnext/convnext_small_1k_224_ema.pth (the ImageNet-1k ConvNeXt-S that "
+        "TAdaConv initialises TAdaConvNeXtV2-S from, converted on loading)",
+    ),
+    "tadaconvnextv2_b": (
+        "ckpt/convnext_base_1k_224_ema.pth",
+        "https://dl.fbaipublicfiles.com/convnext/convnext_base_1k_224_ema.pth (the ImageNet-1k ConvNeXt-B that "
+        "TAdaConv initialises TAdaConvNeXtV2-B from, converted on loading)",
+    ),
     "tada2d_r50": (
         "ckpt/resnet50-0676ba61.pth",
         "https://download.pytorch.org/models/resnet50-0676ba61.pth (the ImageNet ResNet-50 that TAdaConv "

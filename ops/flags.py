@@ -8,7 +8,7 @@ import argparse
 from models import DEFAULT_METHOD, get_method, method_names
 from models.core.cli import arch_type
 from models.core.recipes import DATASET_PRESET
-from ops.data.transforms import TRAIN_CROPS
+from ops.data.augment import TRAIN_CROPS
 
 DATASETS = tuple(DATASET_PRESET)
 
@@ -87,8 +87,21 @@ def add_data_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--train_crop",
         choices=TRAIN_CROPS,
-        help="training crop: tsm (multi-scale crop with fixed offsets, the Uni-AdaFocus/TSM default) or the "
-        "Efficient-3DCNNs multi-scale random | corner | center crops (default: the model's; e3d: corner)",
+        help="training crop: tsm (multi-scale crop with fixed offsets, the Uni-AdaFocus/TSM default), the "
+        "Efficient-3DCNNs multi-scale random | corner | center crops, or TAdaConv's jitter (short side in "
+        "[224, 340]) | rrc (random resized crop) (default: the model's; e3d: corner; tada: jitter, convnext rrc)",
+    )
+    g.add_argument(
+        "--randaugment",
+        metavar="SPEC",
+        help="training: RandAugment on each clip, e.g. rand-m9-n4-mstd0.5-inc1 (timm's grammar); none: off "
+        "(recipe: tadaconvnextv2_* on, else off)",
+    )
+    g.add_argument(
+        "--grayscale",
+        type=float,
+        metavar="P",
+        help="training: turn a clip grey with probability P (recipe: tadaconvnextv2_* 0.2, else 0)",
     )
     g.add_argument(
         "--resize_backend",
@@ -192,7 +205,24 @@ def add_optim_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--lr_type", choices=("cos", "step"), help="(preset cos)")
     g.add_argument("--lr_steps", type=float, nargs="+", help="epochs where the step schedule decays x0.1")
     g.add_argument(
-        "--lr_per_step", action="store_true", help="update the cosine lr every iteration (orig: epoch)"
+        "--lr_per_step",
+        action="store_const",
+        const=True,
+        help="update the lr every iteration (cosine and warm-up at the fractional epoch; recipe: tada on, as "
+        "TAdaConv; else per epoch, as the other originals)",
+    )
+    g.add_argument("--lr_per_epoch", dest="lr_per_step", action="store_const", const=False, help="per epoch")
+    g.add_argument(
+        "--warmup_epochs",
+        type=float,
+        help="linear warm-up over the first W epochs from --warmup_start_lr to the schedule's lr at W (recipe: "
+        "0; tada 8, as TAdaConv)",
+    )
+    g.add_argument("--warmup_start_lr", type=float, help="the lr the warm-up starts from (tada2d_r50: 0.01)")
+    g.add_argument(
+        "--optimizer",
+        choices=("sgd", "adamw"),
+        help="sgd (recipe default) or adamw (betas 0.9 / 0.999, decoupled weight decay; tadaconvnextv2_*)",
     )
     g.add_argument("--momentum", type=float, help="SGD momentum (0.9)")
     g.add_argument("--dampening", type=float, help="SGD dampening (0; e3d: 0.9, as Efficient-3DCNNs)")
@@ -264,7 +294,17 @@ def add_run_flags(g: argparse._ArgumentGroup) -> None:
         help="first epoch (default: the checkpoint's epoch when resuming, else 0)",
     )
     g.add_argument("-e", "--evaluate", action="store_true", help="validate only")
-    g.add_argument("--save_scores", help="write the per-video logits of the evaluation to FILE")
+    g.add_argument(
+        "--save_scores",
+        help="write the per-video scores of the evaluation to FILE (.npz: fused logits, exit logits, and each "
+        "view's raw logits)",
+    )
+    g.add_argument(
+        "--view_fusion",
+        choices=("logits", "softmax"),
+        help="evaluation with several views: average the raw logits (Uni-AdaFocus, TSM, X3D, AdaFocus) or the "
+        "softmax probabilities (e3d, tada, as Efficient-3DCNNs and TAdaConv) (default: the method's original)",
+    )
     g.add_argument(
         "--policy",
         choices=("learned", "random"),

@@ -20,8 +20,8 @@ import warnings
 
 from models import DEFAULT_METHOD, get_method, method_names, store_name
 from models.core.cli import NO_OPS, WIDTH_FLAGS, add_glance_focus_arguments, check_preset_flags
-from models.core.recipes import dataset_preset
 from models.core.registry import wrappers
+from ops.data.augment import parse_randaugment
 from ops.data.dataset_config import AN_FAMILY, CUSTOM, python_template
 from ops.data.video_paths import normalize_ext
 from ops.flags import (
@@ -36,7 +36,6 @@ from ops.flags import (
 SCRIPTS = ("main", "nview", "early_exit")
 STORE_TRUE = (
     "evaluate",
-    "lr_per_step",
     "compile",
     "multiprocessing_distributed",
     "trust_checkpoint",
@@ -146,6 +145,10 @@ def resolve_args(
     args.model = args.model or DEFAULT_METHOD
     method = get_method(args.model)
     _check_scope(args, err, method)
+    for wrapper in wrappers():  # e.g. ResKD's recipe for --distill, over the method's
+        for key, value in (wrapper.recipe(args) if wrapper.recipe else {}).items():
+            if getattr(args, key, None) is None:
+                setattr(args, key, value)
     try:
         if method.resolve_args is not None:
             method.resolve_args(args)
@@ -155,7 +158,7 @@ def resolve_args(
     for f in dataclasses.fields(cfg):
         if getattr(args, f.name, None) is None and f.name not in ("num_classes", "x3d_overrides"):
             setattr(args, f.name, getattr(cfg, f.name))
-    recipe = method.config_cls.recipe(dataset_preset(args.dataset), args.dataset)
+    recipe = cfg.run_recipe()
     for key, value in {**recipe, **RUN_DEFAULTS}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -239,6 +242,20 @@ def _validate(args: argparse.Namespace, err, script: str) -> None:
         err(f"--workers must be >= 0, got {args.workers}")
     if args.lr <= 0:
         err(f"--lr must be > 0, got {args.lr}")
+    if args.warmup_epochs < 0 or args.warmup_start_lr < 0:
+        err(
+            f"--warmup_epochs and --warmup_start_lr must be >= 0, got {args.warmup_epochs}, {args.warmup_start_lr}"
+        )
+    if args.randaugment not in (None, "none"):
+        try:
+            parse_randaugment(args.randaugment)
+        except ValueError as exc:
+            err(f"--randaugment: {exc}")
+    if not 0.0 <= args.grayscale <= 1.0:
+        err(f"--grayscale is a probability in [0, 1], got {args.grayscale}")
+    if args.optimizer == "adamw":
+        for key in sorted({"momentum", "dampening", "nesterov"} & set(args.explicit)):
+            err(f"--{key} applies to --optimizer sgd, not adamw (betas 0.9 / 0.999)")
     if args.nesterov and (args.momentum <= 0 or args.dampening != 0):
         err(f"--nesterov needs momentum > 0 and --dampening 0 (got {args.momentum}, {args.dampening})")
     if args.start_epoch is not None and not 0 <= args.start_epoch < args.epochs:

@@ -58,14 +58,15 @@ def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:
 
 
 def run_schedule(common: list[str], schedule: tuple[tuple[str, ...], ...]) -> tuple:
-    """Runs a staged method's training schedule (Method.schedule; `{i}` = the checkpoint of step i); returns the
-    last step's resolved arguments and checkpoint path."""
+    """Runs a staged method's training schedule (Method.schedule; `{i}` = the best checkpoint of step i, as the
+    staged original, which saved only the best on validation); returns the last step's resolved arguments and
+    its best checkpoint's path."""
     ckpts: list[str] = []
     for step in schedule:
         args = parse_args(common + [flag.format(*ckpts) for flag in step])
         print(f"=> schedule step {len(ckpts)}: {' '.join(step)}")
         run(args)
-        ckpts.append(os.path.join(args.run_dir, "ckpt.pth.tar"))
+        ckpts.append(os.path.join(args.run_dir, "ckpt.best.pth.tar"))
     return args, ckpts[-1]
 
 

@@ -331,3 +331,28 @@ def test_an_variant_trains_and_exits_early(data_root, tmp_path):
     points = curves["confidence"]
     assert len(points) == 35 and all(len(p["exit_fractions"]) == 4 for p in points)  # q = 0.5 .. 3.9, 4 exits
     assert points[0]["gflops"] < points[-1]["gflops"]  # most videos exit early at q = 0.5, late at q = 3.9
+
+
+@pytest.mark.parametrize("preset,concat", [("an", False), ("tsm", False), ("an", True), ("tsm", True)])
+def test_policy_and_random_branches_are_two_focus_forwards(preset, concat):
+    # V2's models/adafocus_v2.py (an) and Sth-Sth main.py (tsm) call the focus network once per branch, so its
+    # BatchNorm normalises each branch alone: policy then random (an), random then policy (tsm).
+    # --concat_branches stacks them into one forward instead.
+    from models.core.patches import fixed_patch_grid
+
+    model, cfg = tiny(preset, concat_branches=concat)
+    model.train()
+    focus = model.local_CNN if preset == "an" else model.local_CNN.base_model
+    inputs = []
+    focus.conv1.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach().clone()))
+    x = torch.randn(2, 4 if preset == "an" else 6, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    out = model(x)
+    frames = (x[:, model.order] if preset == "an" else x[:, 2:]).flatten(0, 1)  # (B * 4, 3, S, S)
+    actions = out["actions"] if preset == "an" else out["actions"].unsqueeze(1).expand(2, 4, 2)
+    policy = fixed_patch_grid(frames, actions.reshape(-1, 2), cfg.patch_size, cfg.input_size)
+    if concat:
+        assert [len(i) for i in inputs] == [16] and torch.equal(inputs[0][:8], policy)
+    else:
+        assert [len(i) for i in inputs] == [8, 8]
+        assert torch.equal(inputs[0 if preset == "an" else 1], policy)
+        assert not torch.allclose(inputs[0], inputs[1])  # the other forward: the random patches

@@ -145,7 +145,7 @@ def test_command_lines_and_recipes(tmp_path):
     args = parse_args(
         ["kinetics", "RGB", "--model", "tada", "--arch", "tadaconvnextv2_t", "--root_dataset", "x"]
     )
-    assert (args.num_segments, args.downsample, args.pretrain) == (16, 5, "none")
+    assert (args.num_segments, args.downsample, args.pretrain) == (16, 5, "imagenet")  # ConvNeXt-T IN-1k
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,11 @@ def test_command_lines_and_recipes(tmp_path):
             ["--model", "tada", "--arch", "tadaconvnextv2_t", "--focus_base_width", "8"],
             "applies to a resnet or",
         ),
-        (["--model", "tada", "--arch", "tadaconvnextv2_t", "--pretrain", "imagenet"], "only TAda2D has"),
+        (["--model", "tada", "--drop_path", "0.1"], "drop_path applies to the TAdaConvNeXtV2"),
+        (
+            ["--model", "tada", "--arch", "tadaconvnextv2_t", "--momentum", "0.8"],
+            "applies to --optimizer sgd",
+        ),
         (["--model", "tada", "--num_segments", "2"], ">= 3 frames"),
         (["--downsample", "2"], "--downsample only applies to --model e3d / tada"),
         (["--model", "x3d", "--arch", "mobilenetv2_3d"], "does not fit --model x3d"),
@@ -256,6 +260,17 @@ def test_e3d_trains_resumes_original_checkpoints_and_evaluates_views(data_root, 
     saved = np.load(scores)
     assert views["views"] == 6 and saved["logits"].shape == (9, 3) and saved["exit_logits"].shape == (9, 1, 3)
     assert views["gflops"] == pytest.approx(6 * views["gflops_per_view"])
+    # Efficient-3DCNNs' test.py averages the views' softmax scores: logits = log(mean softmax) of the raw views
+    raw = torch.from_numpy(saved["view_logits"])
+    assert raw.shape == (9, 6, 3)
+    torch.testing.assert_close(
+        torch.from_numpy(saved["logits"]).softmax(-1), raw.softmax(-1).mean(1), rtol=1e-5, atol=1e-6
+    )
+    run_nview(_args(data_root, tmp_path, "e3d", *flags[:8], "--resume", path, "--test_crops", "3",
+                    "--n_val_samples", "2", "--save_scores", str(scores), "--view_fusion", "logits", script="nview"))  # fmt: skip
+    again = np.load(scores)
+    np.testing.assert_array_equal(again["view_logits"], saved["view_logits"])
+    np.testing.assert_allclose(again["logits"], saved["view_logits"].mean(1), rtol=1e-6, atol=1e-6)
 
 
 def test_tada_trains_and_its_original_checkpoints_evaluate(data_root, tmp_path):

@@ -140,3 +140,35 @@ def test_map_numpy_inputs_equal_torch():
     assert mean_average_precision(scores, target) == mean_average_precision(
         torch.tensor(scores), torch.tensor(target)
     )
+
+
+def test_view_fusion_of_logits_and_of_softmax():
+    from ops.engine.metrics import fuse_views
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4, 3, 5, generator=g) * 3
+    torch.testing.assert_close(fuse_views(z, "logits"), z.mean(1))
+    fused = fuse_views(z, "softmax")  # a logit vector whose softmax is the mean of the views' softmax
+    torch.testing.assert_close(fused.exp(), z.softmax(-1).mean(1), rtol=1e-6, atol=1e-7)
+    # TAdaConv sums the views' softmax: the same argmax (and, through softmax, the same mAP)
+    assert torch.equal(fused.argmax(-1), z.softmax(-1).sum(1).argmax(-1))
+    assert torch.equal(fuse_views(z[:, :1], "softmax"), z[:, 0])  # one view: the raw logits
+    exits = torch.randn(4, 3, 2, 5, generator=g)  # (B, V, E, C): fused per exit
+    torch.testing.assert_close(fuse_views(exits, "softmax")[:, 1].exp(), exits[:, :, 1].softmax(-1).mean(1))
+
+
+def test_first_label_map_is_adafocus_v1s_activitynet_metric():
+    from ops.engine.loops import Predictions, summarize
+
+    # two videos with a second label: V1 scores ActivityNet on targets[:, 0:1] only (main_dist.py)
+    logits = torch.tensor([[3.0, 2.0, -1.0], [0.0, 1.0, 2.0], [2.0, 0.0, 1.0], [0.0, 3.0, 0.0]])
+    target = torch.tensor([[0, 2, -1], [2, -1, -1], [2, 0, -1], [1, -1, -1]])
+    pred = Predictions(logits, logits[:, None], target, torch.arange(4), 0.0)
+    metrics = summarize(pred, multi_label=True)
+    assert metrics["mAP"] == pytest.approx(mean_average_precision(logits, target))
+    assert metrics["mAP_first_label"] == pytest.approx(mean_average_precision(logits, target[:, :1]))
+    # by the first label every class's positives rank first (class 2: videos 1, 2 by p2 = .665, .245, .045, .013):
+    # AP 1, 1, 1; all labels add video 2 to class 0 (rank 2: AP 1) and video 0 to class 2 (rank 4: (1+1+3/4)/3)
+    assert logits.softmax(-1)[:, 2].argsort(descending=True).tolist() == [1, 2, 3, 0]
+    assert metrics["mAP_first_label"] == pytest.approx(100.0)
+    assert metrics["mAP"] == pytest.approx(100 * (1 + 1 + 2.75 / 3) / 3)

@@ -142,3 +142,44 @@ def test_evaluation_runs_in_float32_unless_amp_is_given():
     a = parse_args(["kinetics", "RGB"])
     assert (a.amp, eval_amp(a)) == ("fp16", "none")  # the preset's AMP is for training only
     assert eval_amp(parse_args(["kinetics", "RGB", "--amp", "bf16"])) == "bf16"
+
+
+def test_warmup_is_tadaconvs_linear_ramp_to_the_cosine_per_iteration():
+    # TAda2D K400 8x8 (configs/projects/tada/tada2d_k400.yaml): BASE_LR 0.24, MAX_EPOCH 100, WARMUP_EPOCHS 8,
+    # WARMUP_START_LR 0.01; lr_policy.get_lr_at_epoch: cur_epoch * (cosine(8) - start) / 8 + start below epoch 8.
+    args = parse_args(["kinetics", "RGB", "--model", "tada", "--root_dataset", "x"])
+    assert (args.warmup_epochs, args.warmup_start_lr, args.lr_per_step) == (8.0, 0.01, True)
+    cos8 = 0.24 * (math.cos(math.pi * 8 / 100) + 1) * 0.5
+    assert lr_at(0, args, step=0, steps_per_epoch=10) == pytest.approx(0.01, abs=1e-15)
+    assert lr_at(3, args, step=5, steps_per_epoch=10) == pytest.approx(
+        3.5 * (cos8 - 0.01) / 8 + 0.01, rel=1e-12
+    )
+    assert lr_at(8, args, step=0, steps_per_epoch=10) == pytest.approx(cos8, rel=1e-12)  # continuous at 8
+    assert lr_at(50, args, step=5, steps_per_epoch=10) == pytest.approx(
+        0.24 * (math.cos(math.pi * 50.5 / 100) + 1) * 0.5, rel=1e-12
+    )
+    # any method: a step schedule warms up to its value at W, per epoch without --lr_per_step
+    step = ns(lr_type="step", lr_steps=[2.0], lr=1.0, warmup_epochs=4.0, warmup_start_lr=0.0)
+    assert [lr_at(e, step) for e in range(6)] == pytest.approx([0.0, 0.025, 0.05, 0.075, 0.1, 0.1])
+
+
+def test_adamw_with_decoupled_decay_per_group():
+    net = nn.Linear(3, 2)
+    groups = [
+        {"params": [net.weight], "lr_mult": 5.0, "decay_mult": 1.0, "name": "w"},
+        {"params": [net.bias], "lr_mult": 10.0, "decay_mult": 0.0, "name": "b"},
+    ]
+    opt = build_optimizer(groups, ns(optimizer="adamw", lr=1e-3, weight_decay=0.02))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.9, 0.999)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([5e-3, 1e-2])
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.02, 0.0]
+    w0, b0 = net.weight.detach().clone(), net.bias.detach().clone()
+    net.weight.grad, net.bias.grad = torch.zeros_like(net.weight), torch.zeros_like(net.bias)
+    opt.step()  # zero gradients: only the decoupled decay moves the weight, w *= 1 - lr * wd; the bias stays
+    assert torch.allclose(net.weight, w0 * (1 - 5e-3 * 0.02), rtol=1e-6) and torch.equal(net.bias, b0)
+
+
+def test_adamw_refuses_sgd_flags(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["kinetics", "RGB", "--model", "tada", "--arch", "tadaconvnextv2_t", "--nesterov"])
+    assert "applies to --optimizer sgd" in capsys.readouterr().err

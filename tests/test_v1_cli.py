@@ -96,7 +96,7 @@ def chain(an_data, tmp_path_factory) -> dict:
         argv = readme_argv(name, an_data, *(out[p] for p in previous))
         args = parse_args(argv + extra)
         run(args)
-        out[name] = os.path.join(args.run_dir, "ckpt.pth.tar")
+        out[name] = os.path.join(args.run_dir, "ckpt.best.pth.tar")  # the original kept only the best
         all_args[name] = args
     out["args"] = all_args
     out["extra"] = extra
@@ -163,6 +163,7 @@ def test_key_value_form_rules(an_data, capsys):
     for tokens, message in [
         (["epoch=3"], "unknown AdaFocus V1 key 'epoch'"),
         (["clip_grad=5"], "'clip_grad' is not supported: defined but never applied"),
+        (["npb=false"], "'npb' is not supported: the original never reads it"),  # no partial BN either way
         (["consensus=fc"], "consensus=fc is not supported"),
         (["random_patch=false"], "random_patch=false does not fit train_stage=1"),
         (["distributed=false"], "distributed=false contradicts"),
@@ -322,3 +323,25 @@ def test_original_stage0_files_start_stage1(chain, an_data, tmp_path, entries):
     assert _same(state, _state(chain["stage0_glancer"]), "glancer.")
     assert _same(state, _state(chain["stage0_focuser"]), "focuser.net.")
     assert not _same(state, _state(chain["stage0_glancer"]), "focuser.net.layer1.")  # each part from its file
+
+
+def test_the_demo_starts_each_stage_from_the_previous_ones_best_checkpoint(monkeypatch, tmp_path):
+    import scripts.demo as demo
+    from models import get_method
+
+    seen = []
+    monkeypatch.setattr(demo, "run", seen.append)
+    common = [
+        "synthetic",
+        "RGB",
+        "--method",
+        "adafocus_v1",
+        "--root_dataset",
+        str(tmp_path),
+        "--root_log",
+        str(tmp_path),
+    ]
+    args, ckpt = demo.run_schedule(common, get_method("adafocus_v1").schedule)
+    best = [os.path.join(a.run_dir, "ckpt.best.pth.tar") for a in seen]
+    assert (seen[2].pretrained_glancer, seen[2].pretrained_focuser) == (best[0], best[1])
+    assert (seen[3].tune_from, seen[4].tune_from, ckpt) == (best[2], best[3], best[4])

@@ -60,7 +60,6 @@ _SWITCHES = {
     "pretrain_glancer": (["--pretrain_net", "glancer"], ["--pretrain_net", "focuser"]),
     "multiprocessing_distributed": (["--multiprocessing-distributed"], []),
     "amp": (["--amp", "fp16"], ["--amp", "none"]),
-    "npb": (["--npb"], ["--partialbn"]),
     "continuous": (["--continuous"], []),
     "ppo_continuous": (["--continuous"], []),
 }
@@ -73,6 +72,7 @@ _NO_EFFECT = {
     "num_classes": "the dataset sets the class count",
     "root_path": "data_dir sets the dataset folder",
     "gpus": "the original never reads it",
+    "npb": "the original never reads it (its networks have no partial BN)",
     "clip_grad": "defined but never applied by the original",
     "penalty": "the size-penalty reward is never called by the original",
     "dense_sample": "not used by the published runs",

@@ -22,6 +22,9 @@ class V2Config(ModelConfig):
 
     RECIPE: ClassVar[dict] = RECIPE
     coarse_to_fine: bool | None = None  # V2's --sample: process the frames coarse-to-fine ('an')
+    # training: the policy and random-patch branches through the focus network in one stacked forward (faster;
+    # BatchNorm sees both) instead of one forward each (the original)
+    concat_branches: bool | None = None
 
     def finalize(self, defaulted: set[str]) -> None:
         if self.preset == "x3d":
@@ -65,7 +68,7 @@ class V2Config(ModelConfig):
         self.num_segments = t
 
 
-V2_FLAGS = GLANCE_FLAGS + FOCUS_FLAGS + ("coarse_to_fine",)
+V2_FLAGS = GLANCE_FLAGS + FOCUS_FLAGS + ("coarse_to_fine", "concat_branches")
 
 
 def _v2_arguments(g: argparse._ArgumentGroup) -> None:
@@ -78,6 +81,13 @@ def _v2_arguments(g: argparse._ArgumentGroup) -> None:
     )
     g.add_argument(
         "--no_sample", dest="coarse_to_fine", action="store_const", const=False, help="temporal order"
+    )
+    g.add_argument(
+        "--concat_branches",
+        action="store_const",
+        const=True,
+        help="training: the policy and random-patch branches through the focus network as one stacked batch "
+        "(faster; its BatchNorm statistics mix the branches) instead of two forwards, as the original",
     )
 
 

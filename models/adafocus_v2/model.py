@@ -177,37 +177,57 @@ class AdaFocusV2(VideoModel):
         branches = [actions]
         if self.training:
             branches.append(torch.rand_like(actions))
-        frames = focus.flatten(0, 1)
-        if len(branches) > 1:
-            frames = frames.repeat(len(branches), 1, 1, 1)
-        per_frame = [a if a.dim() == 3 else a.unsqueeze(1).expand(b, n, 2) for a in branches]
-        patches = fixed_patch_grid(
-            frames, torch.cat(per_frame).reshape(-1, 2), cfg.patch_size, cfg.input_size
-        )
-        nb = len(branches)
         out = {"actions": actions}
         if self.per_frame:
-            l_feat = self.local_CNN.features(patches).mean((2, 3)).view(nb * b, n, -1)
-            local_logits = self.local_CNN_fc(l_feat)
-            steps = [self.classifier(g_feat, lf) for lf in l_feat.chunk(nb)]
+            l_feat = self._focus(focus, branches, lambda p: self.local_CNN.features(p).mean((2, 3)))
+            l_feat = [f.view(b, n, -1) for f in l_feat]
+            steps = [self.classifier(g_feat, lf) for lf in l_feat]
             out.update(
                 logits=steps[0][:, -1],
                 exit_logits=steps[0],
                 fused_branches=steps,
-                focus_branches=list(local_logits.chunk(nb)),
+                focus_branches=[self.local_CNN_fc(lf) for lf in l_feat],
                 glance_aux=glance_logits,
             )
         else:
-            f = self.local_CNN(patches, n)
-            fused = [g["final"] + lf for lf in f["final"].chunk(nb)]
+            f = self._focus(focus, branches, lambda p: self.local_CNN(p, n))
+            fused = [g["final"] + fb["final"] for fb in f]
             out.update(
                 logits=fused[0],
                 exit_logits=torch.stack([g["reg"], fused[0]], dim=1),
                 fused_branches=fused,
-                focus_branches=list(f["reg"].chunk(nb)),
+                focus_branches=[fb["reg"] for fb in f],
                 glance_aux=g["reg"],
             )
         return out
+
+    def _focus(self, focus: torch.Tensor, branches: list[torch.Tensor], net) -> list:
+        """Returns `net(patches)` for each branch's actions (policy first) on the focus frames (B, N, 3, S, S): one
+        forward per branch, as the original, so the focus network's BatchNorm normalises each branch by its own
+        batch statistics; its running statistics take the policy branch's update, then the random one's on 'an'
+        (V2's models/adafocus_v2.py), the other way round on 'tsm' (V2's Sth-Sth main.py). With `concat_branches`,
+        one forward of both branches' patches stacked (faster; BatchNorm then sees the two branches together)."""
+        cfg = self.cfg
+        b, n = focus.shape[:2]
+        frames = focus.flatten(0, 1)
+        patches = [
+            fixed_patch_grid(
+                frames,
+                (a if a.dim() == 3 else a.unsqueeze(1).expand(b, n, 2)).reshape(-1, 2),
+                cfg.patch_size,
+                cfg.input_size,
+            )
+            for a in branches
+        ]
+        if cfg.concat_branches and len(branches) > 1:
+            out = net(torch.cat(patches))
+            if isinstance(out, dict):  # the TSN focus: its clip logits
+                parts = {k: out[k].split(b) for k in ("final", "reg")}
+                return [{k: v[i] for k, v in parts.items()} for i in range(len(branches))]
+            return list(out.split(b * n))
+        order = range(len(branches)) if self.per_frame else reversed(range(len(branches)))
+        results = {i: net(patches[i]) for i in order}
+        return [results[i] for i in range(len(branches))]
 
 
 def v2_loss(outputs: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

@@ -4,6 +4,7 @@ shared preset values (models/core/recipes.py)."""
 from __future__ import annotations
 
 RECIPE = {
+    "*": dict(concat_branches=False),  # two focus forwards, as the original
     "an": dict(
         num_glance_segments=16,
         num_input_focus_segments=16,

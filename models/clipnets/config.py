@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from archs.e3d_shufflenet import SHUFFLENET_WIDTHS, SHUFFLENETV2_WIDTHS
 from archs.names import E3D_ARCHS, TADA_ARCHS
-from models.clipnets.recipe import E3D_RECIPE, TADA_RECIPE
+from models.clipnets.recipe import E3D_RECIPE, TADA_RECIPE, arch_recipe
 from models.core.config import ModelConfig, require_positive
 
 
@@ -67,29 +67,35 @@ class E3DConfig(ModelConfig):
 @dataclass
 class TAdaConfig(ModelConfig):
     """ModelConfig of `--model tada` (`focus_arch` names the network, `num_segments` the frames, `downsample` the
-    sampling rate)."""
+    sampling rate, `drop_path` the ConvNeXts' stochastic depth, `boost_new_lr` TAdaConv's LR_REDUCE: route
+    functions and head at 5x the lr, their biases 10x); each network takes its own recipe (models/clipnets/recipe.py:
+    TAda2D's, or the ConvNeXt size's over it)."""
 
     RECIPE: ClassVar[dict] = TADA_RECIPE
     DEFAULTS: ClassVar[dict] = dict(focus_arch="tada2d_r50", num_segments=8)
 
     downsample: int | None = None
+    drop_path: float | None = None
+    boost_new_lr: bool | None = None
+
+    def run_recipe(self) -> dict:
+        """TAda2D's recipe with the network's own values on top (ARCH_RECIPES)."""
+        return {**super().run_recipe(), **arch_recipe(self.focus_arch, self.dataset)}
 
     def finalize(self, defaulted: set[str]) -> None:
         arch = self.focus_arch
         if arch not in TADA_ARCHS:
             raise ValueError(f"focus_arch {arch} is not a TAdaConv network (--arch)")
         convnext = arch.startswith("tadaconvnextv2")
-        if convnext:  # the K400 16-frame configs: 16 frames at rate 5
-            if "num_segments" in defaulted:
-                self.num_segments = 16
-            if "downsample" in defaulted:
-                self.downsample = 5
-            if self.pretrain == "imagenet":
-                if "pretrain" not in defaulted:
-                    raise ValueError(
-                        "pretrain imagenet: only TAda2D has an ImageNet initialisation here (ResNet-50)"
-                    )
-                self.pretrain = "none"
+        for key, value in arch_recipe(
+            arch, self.dataset
+        ).items():  # the network's recipe (16 x 5 frames, ...)
+            if hasattr(self, key) and (key in defaulted or getattr(self, key) is None):
+                setattr(self, key, value)
+        if not convnext and self.drop_path is not None:
+            raise ValueError(f"drop_path applies to the TAdaConvNeXtV2 networks, not to {arch}")
+        if self.drop_path is not None and not 0.0 <= self.drop_path < 1.0:
+            raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path}")
         require_positive(self, ("downsample", "input_size"))
         least = 5 if convnext else 3  # the temporal average pool needs 3 frames (ConvNeXt's stem halves T)
         if self.num_segments < least:

@@ -65,6 +65,25 @@ def _clip_arguments(g: argparse._ArgumentGroup) -> None:
     a("--n_finetune_classes", type=int, help="e3d with --pretrain_path: must equal the dataset's classes")
 
 
+TADA_FLAGS = ("drop_path", "boost_new_lr")
+
+
+def _tada_arguments(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--drop_path",
+        type=float,
+        help="tadaconvnextv2_*: stochastic depth of the last block (recipe: 0.2 / 0.4 / 0.6 for T / S / B)",
+    )
+    g.add_argument(
+        "--boost_new_lr",
+        action="store_const",
+        const=True,
+        help="route functions and head at 5x the lr, their biases 10x (TAdaConv's LR_REDUCE; recipe: on for "
+        "tadaconvnextv2_*, off for tada2d_r50)",
+    )
+    g.add_argument("--no_boost_new_lr", dest="boost_new_lr", action="store_const", const=False, help="off")
+
+
 def _alias(args: argparse.Namespace, alias: str, name: str) -> None:
     a, b = getattr(args, alias), getattr(args, name)
     if a is not None and b is not None and a != b:
@@ -143,7 +162,8 @@ TADA = Method(
     TAdaModel,
     "TAdaConv: TAda2D-R50 or TAdaConvNeXtV2-T/S/B on one clip (--arch tada2d_r50, tadaconvnextv2_t, ...)",
     config_cls=TAdaConfig,
-    flags=SHARED_FLAGS,
+    flags=SHARED_FLAGS + TADA_FLAGS,
+    add_arguments=_tada_arguments,
     resolve_args=_tada_args,
     run_name=_tada_run_name,
 )

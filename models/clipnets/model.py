@@ -77,6 +77,8 @@ class E3DModel(ClipModel):
     the other parameters learning rate 0, here they are frozen (same updates; BatchNorm statistics still adapt
     in training mode, as in the original)."""
 
+    view_fusion = "softmax"  # test.py averages the clips' softmax scores per video
+
     def __init__(self, cfg: E3DConfig) -> None:
         arch = cfg.focus_arch
         net = create_backbone(
@@ -139,28 +141,89 @@ def load_e3d_checkpoint(net: nn.Module, path: str, arch: str) -> None:
     net.load_state_dict({k: v for k, v in state.items() if not k.startswith(head)}, strict=False)
 
 
+def tadaconv_param_group(name: str) -> str:
+    """Returns the optimizer group of the parameter `name` (a key of the network's state_dict, e.g.
+    `backbone.conv2.res_1.conv_branch.b_rf.a.weight`) by TAdaConv's `construct_optimizer` rule (its
+    `tadaconv/models/utils/optimizer.py`, the branch without layer-wise decay): route-function parameters ("rf" in
+    the name) split into "bn" / bias / other, then names holding "embd" or "cls_token", then "bn" or "norm", the
+    head (bias / other), other biases, other weights. Names are matched as substrings, as the original: a LayerNorm
+    inside `downsample_layers` is an ordinary weight, `b_bias.weight` of a route function a bias."""
+    if "rf" in name:
+        return "rf_bn" if "bn" in name else "rf_bias" if "bias" in name else "rf"
+    if "embd" in name or "cls_token" in name:
+        return "no_decay"
+    if "bn" in name or "norm" in name:
+        return "bn"
+    if "head" in name:
+        return "head_bias" if "bias" in name else "head"
+    return "bias" if "bias" in name else "weight"
+
+
+def tadaconv_group_mults(boost: bool) -> dict[str, tuple[float, float]]:
+    """Returns {group: (lr_mult, decay_mult)} of TAdaConv's groups, in its order: route functions and head at 5x
+    the lr, their biases 10x with `boost` (TRAIN.LR_REDUCE with FINE_TUNE), else 1x (OPTIMIZER.BIAS_DOUBLE false);
+    no decay for norms (BN.WEIGHT_DECAY 0) and biases."""
+    w, b = (5.0, 10.0) if boost else (1.0, 1.0)
+    return {
+        "bn": (1.0, 0.0),
+        "rf_bn": (1.0, 0.0),
+        "rf": (w, 1.0),
+        "rf_bias": (b, 0.0),
+        "weight": (1.0, 1.0),
+        "bias": (1.0, 0.0),
+        "head": (w, 1.0),
+        "head_bias": (b, 0.0),
+        "no_decay": (1.0, 0.0),
+    }
+
+
 class TAdaModel(ClipModel):
     """A TAdaConv network (`cfg.focus_arch`: tada2d_r50, tadaconvnextv2_t/s/b) on one clip; logits in eval too
-    (the official head's eval softmax is an archs option, not used here)."""
+    (the official head's eval softmax is an archs option, not used here; evaluation views are fused by their
+    softmax, `view_fusion`)."""
+
+    view_fusion = (
+        "softmax"  # the official head's softmax, views summed (ENSEMBLE_METHOD sum: the same argmax)
+    )
 
     def __init__(self, cfg: TAdaConfig) -> None:
+        extra = {} if cfg.drop_path is None else {"drop_path": cfg.drop_path}
         net = create_backbone(
             cfg.focus_arch,
             num_classes=cfg.num_classes,
             num_frames=cfg.num_segments,
             dropout=cfg.dropout,
+            **extra,
             **cfg.backbone_kwargs("focus"),  # TAda2D: --focus_base_width (tiny test builds)
         )
         super().__init__(cfg, net)
 
     @staticmethod
     def input_spec(cfg: ModelConfig) -> InputSpec:
-        """Interval clips (T frames over T * downsample), TSM crops in training, RGB / 0.45 / 0.225."""
-        return ClipModel._spec(cfg, "interval", "tsm")
+        """Interval clips (T frames over T * downsample), RGB / 0.45 / 0.225; training crops as TAdaConv's
+        configs: TAda2D the short side jittered in [224, 340] ('jitter'), the ConvNeXts a random resized crop
+        ('rrc')."""
+        return ClipModel._spec(
+            cfg, "interval", "rrc" if cfg.focus_arch.startswith("tadaconvnextv2") else "jitter"
+        )
+
+    def param_groups(self) -> list[dict]:
+        """TAdaConv's optimizer groups (`tadaconv_param_group`, `tadaconv_group_mults`), in its order; empty groups
+        are kept so the layout is the same for every network."""
+        mults = tadaconv_group_mults(bool(self.cfg.boost_new_lr))
+        params: dict[str, list] = {g: [] for g in mults}
+        for name, p in self.net.named_parameters():
+            if p.requires_grad:
+                params[tadaconv_param_group(name)].append(p)
+        return [
+            {"params": params[g], "lr_mult": lr, "decay_mult": decay, "name": g}
+            for g, (lr, decay) in mults.items()
+        ]
 
     def load_pretrained(self) -> TAdaModel:
-        """Loads the ImageNet ResNet-50, factorised into TAda2D's shapes (route functions and `b_avgpool_bn` keep
-        their zero initialisation, as the official `convert_resnet_weights`); nothing with pretrain 'none'."""
+        """Loads the ImageNet initialisation: the ResNet-50 factorised into TAda2D's shapes, or the ConvNeXt-T/S/B
+        ImageNet-1k weights converted to TAdaConvNeXtV2's (route functions, `b_avgpool_bn` / `norm_avgpool` and
+        the head keep their initial values, as the official converters); nothing with pretrain 'none'."""
         if self.cfg.pretrain not in ("none", "", None):
             load_backbone_weights(self.net, self.cfg.focus_arch, self.cfg.focus_weights)
         return self

@@ -107,6 +107,12 @@ class ModelConfig:
         and `dataset`: the shared recipe, the method's own on top, then its DEFAULTS."""
         return {**recipes.recipe(preset, dataset, cls.RECIPE), **cls.DEFAULTS}
 
+    def run_recipe(self) -> dict:
+        """Returns every recipe value of this configuration's run (what the command line leaves unset takes it):
+        `recipe(preset, dataset)`, or more where a method's recipe depends on its resolved fields (e.g. TAdaConv's
+        per network)."""
+        return self.recipe(self.preset, self.dataset)
+
     def finalize(self, defaulted: set[str]) -> None:
         """The method's part of the validation step: derive and check fields (raise ValueError naming the flag);
         `defaulted` = the fields that took a default. Nothing by default."""

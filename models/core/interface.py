@@ -14,7 +14,9 @@ The engine asks the model, never the method's name:
 - `decisions(outputs)` -> which input frames the model glanced at and selected, and where it looked (pictures of
   a prediction, ops/tools/visualize.py); None for a model without policies;
 - `exit_family`: the family of exit distributions early exit sweeps (default: 'two_exit' for 2 exits, else
-  'geometric').
+  'geometric');
+- `view_fusion`: how evaluation fuses the views (crops x clips) of a video, as the method's original did: 'logits'
+  (the mean of the raw logits, the default) or 'softmax' (the mean of the softmax probabilities).
 For the tools (ops/tools, ops/demo, scripts), each optional (the defaults say "not available"):
 - `staged`: True when `glance_stage(x, prepare)` / `focus_stage(state, rows, aux)` split the forward at the first
   exit, so early exit runs the second stage only for the videos that stay (`forward = focus_stage(glance_stage)`);
@@ -111,6 +113,7 @@ class VideoModel(nn.Module):
     amp_scope = "model"
     single_process: str | None = None  # why training must run in a single process (None: any world size)
     original_prefix = ""
+    view_fusion = "logits"  # evaluation views: mean of the raw logits ('softmax': of the probabilities)
     policy = "learned"  # methods with learned policies: 'random' is the evaluation control (--policy random)
     staged = False  # glance_stage / focus_stage split the forward at the first exit
 

@@ -81,6 +81,10 @@ COMMON = dict(
     lr=0.02,
     lr_type="cos",
     lr_steps=[50.0, 100.0],
+    lr_per_step=False,  # the schedule steps per epoch (TAdaConv: per iteration)
+    warmup_epochs=0.0,
+    warmup_start_lr=0.0,
+    optimizer="sgd",
     momentum=0.9,
     dampening=0.0,
     nesterov=False,
@@ -89,6 +93,8 @@ COMMON = dict(
     amp="fp16",
     eval_freq=1,
     print_freq=20,
+    randaugment="none",  # training augmentation beyond the model's crop and flip: none (TAdaConvNeXtV2: on)
+    grayscale=0.0,
 )
 
 PRESET_VALUES: dict[str, dict] = {

@@ -39,7 +39,8 @@ class Method:
         (e.g. AdaFocus V1's `key=value` tokens), or None when argv is not in that form; raise ValueError naming
         the offending token. The one parser asks every method before parsing.
     schedule: the training stages of a staged method in order, each as the flags it adds to a command line;
-        `{i}` in a flag stands for the checkpoint of step i (e.g. `--tune_from {2}`). Empty: one training run.
+        `{i}` in a flag stands for the best checkpoint of step i (`ckpt.best.pth.tar`, e.g. `--tune_from {2}`).
+        Empty: one training run.
     """
 
     name: str
@@ -61,12 +62,15 @@ class Wrapper:
 
     build: `build(model_cls, cfg)` -> the wrapped model when `cfg` asks for it, else None (the plain model).
     add_arguments: adds the wrapper's flags to the shared parser, in a group titled `title`.
+    recipe: `recipe(args)` -> the values a run behind the wrapper takes where the command line sets none (over
+        the method's recipe; e.g. ResKD's for `--distill`), {} when the wrapper is off.
     """
 
     name: str
     title: str
     build: Callable[[type[nn.Module], ModelConfig], nn.Module | None]
     add_arguments: Callable[[argparse._ArgumentGroup], None] | None = None
+    recipe: Callable[[argparse.Namespace], dict] | None = None
 
 
 _METHODS: dict[str, Method] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from models.core.registry import Wrapper, register_wrapper
 from models.reskd.distill import DistillConfig, Distiller, attach_teacher, build_student
 from models.reskd.flags import add_arguments
+from models.reskd.recipe import distill_recipe
 
 register_wrapper(
     Wrapper(
@@ -13,6 +14,7 @@ register_wrapper(
         "distillation (ResKD; models/reskd/)",
         build_student,
         add_arguments,
+        distill_recipe,
     )
 )
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
+from ops.data.augment import TRAIN_CROPS, ClipAugment, crop_box
 from ops.data.dataset_config import DatasetConfig, require_path
 from ops.data.lists import (
     MAX_LABELS,
@@ -30,12 +31,10 @@ from ops.data.lists import (
 from ops.data.resize import RESIZE_BACKENDS, Scratch, resize_frames
 from ops.data.transforms import (
     TEST_CROPS,
-    TRAIN_CROPS,
     crop_resize,
     flip_inplace,
     resize_to_slots,
     scaled_size,
-    train_crop_box,
     view_boxes,
 )
 from ops.data.video_io import FrameFolder, FrameReadError, read_frames
@@ -122,8 +121,9 @@ class VideoDataset(Dataset):
     Clip models (`sampling` 'loop' or 'interval', one frame set: num_glance 0) take T = num_candidates frames of
     one clip instead of T segments: the Efficient-3DCNNs loop-padded clip every `clip_stride` frames or the TAdaConv
     interval clip (ops.data.lists); in evaluation clip c of num_clips replaces segment offset c.
-    `train_crop` picks the training crop box: 'tsm' (default) or the Efficient-3DCNNs 'random' / 'corner' /
-    'center' multi-scale crops (ops.data.transforms.train_crop_box; the flip, if allowed, follows the crop).
+    `train_crop` picks the training crop box: 'tsm' (default), the Efficient-3DCNNs 'random' / 'corner' /
+    'center' multi-scale crops or TAdaConv's 'jitter' / 'rrc' (ops.data.augment.crop_box; the flip, if allowed,
+    follows the crop); `augment` (ops.data.augment.ClipAugment) then changes each training frame set in place.
     Resizing: resize_backend='pil' (default) is PIL's bilinear filter, as the originals; 'cv2' is OpenCV
     INTER_LINEAR (no antialiasing when shrinking). Each frame set is cut, resized and written channels-first into
     the item in one batch (ops.data.resize).
@@ -162,6 +162,7 @@ class VideoDataset(Dataset):
         sampling: str = "segments",
         clip_stride: int = 1,
         train_crop: str = "tsm",
+        augment: ClipAugment | None = None,
     ) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -193,6 +194,7 @@ class VideoDataset(Dataset):
         if train_crop not in TRAIN_CROPS:
             raise ValueError(f"train_crop must be one of {TRAIN_CROPS}, got {train_crop!r}")
         self.sampling, self.clip_stride, self.train_crop = sampling, clip_stride, train_crop
+        self.augment = augment
         self.list_file = list_file or (config.train_list if split == "train" else config.val_list)
         if records is None:
             require_path(self.list_file, config.name, "lists", "list file")
@@ -366,11 +368,13 @@ class VideoDataset(Dataset):
         out = frames_t.numpy().reshape(self.num_views, numbers.shape[1], 3, S, S)  # a view
         if self.train:
             for part in self.crop_sets():
-                box = train_crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
+                box = crop_box(frames.shape[2], frames.shape[1], S, rng, self.train_crop)
                 crop, slots, buffers = crop_resize(frames, box), inverse[0, part], self._resize_scratch
                 view = resize_to_slots(crop, slots, out[0, part], self.resize_backend, buffers)
                 if self.config.flip and rng.random() < 0.5:
                     flip_inplace(view)
+                if self.augment is not None:
+                    self.augment(view, rng)
         else:
             # GroupScale (a no-op if the short side fits), on the buffer the unresized views below leave free
             size = scaled_size(frames.shape[2], frames.shape[1], self.scale_size)

@@ -87,6 +87,7 @@ def _cache_key(args: argparse.Namespace, info: D.DistInfo) -> str:
         args.train_list,
         args.val_list,
         args.seed,
+        getattr(args, "view_fusion", None),
     ]
     return hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()[:16]
 

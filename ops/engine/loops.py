@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from models import InputSpec
+from ops.data.augment import clip_augment
 from ops.data.dataset import VideoDataset, make_loader
 from ops.data.dataset_config import DatasetConfig
 from ops.data.transforms import HostBuffers, normalize
@@ -30,7 +31,7 @@ from ops.engine.distributed import (
     split_workers,
     unwrap,
 )
-from ops.engine.metrics import accuracy, mean_average_precision, topk_hits
+from ops.engine.metrics import accuracy, fuse_views, mean_average_precision, topk_hits
 from ops.engine.optim import adjust_learning_rate, autocast_context, backward_step, lr_at
 from ops.engine.runlog import RunLogger
 
@@ -70,6 +71,13 @@ def build_dataset(
         sampling=spec.sampling,
         clip_stride=spec.clip_stride,
         train_crop=getattr(args, "train_crop", None) or spec.train_crop,
+        augment=clip_augment(
+            getattr(args, "randaugment", None),
+            getattr(args, "grayscale", 0.0),
+            spec.mean,
+            spec.pixel_scale,
+            spec.bgr,
+        ),
     )
 
 
@@ -242,14 +250,21 @@ def _epoch_means(
 
 @dataclass
 class Predictions:
-    """Per-video results of a split, in dataset order: logits (n, C) and exit_logits (n, E, C), averaged over
-    views; target (n,) or (n, 3); index (n,) positions in the list file."""
+    """Per-video results of a split, in dataset order: logits (n, C) and exit_logits (n, E, C), fused over views
+    (`view_fusion`); target (n,) or (n, 3); index (n,) positions in the list file; view_logits (n, V, C), each
+    view's raw logits, when asked for (`--save_scores`)."""
 
     logits: torch.Tensor
     exit_logits: torch.Tensor
     target: torch.Tensor
     index: torch.Tensor
     seconds: float
+    view_logits: torch.Tensor | None = None
+
+
+def view_fusion(model: nn.Module, args: argparse.Namespace) -> str:
+    """How the views of a video are fused: --view_fusion, else the model's original's (VideoModel.view_fusion)."""
+    return getattr(args, "view_fusion", None) or getattr(unwrap(model), "view_fusion", "logits")
 
 
 @torch.no_grad()
@@ -261,19 +276,26 @@ def predict(
     logger: RunLogger,
     desc: str = "val",
 ) -> Predictions:
-    """Runs the model in eval mode over a loader; views of a video are averaged (raw logits, as the originals)."""
+    """Runs the model in eval mode over a loader; the views of a video are fused as `view_fusion` says (raw logits
+    averaged, or softmax probabilities); with args.save_scores each view's raw logits are kept too."""
     model.eval()
     spec, buffers = input_spec(model), HostBuffers()
+    fusion = view_fusion(model, args)
     parts: dict[str, list[torch.Tensor]] = {"logits": [], "exit_logits": [], "target": [], "index": []}
+    if getattr(args, "save_scores", None):
+        parts["view_logits"] = []
     start = time.perf_counter()
     for frames, target, index in logger.progress(loader, desc=desc, leave=False):
         views = frames.shape[1] if frames.dim() == 6 else 1
         with autocast_context(info.device, eval_amp(args)):
             out = model(to_input(frames, info.device, spec, buffers))
         b = frames.shape[0]
-        parts["logits"].append(out["logits"].float().view(b, views, -1).mean(1))
+        logits = out["logits"].float().view(b, views, -1)
+        parts["logits"].append(fuse_views(logits, fusion))
         exits = out["exit_logits"].float()
-        parts["exit_logits"].append(exits.view(b, views, *exits.shape[1:]).mean(1))
+        parts["exit_logits"].append(fuse_views(exits.view(b, views, *exits.shape[1:]), fusion))
+        if "view_logits" in parts:
+            parts["view_logits"].append(logits)
         parts["target"].append(target.to(info.device))
         parts["index"].append(torch.as_tensor(index, device=info.device))
     seconds = time.perf_counter() - start
@@ -283,22 +305,28 @@ def predict(
 
 
 def summarize(pred: Predictions, multi_label: bool) -> dict[str, float]:
-    """Returns top-1/top-5 of the final logits, the glance-exit top-1, and mAP for multi-label data."""
+    """Returns top-1/top-5 of the final logits, the glance-exit top-1, and for multi-label data the mAP over every
+    label of a video and over its first label only (`mAP_first_label`)."""
     top1, top5 = accuracy(pred.logits, pred.target, (1, 5))
     metrics = {"top1": top1, "top5": top5}
     if pred.exit_logits.shape[1] > 1:
         metrics["glance_top1"] = accuracy(pred.exit_logits[:, 0], pred.target, (1,))[0]
     if multi_label:
         metrics["mAP"] = mean_average_precision(pred.logits, pred.target)
+        # AdaFocus V1's ActivityNet / Mini-Kinetics mAP counts each video's first label only
+        metrics["mAP_first_label"] = mean_average_precision(pred.logits, pred.target[:, :1])
     return metrics
 
 
 def save_scores(path: str, pred: Predictions, ids: list[str]) -> None:
-    """Writes per-video arrays: logits (videos x classes), labels, ids (list-file paths), exit_logits."""
+    """Writes per-video arrays: logits (videos x classes, fused over views), labels, ids (list-file paths),
+    exit_logits, and view_logits (videos x views x classes: each view's raw logits) when predicted."""
+    extra = {} if pred.view_logits is None else {"view_logits": pred.view_logits.numpy()}
     np.savez(
         path,
         logits=pred.logits.numpy(),
         labels=pred.target.numpy(),
         ids=np.asarray(ids),
         exit_logits=pred.exit_logits.numpy(),
+        **extra,
     )

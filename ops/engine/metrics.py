@@ -3,6 +3,7 @@ mAP as the original ``cal_map``, running averages."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +41,24 @@ def accuracy(
     if n == 0:
         raise ValueError("accuracy of an empty batch")
     return [100.0 * h / n for h in topk_hits(logits, target, topk).tolist()]
+
+
+VIEW_FUSIONS = ("logits", "softmax")
+
+
+def fuse_views(logits: torch.Tensor, how: str) -> torch.Tensor:
+    """Returns the scores of a video from those of its views, logits (B, V, ...) -> (B, ...) over dim 1: 'logits'
+    averages the raw logits (Uni-AdaFocus, TSM, X3D); 'softmax' averages the softmax probabilities over the last
+    dim (Efficient-3DCNNs' test.py; TAdaConv sums them, the same up to a factor V) and returns their log, a logit
+    vector whose softmax is that average (log-mean-exp of the log-softmax). One view is returned as it is."""
+    if logits.shape[1] == 1:
+        return logits[:, 0]
+    if how == "logits":
+        return logits.mean(1)
+    if how != "softmax":
+        raise ValueError(f"unknown view fusion {how!r} (choose from {', '.join(VIEW_FUSIONS)})")
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    return torch.logsumexp(log_p, dim=1) - math.log(logits.shape[1])
 
 
 def multi_hot(target: torch.Tensor | np.ndarray, num_classes: int, remap_labels: bool = True) -> torch.Tensor:

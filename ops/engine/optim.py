@@ -1,10 +1,14 @@
 """Optimiser, learning-rate schedule, gradient clipping and mixed-precision helpers.
 
-As the originals: SGD with momentum (dampening and Nesterov where a method's original used them) over the model's
-param groups, each group's lr = lr_e * lr_mult and
-weight_decay = wd * decay_mult (decay_mult = 1 everywhere, so BN and biases are decayed too); lr_e follows a
-cosine per epoch `0.5 * lr * (1 + cos(pi * epoch / epochs))` (no warm-up) or a step schedule `lr * 0.1 ** k`,
-k = number of `--lr_steps` milestones with epoch >= milestone.
+As the originals: SGD with momentum (dampening and Nesterov where a method's original used them), or AdamW
+(`--optimizer adamw`, TAdaConvNeXtV2), over the model's param groups, each group's lr = lr_e * lr_mult and
+weight_decay = wd * decay_mult (the model's groups say which parameters have decay_mult 0: none for most methods,
+norm weights and biases for TAdaConv and ResKD's `--paramwise rkd`). lr_e follows a cosine
+`0.5 * lr * (1 + cos(pi * t / epochs))` or a step schedule `lr * 0.1 ** k`, k = number of `--lr_steps` milestones
+with epoch >= milestone; t is the epoch, or the fractional epoch `epoch + step / steps_per_epoch` with
+`--lr_per_step` (TAdaConv). `--warmup_epochs W` (any method) replaces the first W epochs by a linear ramp from
+`--warmup_start_lr` to the schedule's value at W, `start + t * (lr_e(W) - start) / W` (TAdaConv's rule, from
+SlowFast's `get_lr_at_epoch`: the cosine keeps its period of `epochs`, the ramp ends on it).
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+OPTIMIZERS = ("sgd", "adamw")
 
-def build_optimizer(param_groups: Iterable[dict], args: argparse.Namespace) -> torch.optim.SGD:
+
+def build_optimizer(param_groups: Iterable[dict], args: argparse.Namespace) -> torch.optim.Optimizer:
     """Returns SGD(momentum=args.momentum, wd=args.weight_decay, dampening=args.dampening (0),
-    nesterov=args.nesterov (False)) over `param_groups` (dicts: params, lr_mult, name).
+    nesterov=args.nesterov (False)), or with args.optimizer 'adamw' AdamW(betas (0.9, 0.999), eps 1e-8, decoupled
+    wd, as TAdaConv's), over `param_groups` (dicts: params, lr_mult, decay_mult, name).
 
     Groups without trainable parameters are kept (empty) so the layout, and thus resumed state, stays stable."""
     groups = []
@@ -39,6 +46,11 @@ def build_optimizer(param_groups: Iterable[dict], args: argparse.Namespace) -> t
         )
     if not any(g["params"] for g in groups):
         raise ValueError("build_optimizer: no trainable parameters in the param groups")
+    kind = getattr(args, "optimizer", None) or "sgd"
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), weight_decay=args.weight_decay)
+    if kind != "sgd":
+        raise ValueError(f"unknown --optimizer {kind!r} (choose from {', '.join(OPTIMIZERS)})")
     return torch.optim.SGD(
         groups,
         lr=args.lr,
@@ -101,15 +113,24 @@ def lr_at(
     epoch: int, args: argparse.Namespace, step: int | None = None, steps_per_epoch: int | None = None
 ) -> float:
     """Returns the base lr_e for `epoch` (0-based); with args.lr_per_step, step and steps_per_epoch, the cosine
-    uses the fractional epoch epoch + step / steps_per_epoch."""
+    and the warm-up use the fractional epoch epoch + step / steps_per_epoch (the step schedule the epoch)."""
+    t = float(epoch)
+    if getattr(args, "lr_per_step", False) and step is not None and steps_per_epoch:
+        t += step / steps_per_epoch
+    warmup = float(getattr(args, "warmup_epochs", None) or 0.0)
+    if t < warmup:
+        start = float(args.warmup_start_lr)
+        return start + t * (_scheduled(warmup, warmup, args) - start) / warmup
+    return _scheduled(t, epoch, args)
+
+
+def _scheduled(t: float, epoch: float, args: argparse.Namespace) -> float:
+    """The schedule without warm-up: cosine at the (fractional) epoch t, step at the epoch."""
     if args.lr_type == "step":
         passed = sum(epoch >= m for m in args.lr_steps)
         return args.lr * 0.1**passed
     if args.lr_type != "cos":
         raise ValueError(f"unknown --lr_type {args.lr_type!r} (cos or step)")
-    t = float(epoch)
-    if getattr(args, "lr_per_step", False) and step is not None and steps_per_epoch:
-        t += step / steps_per_epoch
     return 0.5 * args.lr * (1.0 + math.cos(math.pi * t / args.epochs))
 
 
