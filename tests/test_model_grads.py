@@ -105,9 +105,9 @@ EXPECTED = {
 }
 
 
-def tiny_model(preset: str):
+def tiny_model(preset: str, **overrides):
     torch.manual_seed(0)
-    cfg = ModelConfig(preset=preset, **TINY[preset])
+    cfg = ModelConfig(preset=preset, **{**TINY[preset], **overrides})
     model = build_model(cfg)
     model.load_state_dict(contract_state_dict(model))
     return model, cfg
