@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ops.data import dataset, dataset_config
 from ops.data.lists import parse_list_row
 from ops.tools.extract import (
     _target_size,
@@ -92,7 +93,6 @@ def test_parse_list_row_matches_dataset_reader(tmp_path):
     ):
         with pytest.raises(ValueError):
             parse_list_row(bad, sep, multi)
-    dataset = pytest.importorskip("ops.data.dataset")
     good = tmp_path / "good.txt"
     good.write_text("a 12 3\nmy video 5 0\n\n")
     records = dataset.read_list_file(str(good), " ", 4, False)
@@ -103,7 +103,6 @@ def test_parse_list_row_matches_dataset_reader(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- vid2img
 def test_extract_frames_resize_and_order(tmp_path):
-    pytest.importorskip("av")
     make_video(tmp_path / "v.mp4")
     n = extract_frames(str(tmp_path / "v.mp4"), str(tmp_path / "out"), short_side=32)
     assert n == 10
@@ -127,7 +126,6 @@ def test_extract_frames_resize_and_order(tmp_path):
 
 
 def test_extract_folder_skips_corrupt_and_resumes(tmp_path):
-    pytest.importorskip("av")
     videos, frames = tmp_path / "videos", tmp_path / "frames"
     os.makedirs(videos / "classA")
     make_video(videos / "classA" / "good.mp4", n=4)
@@ -198,7 +196,6 @@ def test_gen_label_something_v1_and_jester(tmp_path):
             val=str(ann / "val.csv"),
         )
     # the dataset config reads what was written
-    dataset_config = pytest.importorskip("ops.data.dataset_config")
     cfg = dataset_config.get_dataset_config("something", root=str(tmp_path))
     assert cfg.num_classes == 3 and cfg.train_list == str(out / "train_videofolder.txt")
 
@@ -305,8 +302,6 @@ def test_gen_label_activitynet_multilabel(tmp_path):
     assert read(out / "actnet_train_split.txt") == ["v_aaa,9,4,0", "v_bbb,8,0,1,2"]  # distinct, at most 3
     assert read(out / "actnet_val_split.txt") == ["v_ccc,7,1"]
     assert res["missing"] == {"train": [], "val": ["v_eee"]}
-    dataset_config = pytest.importorskip("ops.data.dataset_config")
-    dataset = pytest.importorskip("ops.data.dataset")
     cfg = dataset_config.get_dataset_config("actnet", data_dir=str(out))
     records = dataset.read_list_file(cfg.train_list, cfg.separator, cfg.num_classes, cfg.multi_label)
     assert [(r.path, r.num_frames) for r in records] == [("v_aaa", 9), ("v_bbb", 8)]
