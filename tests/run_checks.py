@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
+import sys
 
 import numpy as np
 import torch
@@ -60,3 +62,19 @@ def retry_on_port_clash(call, attempts: int = 3):
             if attempt == attempts - 1 or "address already in use" not in str(exc).lower():
                 raise
     return None
+
+
+def run_script(path: str, argv: list[str]) -> int:
+    """Runs the repository script `path` (e.g. 'main.py', 'scripts/demo.py') as `python path *argv` would, but in
+    this process (no interpreter start-up); returns its exit status (0 when it returns). The caller captures the
+    output (pytest's capsys)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    saved = sys.argv
+    sys.argv = [path, *argv]
+    try:
+        runpy.run_path(os.path.join(root, path), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
