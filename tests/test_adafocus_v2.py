@@ -14,12 +14,13 @@ from models import build_model, config_from_dict
 from models.adafocus_v2 import V2Config
 from models.adafocus_v2.model import v2_loss
 from models.adafocus_v2.parts import coarse_to_fine_order
-from ops.engine.checkpoint import load_checkpoint
+from ops.engine.checkpoint import load_checkpoint, read_checkpoint
 from ops.engine.early_exit import exit_distributions
 from ops.engine.evaluate import run_early_exit
 from ops.engine.flops import gflops_breakdown
 from ops.engine.train import run
 from ops.opts import parse_args
+from tests.run_checks import logged, top1_from_scores
 
 TINY = dict(
     num_classes=5,
@@ -299,7 +300,19 @@ def test_short_training_run_on_synthetic(data_root, tmp_path):
     args = parse_args(shlex.split(flags) + ["--root_dataset", data_root, "--root_log", str(tmp_path)])
     assert (args.num_glance_segments, args.num_focus_segments) == (2, 3)
     metrics = run(args)
-    assert 0.0 <= metrics["top1"] <= 100.0 and os.path.isfile(os.path.join(args.run_dir, "ckpt.pth.tar"))
+    ckpt = read_checkpoint(os.path.join(args.run_dir, "ckpt.pth.tar"))
+    cfg = ckpt["model_config"]
+    assert ckpt["epoch"] == 1 and (cfg["model"], cfg["num_classes"]) == ("adafocus_v2", 3)
+    assert (cfg["input_size"], cfg["patch_size"]) == (64, 32)
+    assert (cfg["num_glance_segments"], cfg["num_focus_segments"], cfg["stn_hidden_dim"]) == (2, 3, 8)
+    assert [r["epoch"] for r in logged(args.log_dir, "train")] == [0]
+    # the reported accuracy is the saved model's on the validation list (argmax vs the list's labels, here)
+    scores = str(tmp_path / "scores.npz")
+    evaluate = ["--evaluate", "--resume", os.path.join(args.run_dir, "ckpt.pth.tar"), "--save_scores", scores]
+    common = shlex.split(flags) + ["--root_dataset", data_root, "--root_log", str(tmp_path)]
+    again = run(parse_args([*common, *evaluate]))
+    top1 = top1_from_scores(scores, os.path.join(data_root, "synthetic", "val_videofolder.txt"))
+    assert metrics["top1"] == pytest.approx(top1) and again["top1"] == pytest.approx(top1)
 
 
 def _actnet_layout(data_root: str, folder) -> str:

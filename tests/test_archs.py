@@ -214,14 +214,18 @@ def test_temporal_shift_module_and_gradient():
 
 
 def test_an_mobilenetv2_glance_logits_match_official():
-    torch.set_num_threads(2)
     v = _video("an_gain1")
     net = MobileNetV2().eval()
     load_weights(net, _contract("an", "global_CNN."))
     fc = _contract("an", "global_CNN_fc.1.")
     x = torch.stack([_frame(0, t) for t in v["frames"]["glance"][:2]])
-    with torch.no_grad():
-        feat = net.features(x).mean((2, 3))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            feat = net.features(x).mean((2, 3))
+    finally:
+        torch.set_num_threads(threads)  # the thread count is process-wide: later tests get theirs back
     logits = F.linear(feat, fc["weight"], fc["bias"])
     ref = torch.tensor(v["global_logits_per_glance_frame"][:2])
     assert torch.allclose(logits, ref, atol=1e-5, rtol=1e-4)

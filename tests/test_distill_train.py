@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models import build_model, get_method
 from models.reskd.distill import DistillConfig, Distiller, attach_teacher
@@ -17,6 +18,7 @@ from ops.engine.evaluate import run_early_exit, run_nview
 from ops.engine.optim import model_param_groups
 from ops.engine.train import run
 from ops.opts import parse_args
+from tests.run_checks import logged, top1_from_scores
 
 
 def _tsn_cfg(frames: int = 2, size: int = 32, **kw):
@@ -89,7 +91,7 @@ def test_the_teacher_gets_no_gradient_and_keeps_its_weights(teacher_bn):
     assert out["kd_student"].shape == out["kd_teacher"].shape == (2, 2, 32, 1, 1)
     assert out["kd_student"].requires_grad and not out["kd_teacher"].requires_grad
     loss, parts = model.criterion()(out, torch.tensor([0, 2]))
-    assert loss.item() == pytest.approx(parts["loss_cls"] + parts["loss_kd"], rel=1e-6)
+    assert parts["loss_kd"] == pytest.approx(kd_mse(out["kd_student"], out["kd_teacher"], 100.0), rel=1e-5)
     loss.backward()
     opt.step()
     assert all(p.grad is None for p in teacher.parameters())
@@ -104,18 +106,63 @@ def test_the_teacher_gets_no_gradient_and_keeps_its_weights(teacher_bn):
     assert "kd_student" not in model(torch.randn(1, 2, 3, 32, 32))
 
 
-def test_kl_distillation_applies_each_classifier_per_position():
+# ResKD's configs (research notes, section 3): every CNN config weighs the feature MSE by 100, the Swin config the
+# per-position KL by 200 at temperature 2.
+RESKD_MSE_WEIGHT, RESKD_KL_WEIGHT, RESKD_KL_T = 100.0, 200.0, 2.0
+
+
+def _distilled_tsn(kd: DistillConfig) -> Distiller:
+    torch.manual_seed(0)
     tcfg = _tsn_cfg(input_size=32)
     ckpt = {"state_dict": build_model(tcfg).state_dict(), "model_config": tcfg.to_dict()}
     model = build_model(_tsn_cfg(input_size=32, student_size=16))
-    model = attach_teacher(model, ckpt, "t.pth", DistillConfig("t.pth", loss="kl"), model.cfg).train()
-    assert model.kd.weight == 200.0 and model.kd.temperature == 2.0
-    out = model(torch.randn(2, 2, 3, 32, 32))
-    assert out["kd_student"].shape == out["kd_teacher"].shape == (2 * 2 * 1 * 1, 3)
-    loss, parts = model.criterion()(out, torch.tensor([0, 1]))
-    loss.backward()
+    return attach_teacher(model, ckpt, "t.pth", kd, model.cfg).train()
+
+
+def kd_mse(student: torch.Tensor, teacher: torch.Tensor, weight: float) -> float:
+    """ResKD's `w_loss_kd * nn.MSELoss()`: weight x the mean over every element, in float64."""
+    return weight * float(((student.detach().double() - teacher.double()) ** 2).mean())
+
+
+def kd_kl(z_s: torch.Tensor, z_t: torch.Tensor, weight: float, t: float) -> float:
+    """ResKD's Swin head: weight * T^2 * KLDivLoss(log_softmax(z_s / T), softmax(z_t / T), 'mean'): the pointwise
+    p (log p - log q) summed and divided by positions x classes, in float64."""
+    log_p, log_q = F.log_softmax(z_t.double() / t, -1), F.log_softmax(z_s.detach().double() / t, -1)
+    return weight * t * t * float((log_p.exp() * (log_p - log_q)).sum()) / z_t.numel()
+
+
+@pytest.mark.parametrize(
+    "loss, weight, temperature",
+    [("mse", None, None), ("mse", 7.5, None), ("kl", None, None), ("kl", 3.0, 4.0), ("kl", None, 0.5)],
+)
+def test_the_distilled_criterion_adds_the_configured_kd_term(loss, weight, temperature):
+    """loss = CE(logits) + the KD term at the configured weight (default: ResKD's) and temperature, each part
+    computed here from the model's outputs by the formula (not by models/reskd)."""
+    model = _distilled_tsn(DistillConfig("t.pth", loss=loss, weight=weight, temperature=temperature))
+    # logits of a few units (the heads start at std 0.001): a KL far from rounding noise
+    with torch.no_grad():
+        for seed, fc in enumerate((model.student.kd_classifier(), model.teacher.kd_classifier())):
+            fc.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed))
+    out = model(torch.randn(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(3)))
+    y = torch.tensor([0, 2])
+    total, parts = model.criterion()(out, y)
+    s, t = out["kd_student"], out["kd_teacher"]
+    if loss == "mse":
+        kd = kd_mse(s, t, RESKD_MSE_WEIGHT if weight is None else weight)
+    else:
+        temp = RESKD_KL_T if temperature is None else temperature
+        kd = kd_kl(s, t, RESKD_KL_WEIGHT if weight is None else weight, temp)
+        # the temperature matters here: the same term at T = 1 is clearly different
+        assert abs(kd_kl(s, t, RESKD_KL_WEIGHT if weight is None else weight, 1.0) - kd) > 1e-3 * abs(kd)
+    cls = float(F.cross_entropy(out["logits"].detach().double(), y))  # TSN: plain CE on the consensus logits
+    assert kd > 1e-4 and parts["loss_kd"] == pytest.approx(kd, rel=1e-5)
+    assert parts["loss_cls"] == pytest.approx(cls, rel=1e-5)
+    assert total.item() == pytest.approx(cls + kd, rel=1e-5)
+    total.backward()
     assert model.student.new_fc.weight.grad is not None
     assert all(p.grad is None for p in model.teacher.parameters())
+    if loss == "kl":
+        assert s.shape == t.shape == (2 * 2 * 1 * 1, 3)  # each classifier applied at every position
 
 
 def test_distillation_flags_are_refused_where_they_cannot_apply(capsys):
@@ -147,19 +194,38 @@ def test_a_distilled_uniadafocus_trains_and_evaluates_without_the_teacher(data_r
     torch.save({"state_dict": build_model(tcfg).state_dict(), "model_config": tcfg.to_dict()}, teacher_path)
     common = ["synthetic", "RGB", "--root_dataset", data_root, "--root_log", str(tmp_path), *UA]
     args = parse_args([*common, "--epochs", "1", "--distill", teacher_path, "--paramwise", "rkd"])
-    metrics = run(args)
-    assert 0.0 <= metrics["top1"] <= 100.0
-    lines = open(os.path.join(args.run_dir, "metrics.jsonl")).read()
-    assert '"loss_kd"' in lines and '"loss_cls"' in lines
+    pairs = []  # the (student, teacher) maps of every training step, as the criterion receives them
+    forward = Distiller.forward
+
+    def recording(self, x):
+        out = forward(self, x)
+        if "kd_student" in out:
+            pairs.append((out["kd_student"].detach().clone(), out["kd_teacher"].clone()))
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Distiller, "forward", recording)
+        metrics = run(args)
+    # 12 training videos in batches of 4; the logged loss_kd is the epoch mean of ResKD's 100 x MSE per step
+    (train,) = logged(args.log_dir, "train")
+    assert len(pairs) == 3 and pairs[0][0].shape == pairs[0][1].shape == (4, 4, 64, 2, 2)  # (B, T_g, C, h, w)
+    expected = sum(kd_mse(s, t, RESKD_MSE_WEIGHT) for s, t in pairs) / len(pairs)
+    assert expected > 1e-4 and train["loss_kd"] == pytest.approx(expected, rel=1e-5)
+    assert "loss_cls" in train
     os.remove(teacher_path)
     ckpt = read_checkpoint(os.path.join(args.run_dir, "ckpt.pth.tar"))
-    assert ckpt["model_config"]["student_size"] == 32
+    cfg = ckpt["model_config"]
+    assert (ckpt["epoch"], cfg["student_size"], cfg["glance_size"], cfg["input_size"]) == (1, 32, 32, 64)
     assert not any("teacher" in k for k in ckpt["state_dict"])
     resume = ["--resume", os.path.join(args.run_dir, "ckpt.pth.tar")]
-    again = run_nview(parse_args([*common, *resume], script="nview"))
-    assert again["top1"] == pytest.approx(metrics["top1"])
+    scores = str(tmp_path / "scores.npz")
+    again = run_nview(parse_args([*common, *resume, "--save_scores", scores], script="nview"))
+    val_list = os.path.join(data_root, "synthetic", "val_videofolder.txt")
+    top1 = top1_from_scores(scores, val_list)
+    assert again["top1"] == pytest.approx(top1) and metrics["top1"] == pytest.approx(top1)
     curves = run_early_exit(parse_args([*common, *resume, "--criteria", "confidence"], script="early_exit"))
-    assert list(curves) == ["confidence"]
+    # the last operating point sends every video to the last exit: the accuracy of the full model
+    assert curves["confidence"][-1]["metric"] == pytest.approx(top1)
 
 
 def test_a_224_teacher_distils_a_112_student_that_evaluates_alone(data_root, tmp_path):

@@ -19,6 +19,7 @@ from ops.engine.checkpoint import (
     save_checkpoint,
 )
 from ops.opts import parse_args
+from tests.run_checks import retry_on_port_clash
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -89,7 +90,7 @@ def test_two_process_gloo_spawn_on_cpu(tmp_path, clean_env):
     plan = D.plan_launch(args)
     assert (plan.spawn, plan.nprocs, plan.world_size, plan.node_rank) == (True, 2, 2, 0)
     assert plan.dist_url.startswith("tcp://127.0.0.1:")
-    assert D.launch(_worker, args) is None
+    assert retry_on_port_clash(lambda: D.launch(_worker, args)) is None
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for r, res in enumerate(results):
         assert (res["rank"], res["world"], res["local"], res["local_world"]) == (r, 2, r, 2)

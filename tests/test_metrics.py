@@ -1,5 +1,3 @@
-import socket
-
 import numpy as np
 import pytest
 import torch
@@ -96,14 +94,9 @@ def test_gather_single_rank_truncates():
         gather_in_sampler_order(x, DistInfo(), dataset_len=4)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _gather_worker(rank: int, world_size: int, port: int, results) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+def _gather_worker(rank: int, world_size: int, store: str, results) -> None:
+    # a file store: no TCP port that another process could take between choosing it and binding it
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     info = DistInfo(rank=rank, world_size=world_size, is_main=rank == 0, backend="gloo")
     try:
         data = torch.arange(5 * 3, dtype=torch.float32).view(5, 3)  # dataset of 5 items
@@ -120,10 +113,10 @@ def _gather_worker(rank: int, world_size: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
-def test_gather_two_ranks_drops_sampler_padding():
+def test_gather_two_ranks_drops_sampler_padding(tmp_path):
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
-    mp.spawn(_gather_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+    mp.spawn(_gather_worker, args=(2, str(tmp_path / "store"), results), nprocs=2, join=True)
     data = torch.arange(15, dtype=torch.float32).view(5, 3)
     got = sorted(results.get() for _ in range(2))
     assert [g[1] for g in got] == [[0, 2, 4], [1, 3, 0]]

@@ -105,9 +105,9 @@ EXPECTED = {
 }
 
 
-def tiny_model(preset: str):
+def tiny_model(preset: str, **overrides):
     torch.manual_seed(0)
-    cfg = ModelConfig(preset=preset, **TINY[preset])
+    cfg = ModelConfig(preset=preset, **{**TINY[preset], **overrides})
     model = build_model(cfg)
     model.load_state_dict(contract_state_dict(model))
     return model, cfg
@@ -195,6 +195,7 @@ def test_training_forward_layout_and_full_loss(trained_forward):
     assert set(parts) >= {"fused", "glance", "local", "temporal", "spatial", "norm", "loss"}
     model.zero_grad(set_to_none=True)
     loss.backward(retain_graph=True)
+    assert model.find_unused_parameters is False  # what the engine tells DDP
     unused = [n for n, q in model.named_parameters() if q.requires_grad and q.grad is None]
     assert not unused, (
         f"trainable parameters without gradient (DDP would need find_unused_parameters): {unused[:5]}"

@@ -1,6 +1,7 @@
 """Policies: reference fixtures (frame selection, MC temporal logits, interpolated actions), layouts, gradients."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,63 @@ def test_sample_indices_train_matches_reference_seeded(case):
         assert sample_indices(w, case["N"], case["K"], True, generator=g).tolist() == run["indices"]
 
 
+def reference_selection(weights: list[float], n: int, k: int, thresholds: list[float]) -> list[int]:
+    """The spec's frame selection (research notes 3.4), written out in float64 Python: a piecewise-constant
+    density on T equal bins, CDF with a leading 0 and its last value forced to 1, the bin of threshold q is the
+    first CDF knot >= q minus 1 (knot 0 stays in bin 0), linear inversion inside the bin, floor(x * N), then
+    strictly increasing and capped at N - K + i."""
+    t = len(weights)
+    cdf = [0.0]
+    for w in weights:
+        cdf.append(cdf[-1] + w)
+    cdf[-1] = 1.0
+    out = []
+    for i, q in enumerate(thresholds):
+        knot = next(j for j, c in enumerate(cdf) if c >= q)
+        b = max(knot, 1) - 1
+        x = b / t + (q - cdf[b]) / (cdf[b + 1] - cdf[b]) / t
+        idx = math.floor(x * n)
+        if out and idx <= out[-1]:
+            idx = out[-1] + 1
+        out.append(min(idx, n - k + i))
+    return out
+
+
 def test_selection_covers_all_fixture_kinds():
     kinds = {c["kind"] for c in SELECTION}
     assert len(SELECTION) == 14 and {"uniform", "last_heavy", "first_heavy", "zeros_in_bins"} <= kinds
-    # Tie cases: thresholds exactly on CDF knots go to the lower bin.
-    ties = [c for c in SELECTION if "ties" in c["name"]]
-    assert [c["eval_indices"][0][:2] for c in ties] == [[3, 9], [1, 4]]
+
+
+@pytest.mark.parametrize(
+    "weights,n,k,expected",
+    [
+        # The threshold 0.5 sits on the knots 1, 2 and 3 of the CDF [0, .5, .5, .5, 1]: the first of them (the end of
+        # bin 0) is taken, so x = 0.25 -> frame 3; the last knot (the start of bin 3) would give x = 0.75 -> frame 9.
+        ([0.5, 0.0, 0.0, 0.5], 12, 1, [3]),
+        # The threshold 1/4 ends bin 0 (empty bin 1 follows): x = 0.25 -> frame 8, not x = 0.5 -> frame 16.
+        ([0.25, 0.0, 0.5, 0.25], 32, 2, [8, 24]),
+        # every threshold ends a bin followed by an empty one: [2, 6, 10, 14], not [4, 8, 12, 14]
+        ([0.125, 0.0, 0.25, 0.0, 0.25, 0.0, 0.25, 0.125], 16, 4, [2, 6, 10, 14]),
+    ],
+)
+def test_a_threshold_on_a_cdf_knot_goes_to_the_lower_bin(weights, n, k, expected):
+    """Ties (a threshold equal to a CDF knot, with empty bins after it) decide between distant frames. The fixture's
+    tie cases have uniform weights, where both readings give the same frame; these do not."""
+    w = torch.tensor([weights], dtype=torch.float32)  # dyadic values: the CDF is exact in float32
+    thresholds = [(i + 0.5) / k for i in range(k)]
+    assert reference_selection(weights, n, k, thresholds) == expected
+    assert sample_indices(w, n, k, False).tolist() == [expected]
+    # the same in training with the thresholds given (the stratified draw may land on a knot too)
+    thr = torch.tensor([thresholds])
+    assert sample_indices(w, n, k, True, thresholds=thr).tolist() == [expected]
+
+
+@pytest.mark.parametrize("case", SELECTION, ids=lambda c: c["name"])
+def test_reference_selection_agrees_with_the_fixture(case):
+    """The written-out rule above reproduces the official code's eval indices (so it can stand in for it)."""
+    for weights, expected in zip(case["weights"], case["eval_indices"], strict=True):
+        k = case["K"]
+        assert reference_selection(weights, case["N"], k, [(i + 0.5) / k for i in range(k)]) == expected
 
 
 @pytest.mark.parametrize(
@@ -326,3 +378,30 @@ def test_spatial_aux_gradient_reaches_policy_not_featmap():
         featmap_crop_logits(fm, actions, 3, 128, head), torch.tensor([0, 2])
     ).backward()
     assert float(policy.encoder[0].weight.grad.abs().sum()) > 0
+
+
+# ------------------------------------------------------------------------------- the policy inside the model
+
+
+@pytest.mark.parametrize("temperature", [0.25, 4.0])
+def test_the_model_selects_frames_from_the_temperature_scaled_weights(temperature):
+    """`--temperature` T: the frames come from softmax(logits / T), not from the weights w = softmax(logits) that the
+    losses use. The scaled weights are rebuilt here from w alone: softmax(log(w) / T) = softmax(logits / T)."""
+    from tests.test_model_grads import tiny_input, tiny_model
+
+    model, cfg = tiny_model("tsm", temperature=temperature)
+    # the policy output layer at 100x the contract scale: weights far from uniform (one bin holds about half)
+    with torch.no_grad():
+        model.temporal_policy.Tconv[6].weight.mul_(100.0)
+    model.eval()
+    with torch.no_grad():
+        out = model(tiny_input(cfg, batch=3))
+    w = out["weights"].double()
+    scaled = torch.softmax(w.log() / temperature, dim=1)
+    torch.testing.assert_close(out["weights_T"].double(), scaled, atol=1e-6, rtol=1e-5)
+    n, k = cfg.num_input_focus_segments, cfg.num_focus_segments
+    thresholds = [(i + 0.5) / k for i in range(k)]
+    expected = [reference_selection(row, n, k, thresholds) for row in scaled.tolist()]
+    unscaled = [reference_selection(row, n, k, thresholds) for row in w.tolist()]
+    assert expected != unscaled  # the temperature matters for these weights
+    assert out["focus_indices"].tolist() == expected

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from ops.data.dataset_config import get_dataset_config
 from ops.data.synthetic import ensure_synthetic
 from ops.demo.frame_pretrain import glyph_actions
 from ops.demo.policy_check import glyph_coverage, view_transform
+from tests.run_checks import run_script
 
 
 def test_deformable_regions_in_pixels():
@@ -115,13 +114,11 @@ def test_glyph_coverage_maps_regions_onto_the_annotated_boxes(tmp_path):
         )
 
 
-def test_demo_refuses_a_method_without_learned_policies(tmp_path):
+def test_demo_refuses_a_method_without_learned_policies(tmp_path, capsys):
     """(b) evaluates the model with --policy random: a method without that control stops before any work."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    argv = [sys.executable, "scripts/demo.py", "--method", "tsm"]
-    argv += ["--root_dataset", str(tmp_path / "data"), "--root_log", str(tmp_path / "runs")]
-    result = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert "--method tsm: the demo compares learned policies with random ones" in result.stderr
-    assert "learned policies: uniadafocus, adafocus_v1, adafocus_v2" in result.stderr
+    argv = ["--method", "tsm", "--root_dataset", str(tmp_path / "data"), "--root_log", str(tmp_path / "runs")]
+    assert run_script("scripts/demo.py", argv) == 2
+    err = capsys.readouterr().err
+    assert "--method tsm: the demo compares learned policies with random ones" in err
+    assert "learned policies: uniadafocus, adafocus_v1, adafocus_v2" in err
     assert not os.listdir(tmp_path)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.data import synthetic
+from ops.data import dataset, dataset_config, synthetic
 from ops.data.synthetic import class_names, ensure_current, ensure_synthetic, generate, glyph_mask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,9 +86,10 @@ def test_deterministic_and_idempotent(tmp_path, tiny):
     ref = os.path.join(root, "synthetic", "frames", "train_00001", "img_00003.jpg")
     same = os.path.join(folder, "frames", "train_00001", "img_00003.jpg")
     assert open(ref, "rb").read() == open(same, "rb").read()  # same seed, same bytes
-    stamp = os.stat(os.path.join(folder, "params.json")).st_mtime_ns
+    marker = os.path.join(folder, "marker.txt")  # a regeneration replaces the folder, and the marker with it
+    open(marker, "w").write("kept")
     assert ensure_synthetic(other, **TINY) == folder
-    assert os.stat(os.path.join(folder, "params.json")).st_mtime_ns == stamp  # nothing regenerated
+    assert open(marker).read() == "kept"  # nothing regenerated
     ensure_synthetic(other, **{**TINY, "seed": 1})  # other params: regenerated in place
     assert json.load(open(os.path.join(folder, "params.json")))["seed"] == 1
     assert open(same, "rb").read() != open(ref, "rb").read()
@@ -152,7 +153,6 @@ def test_pattern_readable_in_focus_patch_hue_at_glance_resolution(tmp_path):
 
 
 def test_videos_match_frames(tmp_path):
-    pytest.importorskip("av")
     import av
 
     folder = ensure_synthetic(
@@ -172,8 +172,6 @@ def test_videos_match_frames(tmp_path):
 
 
 def test_dataset_config_reads_it(tiny):
-    dataset_config = pytest.importorskip("ops.data.dataset_config")
-    dataset = pytest.importorskip("ops.data.dataset")
     root, _ = tiny
     cfg = dataset_config.get_dataset_config("synthetic", root=root)
     assert (cfg.num_classes, cfg.flip, cfg.image_tmpl) == (3, synthetic.FLIP_ALLOWED, "img_{:05d}.jpg")
@@ -205,15 +203,18 @@ def test_cli(tmp_path):
     assert "up to date" in out
 
 
-def test_ensure_current_keeps_this_version_regenerates_older_ones(tmp_path):
+def test_ensure_current_keeps_this_version_regenerates_older_ones(tmp_path, monkeypatch):
+    # the defaults made small for the test (the point is which parameters a regeneration uses, not their size)
+    monkeypatch.setattr(synthetic, "DEFAULTS", {**synthetic.DEFAULTS, **TINY, "seed": 5})
     root = str(tmp_path)
     folder = ensure_synthetic(root, **TINY)
     path = os.path.join(folder, "params.json")
     params = json.load(open(path))
-    stamp = os.stat(path).st_mtime_ns
-    assert (
-        ensure_current(root) == folder and os.stat(path).st_mtime_ns == stamp
-    )  # this version, any size: kept
+    marker = os.path.join(folder, "marker.txt")  # a regeneration replaces the folder, and the marker with it
+    open(marker, "w").write("kept")
+    assert ensure_current(root) == folder and open(marker).read() == "kept"  # this version, any size: kept
     json.dump({**params, "version": 1}, open(path, "w"))  # as if an older generator had made it
     ensure_current(root)
+    assert not os.path.exists(marker)
     assert json.load(open(path)) == synthetic._params({})  # regenerated: this version, default parameters
+    assert json.load(open(path))["seed"] == 5 and json.load(open(path))["version"] == synthetic.SYNTH_VERSION

@@ -10,10 +10,10 @@ import torch
 
 from archs import create_backbone, resnet50
 from models import build_model, config_from_args
-from models.core.flops import count_macs
 from ops.data.transforms import normalize
 from ops.engine.flops import gflops_breakdown
 from ops.opts import parse_args
+from tests.run_checks import torch_gflops
 
 TINY = ["--glance_arch", "mobilenetv2_3d", "--focus_arch", "tada2d_r50", "--glance_width_mult", "0.2"]
 TINY += ["--focus_base_width", "8", "--num_glance_segments", "4", "--num_input_focus_segments", "8"]
@@ -70,14 +70,60 @@ def test_each_network_sees_its_published_input_convention(tmp_path):
     assert not any("adapter" in k for k in model.state_dict())
 
 
+def test_eval_logits_are_the_two_clip_nets_on_their_inputs(tmp_path):
+    """Exit 0 is the Efficient-3DCNNs net's own forward on the 4 glance frames (resized to 32 px, BGR 0-255 minus its
+    mean); the final logits add the TAda2D net's own forward on the K = 3 patches (RGB / 0.45 / 0.225) cropped from
+    the candidates the temporal policy selects (the spec's inverse-CDF rule, written out in tests/test_policies.py)."""
+    from models.core.patches import deformable_patch_grid
+    from models.uniadafocus.encoders import share_x3d_heads
+    from tests.official import contract_state_dict
+    from tests.test_policies import reference_selection
+
+    model, _ = _model(tmp_path)
+    # nonzero heads, a temporal policy far from uniform
+    model.load_state_dict(contract_state_dict(model, 25.0))
+    share_x3d_heads(model)  # the per-frame heads copy the nets' classifiers, as after loading weights
+    model.eval()
+    g = torch.Generator().manual_seed(5)
+    frames = torch.randint(0, 256, (2, 12, 3, 64, 64), dtype=torch.uint8, generator=g)
+    with torch.no_grad():
+        out = model(normalize(frames))
+        glance = torch.nn.functional.interpolate(
+            frames[:, :4].flatten(0, 1).float(), size=(32, 32), mode="bilinear", align_corners=False
+        )
+        mean = torch.tensor([114.7748, 107.7354, 99.4750]).view(3, 1, 1)  # B, G, R
+        glance = (glance.flip(1) - mean).view(2, 4, 3, 32, 32).transpose(1, 2)
+        glance_logits = model.global_CNN(glance)
+        thresholds = [(i + 0.5) / 3 for i in range(3)]
+        idx = [reference_selection(w, 8, 3, thresholds) for w in out["weights_T"].double().tolist()]
+        assert out["focus_indices"].tolist() == idx
+        chosen = torch.stack([normalize(frames[b, 4:][idx[b]]) for b in range(2)])  # (2, 3, 3, 64, 64)
+        boxes = out["actions"].repeat_interleave(3, dim=0)  # one box per video for its K frames
+        patches = deformable_patch_grid(chosen.flatten(0, 1), boxes, 32, 64, 32, 64)
+        imagenet_mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+        imagenet_std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+        patches = ((patches * imagenet_std + imagenet_mean) - 0.45) / 0.225
+        focus_logits = model.local_CNN(patches.view(2, 3, 3, 32, 32).transpose(1, 2))
+    assert glance_logits.shape == focus_logits.shape == (2, 5)
+    # logits of about 0.1 (the contract weights): RGB instead of BGR for the glance moves them by 4e-4, the next
+    # candidate instead of the chosen one by 3e-2; here the resize and the input conversion run in the other order
+    # (rounding: far below 1e-5)
+    torch.testing.assert_close(out["glance_logits"], glance_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["exit_logits"][:, 0], glance_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["logits"], glance_logits + focus_logits, atol=1e-5, rtol=1e-5)
+
+
 def test_gflops_are_the_parts_counted_at_their_clips(tmp_path):
+    """Glance and focus cost what PyTorch's own counter (tests/run_checks.py, not fvcore) finds for each net on its
+    clip: 4 glance frames at 32 px, K = 3 patches of 32 px."""
     model, _ = _model(tmp_path)
     b = gflops_breakdown(model)
-    glance = count_macs(model.global_CNN, torch.zeros(1, 3, 4, 32, 32)) / 1e9
-    focus = count_macs(model.local_CNN, torch.zeros(1, 3, 3, 32, 32)) / 1e9
-    assert b["glance"] == pytest.approx(glance, rel=1e-12) and b["focus"] == pytest.approx(focus, rel=1e-12)
+    model.eval()
+    glance = torch_gflops(model.global_CNN, torch.zeros(1, 3, 4, 32, 32))
+    focus = torch_gflops(model.local_CNN, torch.zeros(1, 3, 3, 32, 32))
+    assert b["glance"] == pytest.approx(glance, rel=1e-9) and b["focus"] == pytest.approx(focus, rel=1e-9)
     policies = b["spatial_policy"] + b["temporal_policy"]
-    assert b["exits"] == pytest.approx([glance, glance + policies + focus], rel=1e-12)
+    assert b["exits"] == pytest.approx([glance, glance + policies + focus], rel=1e-9)
 
 
 def test_published_weights_load_and_the_frame_heads_copy_the_classifiers(tmp_path, monkeypatch):

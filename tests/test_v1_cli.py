@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -21,6 +19,7 @@ from ops.engine.checkpoint import read_checkpoint
 from ops.engine.evaluate import run_early_exit, run_nview
 from ops.engine.train import run
 from ops.opts import parse_args
+from tests.run_checks import run_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The AdaFocus V1 README (ActivityNet sub-project), verbatim.
@@ -181,22 +180,11 @@ def test_key_value_form_rules(an_data, capsys):
     assert "runs on actnet, fcvid, minik, synthetic" in capsys.readouterr().err
 
 
-def test_main_py_reads_the_key_value_form_from_its_command_line(an_data):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "main.py",
-            "dataset=actnet",
-            f"data_dir={an_data}",
-            "train_stage=2",
-            "hidden_dims=8",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_main_py_reads_the_key_value_form_from_its_command_line(an_data, capsys):
+    status = run_script(
+        "main.py", ["dataset=actnet", f"data_dir={an_data}", "train_stage=2", "hidden_dims=8"]
     )
-    assert result.returncode == 2 and "unknown AdaFocus V1 key 'hidden_dims'" in result.stderr
+    assert status == 2 and "unknown AdaFocus V1 key 'hidden_dims'" in capsys.readouterr().err
 
 
 def test_readme_training_lines_run_stage_after_stage(chain):
