@@ -120,7 +120,8 @@ def test_demo_refuses_a_method_without_learned_policies(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     argv = [sys.executable, "scripts/demo.py", "--method", "tsm"]
     argv += ["--root_dataset", str(tmp_path / "data"), "--root_log", str(tmp_path / "runs")]
-    result = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, PYTHONPATH=root)  # scripts import the project's packages (or `pip install -e .`)
+    result = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "--method tsm: the demo compares learned policies with random ones" in result.stderr
     assert "learned policies: uniadafocus, adafocus_v1, adafocus_v2" in result.stderr
