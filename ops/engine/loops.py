@@ -179,6 +179,7 @@ def train_one_epoch(
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", top1=f"{sums['top1'] / seen:.1f}")
         if (step + 1) % args.print_freq == 0:
             lr = lr_at(epoch, args, step, len(loader))
+            logger.log_step(epoch * len(loader) + step + 1, {"loss": loss.item(), **parts}, lr)
             logger.info(
                 f"Epoch: [{epoch}][{step + 1}/{len(loader)}] lr {lr:.5f} loss {loss.item():.4f} "
                 f"({sums['loss'] / seen:.4f}) top1 {top1:.2f} ({sums['top1'] / seen:.2f}) "
