@@ -156,7 +156,7 @@ def resolve_from_checkpoint(
         more = f" (and {', '.join(changed[1:])})" if len(changed) > 1 else ""
         err(
             f"{flag} gives {n} {getattr(cfg, n)!r}{more}, but {source.path} was trained with {n} "
-            f"{saved[n]!r} (its model_config): evaluation builds the checkpoint's model. Leave the flag out, "
+            f"{saved[n]!r} (its model_config), and a run from --resume builds that model. Leave the flag out, "
             "or pass --override_config to run the trained weights under the flags' setting on purpose"
         )
     diffs = ", ".join(f"{n} {getattr(cfg, n)!r} (file: {saved[n]!r})" for n in changed)
