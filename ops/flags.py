@@ -11,6 +11,17 @@ from models.core.recipes import DATASET_PRESET
 from ops.data.augment import TRAIN_CROPS
 
 DATASETS = tuple(DATASET_PRESET)
+# Flags without a value (False when not given); every other flag defaults to None ("not given").
+STORE_TRUE = (
+    "evaluate",
+    "compile",
+    "multiprocessing_distributed",
+    "trust_checkpoint",
+    "deterministic",
+    "sync_bn",
+    "override_config",
+    "print_config",
+)
 
 
 class _Unsupported(argparse.Action):
@@ -77,6 +88,7 @@ def add_data_flags(g: argparse._ArgumentGroup) -> None:
         "each, as the original)",
     )
     g.add_argument(
+        "--no_shared_crop",
         "--independent_crop",
         dest="shared_crop",
         action="store_const",
@@ -155,19 +167,21 @@ def add_model_flags(g: argparse._ArgumentGroup) -> None:
         "--tune_from", help="initialise from a checkpoint, dropping heads whose class count differs"
     )
     g.add_argument(
-        "--npb",
-        "--no_partialbn",
-        dest="partial_bn",
-        action="store_const",
-        const=False,
-        help="train all BatchNorm layers (default)",
-    )
-    g.add_argument(
+        "--partial_bn",
         "--partialbn",
         dest="partial_bn",
         action="store_const",
         const=True,
         help="TSN partial BN: freeze every BatchNorm but the first of each backbone",
+    )
+    g.add_argument(
+        "--no_partial_bn",
+        "--no_partialbn",
+        "--npb",
+        dest="partial_bn",
+        action="store_const",
+        const=False,
+        help="disable --partial_bn: train all BatchNorm layers",
     )
     g.add_argument(
         "--student_size",
@@ -195,8 +209,8 @@ def add_optim_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--epochs", type=int, help="(preset 50)")
     g.add_argument(
         "-b",
-        "--batch-size",
         "--batch_size",
+        "--batch-size",
         dest="batch_size",
         type=int,
         help="global batch, split over all processes (preset)",
@@ -233,12 +247,12 @@ def add_optim_flags(g: argparse._ArgumentGroup) -> None:
         "--no_nesterov", dest="nesterov", action="store_const", const=False, help="disable --nesterov"
     )
     g.add_argument(
-        "--wd", "--weight-decay", "--weight_decay", dest="weight_decay", type=float, help="(preset)"
+        "--weight_decay", "--wd", "--weight-decay", dest="weight_decay", type=float, help="(preset)"
     )
     g.add_argument(
+        "--clip_gradient",
         "--gd",
         "--clip-gradient",
-        "--clip_gradient",
         dest="clip_gradient",
         type=float,
         help="clip the gradient norm; 0 = off (preset: 20, an: off)",
@@ -259,7 +273,12 @@ def add_optim_flags(g: argparse._ArgumentGroup) -> None:
         "biases (2 x lr, no wd), BatchNorm/GroupNorm (lr, no wd)",
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument("--seed", type=int, help="seed python/numpy/torch (+rank); default: not seeded")
+    g.add_argument(
+        "--seed",
+        type=int,
+        help="seed python/numpy/torch (+rank). Default: training draws a seed at random and stores it in the "
+        "checkpoint (`seed`), which --resume reuses; evaluation uses 0",
+    )
 
 
 def add_run_flags(g: argparse._ArgumentGroup) -> None:
@@ -270,16 +289,23 @@ def add_run_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--suffix", help="appended to store_name")
     g.add_argument(
         "-p",
-        "--print-freq",
         "--print_freq",
+        "--print-freq",
         dest="print_freq",
         type=int,
         help="log a line every n training iterations (20)",
     )
     g.add_argument(
-        "-ef", "--eval-freq", "--eval_freq", dest="eval_freq", type=int, help="validate every n epochs (1)"
+        "-ef", "--eval_freq", "--eval-freq", dest="eval_freq", type=int, help="validate every n epochs (1)"
     )
     g.add_argument("--resume", help="checkpoint to resume (ours or the original implementation's)")
+    g.add_argument(
+        "--override_config",
+        action="store_true",
+        help="with --resume: build the model from the flags where they differ from the checkpoint's model_config "
+        "(e.g. evaluate with more frames); the log lists each change. Default: a model flag that differs from the "
+        "checkpoint's is an error, and the flags left out take the checkpoint's values",
+    )
     g.add_argument(
         "--trust_checkpoint",
         action="store_true",
@@ -287,13 +313,19 @@ def add_run_flags(g: argparse._ArgumentGroup) -> None:
         "you trust (default off: tensors and plain types only, anything else is refused)",
     )
     g.add_argument(
-        "--start-epoch",
         "--start_epoch",
+        "--start-epoch",
         dest="start_epoch",
         type=int,
         help="first epoch (default: the checkpoint's epoch when resuming, else 0)",
     )
     g.add_argument("-e", "--evaluate", action="store_true", help="validate only")
+    g.add_argument(
+        "--print_config",
+        action="store_true",
+        help="print the run's resolved configuration (model_config, every flag's value with the preset's and "
+        "the method's recipe applied, the run folder) as JSON and exit",
+    )
     g.add_argument(
         "--save_scores",
         help="write the per-video scores of the evaluation to FILE (.npz: fused logits, exit logits, and each "
@@ -311,10 +343,13 @@ def add_run_flags(g: argparse._ArgumentGroup) -> None:
         help="evaluation only: random = the same model with random patches and uniform frames (learned)",
     )
     g.add_argument(
+        "--exit_criterion",
         "--criteria",
+        dest="criteria",
         nargs="+",
         choices=("confidence", "max_softmax", "entropy"),
-        help="test_early_exit.py: exit criteria (confidence entropy)",
+        help="test_early_exit.py: exit criteria, one curve each (confidence entropy); scripts/predict.py takes "
+        "one of them under the same name",
     )
 
 
@@ -322,20 +357,20 @@ def add_distributed_flags(g: argparse._ArgumentGroup) -> None:
     """Adds the distributed / device flags."""
     g.add_argument("--device", help="auto (cuda if available, else cpu) | cpu | cuda | cuda:N")
     g.add_argument(
-        "--dist-url", "--dist_url", dest="dist_url", help="tcp://host:port or env:// (default: auto)"
+        "--dist_url", "--dist-url", dest="dist_url", help="tcp://host:port or env:// (default: auto)"
     )
     g.add_argument(
-        "--dist-backend",
         "--dist_backend",
+        "--dist-backend",
         dest="dist_backend",
         choices=("nccl", "gloo"),
         help="default: nccl on CUDA, gloo on CPU",
     )
-    g.add_argument("--world-size", "--world_size", dest="world_size", type=int, help="number of nodes (-1)")
+    g.add_argument("--world_size", "--world-size", dest="world_size", type=int, help="number of nodes (-1)")
     g.add_argument("--rank", type=int, help="node rank (-1)")
     g.add_argument(
-        "--multiprocessing-distributed",
         "--multiprocessing_distributed",
+        "--multiprocessing-distributed",
         dest="multiprocessing_distributed",
         action="store_true",
         help="spawn one process per GPU (per --nproc_per_node on CPU)",

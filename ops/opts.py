@@ -21,27 +21,22 @@ import warnings
 from models import DEFAULT_METHOD, get_method, method_names, store_name
 from models.core.cli import NO_OPS, WIDTH_FLAGS, add_glance_focus_arguments, check_preset_flags
 from models.core.registry import wrappers
+from ops.cli_help import ENTRY, finish_parser, print_config, usage
 from ops.data.augment import parse_randaugment
 from ops.data.dataset_config import AN_FAMILY, CUSTOM, python_template
 from ops.data.video_paths import normalize_ext
 from ops.flags import (
     DATASETS,
+    STORE_TRUE,
     add_data_flags,
     add_distributed_flags,
     add_model_flags,
     add_optim_flags,
     add_run_flags,
 )
+from ops.model_source import adopts, find_source, resolve_from_checkpoint, tune_notes
 
 SCRIPTS = ("main", "nview", "early_exit")
-STORE_TRUE = (
-    "evaluate",
-    "compile",
-    "multiprocessing_distributed",
-    "trust_checkpoint",
-    "deterministic",
-    "sync_bn",
-)
 # Defaults that no preset changes (the preset-dependent ones come from the method's recipe).
 RUN_DEFAULTS = dict(
     world_size=-1,
@@ -58,14 +53,10 @@ RUN_DEFAULTS = dict(
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Returns the shared parser; preset-dependent flags default to None and are resolved by parse_args."""
-    p = argparse.ArgumentParser(
-        allow_abbrev=False,
-        description='Uni-AdaFocus / TSN / TSM / X3D video recognition. Defaults marked "preset" come from the '
-        "dataset preset: an (actnet fcvid minik), tsm (something somethingv2 jester ucf101 hmdb51 "
-        "synthetic custom), x3d (kinetics).",
-    )
+def build_parser(script: str = "main") -> argparse.ArgumentParser:
+    """Returns the shared parser (its help written for the entry script `script`); preset-dependent flags default
+    to None and are resolved by parse_args."""
+    p = argparse.ArgumentParser(prog=ENTRY.get(script), usage=usage(script), allow_abbrev=False)
     add_data_flags(p.add_argument_group("data"))
     add_model_flags(p.add_argument_group("model"))
     add_glance_focus_arguments(
@@ -81,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_optim_flags(p.add_argument_group("optimisation"))
     add_run_flags(p.add_argument_group("run"))
     add_distributed_flags(p.add_argument_group("distributed / device"))
+    finish_parser(p, script)
     return p
 
 
@@ -88,10 +80,13 @@ def parse_args(argv: list[str] | None = None, script: str = "main") -> argparse.
     """Returns the validated Namespace with presets applied and store_name / run_dir / log_dir derived."""
     if script not in SCRIPTS:
         raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
-    parser = build_parser()
+    parser = build_parser(script)
     argv = translate_argv(sys.argv[1:] if argv is None else list(argv), parser)
     args = parser.parse_intermixed_args(argv)
     resolve_args(args, parser, script)
+    if args.print_config:
+        print_config(args, parser)
+        parser.exit(0)
     return args
 
 
@@ -142,9 +137,26 @@ def resolve_args(
         and v is not None
         and not (k in STORE_TRUE and v is False)
     )
+    source, note = find_source(args)  # the checkpoint whose model_config the run builds, if any
+    why_not = adopts(source, args) if source is not None else "no model_config"
+    if source is not None and why_not is None:
+        saved_model = source.saved.get("model", DEFAULT_METHOD)
+        if saved_model not in method_names():
+            err(
+                f"{source.path} holds a {saved_model!r} model, not a method of this framework ({', '.join(method_names())})"
+            )
+        if "model" in args.explicit and args.model != saved_model:
+            err(
+                f"--model {args.model}, but {source.path} holds a {saved_model} model (its model_config): leave "
+                "--model out to evaluate it"
+            )
+        args.model = saved_model
     args.model = args.model or DEFAULT_METHOD
     method = get_method(args.model)
     _check_scope(args, err, method)
+    before = argparse.Namespace(**vars(args))
+    given: set[str] | None = None  # None: the model comes from the flags alone
+    args.config_notes = [note] if note else []
     for wrapper in wrappers():  # e.g. ResKD's recipe for --distill, over the method's
         for key, value in (wrapper.recipe(args) if wrapper.recipe else {}).items():
             if getattr(args, key, None) is None:
@@ -152,12 +164,22 @@ def resolve_args(
     try:
         if method.resolve_args is not None:
             method.resolve_args(args)
-        cfg = method.config_cls.from_args(args)
+        if source is not None and why_not is None:
+            cfg, given, args.config_notes = resolve_from_checkpoint(
+                args, before, method, source, err, lambda dest: flag_name(parser, dest)
+            )
+        else:
+            cfg = method.config_cls.from_args(args)
+            if source is not None:
+                args.config_notes = tune_notes(source, cfg, why_not)
     except ValueError as exc:
         err(str(exc))
     for f in dataclasses.fields(cfg):
-        if getattr(args, f.name, None) is None and f.name not in ("num_classes", "x3d_overrides"):
+        if f.name in ("num_classes", "x3d_overrides", "dataset"):
+            continue
+        if getattr(args, f.name, None) is None or (given is not None and f.name not in given):
             setattr(args, f.name, getattr(cfg, f.name))
+    args.model_config = cfg.to_dict()  # what build() builds, with the dataset's class count
     recipe = cfg.run_recipe()
     for key, value in {**recipe, **RUN_DEFAULTS}.items():
         if getattr(args, key, None) is None:
@@ -182,6 +204,15 @@ def resolve_args(
     args.run_dir = os.path.join(args.root_model, args.store_name)
     args.log_dir = os.path.join(args.root_log, args.store_name)
     return args
+
+
+def flag_name(parser: argparse.ArgumentParser, dest: str) -> str:
+    """Returns the first long option string of the flag storing `dest` (`--batch-size` for batch_size), or
+    `--dest` when no flag stores it."""
+    for action in parser._actions:
+        if action.dest == dest and action.option_strings:
+            return next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+    return f"--{dest}"
 
 
 def _check_scope(args: argparse.Namespace, err, method) -> None:
@@ -211,6 +242,8 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
             + " / ".join(n for n in method_names() if get_method(n).has_policy)
             + ")"
         )
+    if args.override_config and not args.resume:
+        err("--override_config only applies with --resume CKPT (its model_config against the flags)")
     if args.trust_checkpoint and not (args.resume or args.tune_from or args.distill):
         err("--trust_checkpoint only applies to the file of --resume, --tune_from or --distill")
     for key in ("kd_loss", "kd_weight", "kd_T", "teacher_bn"):
@@ -222,14 +255,14 @@ def _check_scope(args: argparse.Namespace, err, method) -> None:
     if args.distill and not training:
         err(
             "--distill only applies to training (main.py without --evaluate): a distilled checkpoint evaluates "
-            "alone, built with the same --student_size"
+            "alone (its model_config holds its --student_size)"
         )
     if "paramwise" in explicit and not training:
         err("--paramwise only applies to training (main.py without --evaluate)")
     if args.sync_bn and not training:
         err("--sync_bn only applies to training (main.py without --evaluate)")
     if args.script != "early_exit" and "criteria" in explicit:
-        err("--criteria is only used by test_early_exit.py")
+        err("--exit_criterion (--criteria) is only used by test_early_exit.py")
     if "train_crop" in explicit and (args.script == "nview" or (args.script == "main" and args.evaluate)):
         err("--train_crop only applies to training (main.py) and the calibration of test_early_exit.py")
 

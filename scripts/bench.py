@@ -20,7 +20,6 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Large CPU tensors on transparent huge pages: with 4 KiB pages every batch-16 activation page-faults afresh
 # (~1e6 faults per ResNet-50 batch). Read once by torch at start-up; THP_MEM_ALLOC_ENABLE=0 switches it off.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
@@ -56,10 +55,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16, help="the large batch (batch 1 is always measured)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (medians)")
     p.add_argument(
-        "--heavy-repeats", type=int, default=2, help="repeats at the large batch for x3d / an / e3d-tada"
+        "--heavy_repeats",
+        "--heavy-repeats",
+        type=int,
+        default=2,
+        help="repeats at the large batch for x3d / an / e3d-tada",
     )
-    p.add_argument("--train-batch", type=int, default=1, help="batch of the training-step timing (0: skip)")
-    p.add_argument("--exit-pairs", default="tsm", help="pairs whose early exit is timed ('' : none)")
+    p.add_argument(
+        "--train_batch",
+        "--train-batch",
+        type=int,
+        default=1,
+        help="batch of the training-step timing (0: skip)",
+    )
+    p.add_argument(
+        "--exit_pairs", "--exit-pairs", default="tsm", help="pairs whose early exit is timed ('' : none)"
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the backbones (slow start)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)

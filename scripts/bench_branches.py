@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from models import build_model  # noqa: E402
-from models.adafocus_v2 import V2Config  # noqa: E402
+from models import build_model
+from models.adafocus_v2 import V2Config
 
 # name -> (config fields, batch): the demo's V2 and the Something-Something V2 (8 + 12 frames, P = 128)
 SETTINGS = {

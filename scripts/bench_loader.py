@@ -30,14 +30,12 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from models import ModelConfig, input_layout  # noqa: E402
-from models.core.recipes import PRESETS  # noqa: E402
-from ops.data.dataset import VideoDataset, make_loader  # noqa: E402
-from ops.data.dataset_config import DatasetConfig  # noqa: E402
-from ops.data.resize import torch_kernel_is_fast  # noqa: E402
-from ops.data.video_io import read_frames  # noqa: E402
+from models import ModelConfig, input_layout
+from models.core.recipes import PRESETS
+from ops.data.dataset import VideoDataset, make_loader
+from ops.data.dataset_config import DatasetConfig
+from ops.data.resize import torch_kernel_is_fast
+from ops.data.video_io import read_frames
 
 
 def render(n: int, h: int, w: int, seed: int) -> np.ndarray:

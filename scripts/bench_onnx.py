@@ -16,22 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from models import build_model  # noqa: E402
-from ops.engine.flops import exit_gflops  # noqa: E402
-from ops.tools.benchmark import default_pairs, interleaved_medians  # noqa: E402
-from ops.tools.export import export_predictor  # noqa: E402
-from ops.tools.export_check import check_predictor  # noqa: E402
-from ops.tools.inference import deploy_model, predict_with_exit  # noqa: E402
-from ops.tools.onnx_runtime import Deployed  # noqa: E402
-from ops.tools.predict import Predictor  # noqa: E402
+from models import build_model
+from ops.engine.flops import exit_gflops
+from ops.tools.benchmark import default_pairs, interleaved_medians
+from ops.tools.export import export_predictor
+from ops.tools.export_check import check_predictor
+from ops.tools.inference import deploy_model, predict_with_exit
+from ops.tools.onnx_runtime import Deployed
+from ops.tools.predict import Predictor
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

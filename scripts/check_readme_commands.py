@@ -1,6 +1,8 @@
 """Runs the original Uni-AdaFocus-X3D README's three command lines (train, 3-crop evaluation, early exit) as
 written, on a tiny kinetics-format dataset made here, with only `--epochs 1 --batch-size 2 -j 0 --root_dataset DIR`
-appended. The PySlowFast X3D weights are replaced by random ones of the same format (nothing is downloaded).
+appended; then the 3-crop evaluation in its short form, `--resume CKPT --test_crops 3` and the dataset alone (the
+model comes from the checkpoint). The PySlowFast X3D weights are replaced by random ones of the same format (nothing
+is downloaded).
 
     python scripts/check_readme_commands.py [--workdir DIR]
 
@@ -22,7 +24,6 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 LAUNCH = "--dist-url 'tcp://127.0.0.1:12345' --dist-backend 'nccl' --multiprocessing-distributed --world-size 1 --rank 0"
 X3D_FLAGS = (
@@ -32,7 +33,7 @@ X3D_FLAGS = (
     "--glance_size 160 --patch_size 128 --stn_hidden_dim 128 --temporal_hidden_dim 64 --global_lr_ratio 0.5 "
     "--stn_lr_ratio 0.40 --temporal_lr_ratio 0.40 --temperature 1.0 --norm_ratio 0.50"
 )
-RUN_NAME = "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment16_e1_cos"  # --epochs 1 names the run
+RUN_NAME = "UniAdaFocus_kinetics_RGB_x3d_s_x3d_l_segment16_p128_e1_cos"  # --epochs 1 names the run
 
 
 def make_kinetics(root: str, videos: int = 2, frames: int = 20) -> None:
@@ -73,14 +74,19 @@ def main() -> int:
     make_kinetics(data)
     make_x3d_weights(weights)
     tail = f"--epochs 1 --batch-size 2 -j 0 --root_dataset {data}"
+    short = f"--batch-size 2 -j 0 --root_dataset {data}"  # the dataset, and a batch for a small machine
     ckpt = f"log/{RUN_NAME}/ckpt.best.pth.tar"  # relative to the working directory, as in the original
     commands = [
-        f"python main.py kinetics RGB {LAUNCH} {X3D_FLAGS}",
-        f"python main_nViewEval.py kinetics RGB {LAUNCH} {X3D_FLAGS} --evaluate --resume {ckpt} --test_crops 3",
-        f"python test_early_exit.py kinetics RGB {X3D_FLAGS} --resume {ckpt} --test_crops 3",
+        (f"python main.py kinetics RGB {LAUNCH} {X3D_FLAGS}", tail),
+        (
+            f"python main_nViewEval.py kinetics RGB {LAUNCH} {X3D_FLAGS} --evaluate --resume {ckpt} --test_crops 3",
+            tail,
+        ),
+        (f"python test_early_exit.py kinetics RGB {X3D_FLAGS} --resume {ckpt} --test_crops 3", tail),
+        (f"python main_nViewEval.py kinetics RGB --resume {ckpt} --test_crops 3", short),
     ]
     env = dict(os.environ, ADAFOCUS_WEIGHTS=weights, PYTHONPATH=ROOT)
-    for cmd in commands:
+    for cmd, tail in commands:
         argv = shlex.split(f"{cmd} {tail}")
         argv[0] = sys.executable
         argv[1] = os.path.join(ROOT, argv[1])

@@ -25,23 +25,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from models import DEFAULT_METHOD, build_model, config_from_args, get_method, method_names  # noqa: E402
-from ops.demo.demo_figures import accuracy_gflops_plot, policy_picture  # noqa: E402
-from ops.demo.frame_pretrain import load_frames, pretrain_backbones  # noqa: E402
-from ops.demo.policy_check import glyph_coverage, oracle_accuracy  # noqa: E402
-from ops.engine.checkpoint import save_checkpoint  # noqa: E402
-from ops.engine.evaluate import run_early_exit, run_nview  # noqa: E402
-from ops.engine.loops import build_dataset  # noqa: E402
-from ops.engine.setup import load_dataset_config, setup_eval  # noqa: E402
-from ops.engine.train import run  # noqa: E402
-from ops.opts import parse_args  # noqa: E402
+from models import DEFAULT_METHOD, build_model, config_from_args, get_method, method_names
+from ops.demo.demo_figures import accuracy_gflops_plot, policy_picture
+from ops.demo.frame_pretrain import load_frames, pretrain_backbones
+from ops.demo.policy_check import glyph_coverage, oracle_accuracy
+from ops.engine.checkpoint import save_checkpoint
+from ops.engine.evaluate import run_early_exit, run_nview
+from ops.engine.loops import build_dataset
+from ops.engine.setup import load_dataset_config, setup_eval
+from ops.engine.train import run
+from ops.opts import parse_args
 
 
 def pretrain(args, steps: tuple[int, int]) -> tuple[str, dict]:

@@ -5,4 +5,5 @@
 # --shared_crop, go on to the training, evaluation and early-exit runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the project's packages, installed (pip install -e .) or not
 exec python3 scripts/demo.py "$@"

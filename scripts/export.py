@@ -17,16 +17,13 @@ are printed. Exit status: 0, 2 for a usage or checkpoint error, 1 when the check
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ops.engine.checkpoint import CheckpointError  # noqa: E402
-from ops.engine.early_exit import CRITERIA  # noqa: E402
-from ops.tools.export import DEFAULT_OPSET, FORMATS, export_predictor  # noqa: E402
-from ops.tools.export_check import check_predictor  # noqa: E402
-from ops.tools.predict import load_predictor  # noqa: E402
+from ops.engine.checkpoint import CheckpointError
+from ops.engine.early_exit import CRITERIA
+from ops.tools.export import DEFAULT_OPSET, FORMATS, export_predictor
+from ops.tools.export_check import check_predictor
+from ops.tools.predict import load_predictor
 
 
 def build_parser() -> argparse.ArgumentParser:

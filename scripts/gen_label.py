@@ -3,7 +3,7 @@
 Frame counts come from the extracted frame folders (scripts/vid2img.py); videos without a folder are
 reported and left out. Output names are the ones `ops.data.dataset_config` reads, relative to OUT_DIR (the
 dataset's folder under the data root, e.g. $ADAFOCUS_DATA/something-something-v1); frames are looked up in
-OUT_DIR/<default frames folder> unless --frames_dir is given.
+OUT_DIR/<default frames folder> unless --frames_root (alias --frames_dir) is given.
 
     python scripts/gen_label.py something   OUT_DIR --labels something-something-v1-labels.csv \\
         --train something-something-v1-train.csv --val something-something-v1-validation.csv
@@ -15,7 +15,7 @@ OUT_DIR/<default frames folder> unless --frames_dir is given.
     python scripts/gen_label.py ucf101      OUT_DIR --class_ind classInd.txt --train trainlist01.txt \\
         --val testlist01.txt [--split 1]
     python scripts/gen_label.py hmdb51      OUT_DIR --splits_dir testTrainMulti_7030_splits [--split 1]
-    python scripts/gen_label.py custom      OUT_DIR --videos_dir DIR | --frames_dir DIR [--val_fraction 0.2]
+    python scripts/gen_label.py custom      OUT_DIR --video_root DIR | --frames_root DIR [--val_fraction 0.2]
 
 `custom`: a folder per class, DIR/<class>/<video>.<ext> (videos) or DIR/<class>/<video>/ (frame folders) ->
 OUT_DIR/classes.txt, train.txt, val.txt (a seeded --val_fraction of each class in val) for
@@ -25,13 +25,10 @@ OUT_DIR/classes.txt, train.txt, val.txt (a seeded --val_fraction of each class i
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ops.tools import labels  # noqa: E402
-from ops.tools.folder_labels import label_folders  # noqa: E402
+from ops.tools import labels
+from ops.tools.folder_labels import label_folders
 
 SOURCES = {  # dataset -> the annotation arguments its reader takes
     "something": ("labels", "train", "val"),
@@ -48,8 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(SOURCES) + ["custom"])
     p.add_argument("out_dir", help="dataset folder: category and list files are written here")
-    p.add_argument("--frames_dir", help="frame folders (default: OUT_DIR/<the dataset's frames folder>)")
-    p.add_argument("--template", help="frame file name (default: the dataset's, e.g. {:05d}.jpg)")
+    p.add_argument(
+        "--frames_root",
+        "--frames_dir",
+        dest="frames_dir",
+        help="frame folders (default: OUT_DIR/<the dataset's frames folder>)",
+    )
+    p.add_argument(
+        "--image_tmpl",
+        "--template",
+        dest="template",
+        help="frame file name (default: the dataset's, e.g. {:05d}.jpg)",
+    )
     p.add_argument("--labels", help="category file (csv: one name a line; sth-v2: labels json)")
     p.add_argument("--train", help="training split annotations")
     p.add_argument("--val", help="validation split annotations")
@@ -58,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class_ind", help="UCF101 classInd.txt")
     p.add_argument("--splits_dir", help="HMDB51 testTrainMulti_7030_splits folder")
     p.add_argument("--split", type=int, default=1, help="UCF101/HMDB51 split number (names the lists)")
-    p.add_argument("--videos_dir", help="custom: videos DIR/<class>/<video>.<ext>")
+    p.add_argument(
+        "--video_root", "--videos_dir", dest="videos_dir", help="custom: videos DIR/<class>/<video>.<ext>"
+    )
     p.add_argument("--val_fraction", type=float, default=0.2, help="custom: share of each class in val (0.2)")
     p.add_argument("--seed", type=int, default=0, help="custom: seed of the train/val split (0)")
     p.add_argument("-j", "--workers", type=int, default=1, help="custom: processes counting frames (1)")
@@ -68,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _custom(parser: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     """gen_label.py custom: lists from a folder per class."""
     if (a.videos_dir is None) == (a.frames_dir is None):
-        parser.error("custom needs --videos_dir DIR or --frames_dir DIR (one of them)")
+        parser.error("custom needs --video_root DIR or --frames_root DIR (one of them)")
     given = [
         f"--{k}"
         for k in ("labels", "train", "val", "annotations", "class_ind", "splits_dir")
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.dataset == "custom":
         return _custom(parser, a)
     if a.videos_dir is not None:
-        parser.error("--videos_dir only applies to custom")
+        parser.error("--video_root only applies to custom")
     need = SOURCES[a.dataset]
     missing = [f"--{k}" for k in need if getattr(a, k) is None]
     if missing:

@@ -12,9 +12,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ops.data import synthetic  # noqa: E402
+from ops.data import synthetic
 
 
 def build_parser() -> argparse.ArgumentParser:

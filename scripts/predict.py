@@ -19,15 +19,12 @@ predicted), 2 for a usage or checkpoint error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ops.engine.checkpoint import CheckpointError  # noqa: E402
-from ops.engine.early_exit import CRITERIA  # noqa: E402
-from ops.tools.predict import exit_thresholds, load_predictor  # noqa: E402
-from ops.tools.predict_run import predict_videos, report  # noqa: E402
+from ops.engine.checkpoint import CheckpointError
+from ops.engine.early_exit import CRITERIA
+from ops.tools.predict import exit_thresholds, load_predictor
+from ops.tools.predict_run import predict_videos, report
 
 
 def build_parser() -> argparse.ArgumentParser:

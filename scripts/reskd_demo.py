@@ -16,14 +16,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ops.data.synthetic import ensure_synthetic  # noqa: E402
-from ops.engine.train import run  # noqa: E402
-from ops.opts import parse_args  # noqa: E402
+from ops.data.synthetic import ensure_synthetic
+from ops.engine.train import run
+from ops.opts import parse_args
 
 DATA = dict(
     num_classes=4,

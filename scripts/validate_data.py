@@ -25,10 +25,8 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ops.data.dataset_config import CUSTOM, custom_config, read_class_names  # noqa: E402
-from ops.tools import validate  # noqa: E402
+from ops.data.dataset_config import CUSTOM, custom_config, read_class_names
+from ops.tools import validate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val_list", help="custom dataset: validation list")
     p.add_argument("--num_classes", type=int)
     p.add_argument(
-        "--template",
         "--image_tmpl",
+        "--template",
         dest="template",
         help="frame file name (default img_{:05d}.jpg, or the dataset's)",
     )

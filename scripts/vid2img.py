@@ -1,13 +1,13 @@
 """Extract JPEG frame folders from a folder of videos (PyAV; no ffmpeg binary needed).
 
     python scripts/vid2img.py VIDEO_DIR FRAMES_DIR [--short_side 256] [--fps F] \\
-        [--template img_{:05d}.jpg] [-j 4]
+        [--image_tmpl img_{:05d}.jpg] [-j 4]
 
 Every video `VIDEO_DIR/<sub>/<name>.<ext>` becomes `FRAMES_DIR/<sub>/<name>/<template>` (frames 1, 2, ...),
 short side resized to --short_side (the originals: 256 for Something-Something, 331 for Kinetics, 360 for
 ActivityNet/FCVID/Mini-Kinetics; 0 keeps the size). A `.done` marker is written last into each folder: a
 rerun skips finished videos and redoes interrupted ones. Corrupt or unreadable videos are reported and
-skipped; the exit status is 1 when any failed. ActivityNet/FCVID configs expect --template image_%05d.jpg.
+skipped; the exit status is 1 when any failed. ActivityNet/FCVID configs expect --image_tmpl image_%05d.jpg.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ops.tools import extract  # noqa: E402
+from ops.tools import extract
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fps", type=float, default=None, help="resample to this frame rate (default: every frame)"
     )
-    p.add_argument("--template", default="img_{:05d}.jpg", help="frame file name, {:05d} or %%05d style")
+    p.add_argument(
+        "--image_tmpl",
+        "--template",
+        dest="template",
+        default="img_{:05d}.jpg",
+        help="frame file name, {:05d} or %%05d style",
+    )
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
     p.add_argument("--ext", nargs="+", default=list(extract.VIDEO_EXTS), help="video file extensions")
     p.add_argument("-j", "--workers", type=int, default=min(8, os.cpu_count() or 1))

@@ -327,3 +327,19 @@ def test_random_policy_control_uses_uniform_frames_and_random_patches(trained, d
     ]  # mid-quantiles of a uniform distribution over N=8
     side = out["actions"][:, 2:] * (64 - 64 * 96 / 224) + 64 * 96 / 224
     assert torch.allclose(side, torch.full_like(side, 32.0))  # random patches of exactly P = 32 px
+
+
+def test_tensorboard_gets_the_loss_parts_and_lr_every_print_freq_iterations(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(trained.log_dir)
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    parts = ("fused", "glance", "local", "temporal", "spatial", "norm")
+    assert {"train_iter/loss", "train_iter/lr"} | {f"train_iter/loss_{p}" for p in parts} <= tags
+    assert {"loss/train", "lr"} <= tags  # the per-epoch scalars stay
+    (loss,) = events.Scalars("train_iter/loss")  # -p 2, 3 iterations: step 2 only
+    (lr,) = events.Scalars("train_iter/lr")
+    with open(os.path.join(trained.log_dir, "log.csv")) as f:
+        (line,) = [ln for ln in f if ln.startswith("Epoch: [0][2/3]")]
+    assert loss.step == lr.step == 2 and f"loss {loss.value:.4f} " in line and lr.value == pytest.approx(0.01)

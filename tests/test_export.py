@@ -240,7 +240,7 @@ def test_onnx_runtime_predicts_videos_as_predict_py_without_torch(clips, tmp_pat
     out = tmp_path / "export"
     run = subprocess.run(
         [sys.executable, os.path.join(ROOT, "scripts", "export.py"), ckpt, "--format", "onnx", "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "parity check passed" in run.stdout

@@ -169,7 +169,7 @@ def test_x3d_readme_commands(script, extra):
     )
     # --shift is in the X3D README but X3D has no shift: it only names the run, as in the original.
     assert a.shift is True and config_from_args(a, 400).shift is False
-    assert a.store_name == "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment16_e50_cos"
+    assert a.store_name == "UniAdaFocus_kinetics_RGB_x3d_s_x3d_l_segment16_p128_e50_cos"  # what ran
     assert a.test_crops == (3 if extra else 1) and a.evaluate == bool(extra)
 
 
@@ -283,7 +283,7 @@ def test_baselines_and_store_name_override():
         (
             ["something", "RGB", "--criteria", "entropy"],
             "main",
-            "--criteria is only used by test_early_exit.py",
+            "--exit_criterion (--criteria) is only used by test_early_exit.py",
         ),
         (["something", "RGB"], "nview", "--resume CHECKPOINT is required by main_nViewEval.py"),
         (["something", "RGB", "--model", "tsn", "--patch_size", "96"], "main", "--patch_size only applies"),

@@ -149,7 +149,8 @@ def test_command_line_reports_a_broken_video_and_predicts_the_others(clips, tmp_
     ckpt = checkpoint(str(tmp_path), cfg)
     videos = [paths["val_00000"], paths["broken"], paths["val_00002"]]
     cmd = [sys.executable, "scripts/predict.py", *videos, "--resume", ckpt, "--quiet", "--device", "cpu"]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=ROOT)  # scripts import the project's packages (or `pip install -e .`)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 1, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     results = json.loads(lines[-1])

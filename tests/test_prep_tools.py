@@ -30,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run_cli(script, *args):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "scripts", script), *map(str, args)],
+        env=dict(os.environ, PYTHONPATH=ROOT),  # the project's packages (or `pip install -e .`)
         capture_output=True,
         text=True,
     )

@@ -197,9 +197,10 @@ def test_cli(tmp_path):
         "4",
         "--quiet",
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ, PYTHONPATH=ROOT)  # scripts import the project's packages (or `pip install -e .`)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     assert "4 videos, 16 frames" in out
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     assert "up to date" in out
 
 

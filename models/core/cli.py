@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from archs.names import canonical_arch, run_name_arch
+from archs.names import canonical_arch, is_clip_arch, run_name_arch
 from models.core.recipes import dataset_preset, preset_datasets
 
 # The glance network and the patch, read by every glance + focus method.
@@ -68,7 +68,7 @@ def add_glance_focus_arguments(g: argparse._ArgumentGroup) -> None:
     a(
         "--glance_size",
         type=int,
-        help="glance input side, resized in the model (default: --input_size; x3d 160)",
+        help="glance input side, resized in the model (none: the frame side, --input_size)",
     )
     a(
         "--glance_output_stride",
@@ -79,7 +79,11 @@ def add_glance_focus_arguments(g: argparse._ArgumentGroup) -> None:
     a("--fc_dropout", type=float, help="AN: dropout before the glance/focus fc (preset)")
     a("--hidden_dim", type=int, help="AN: accepted for the README commands, a no-op (the MLP width is 4096)")
     a("--glance_width_mult", type=float, help="MobileNetV2 glance width multiplier (1.0)")
-    a("--glance_last_channel", type=int, help="MobileNetV2 glance feature channels (1280)")
+    a(
+        "--glance_last_channel",
+        type=int,
+        help="MobileNetV2 glance feature channels (none: the network's, 1280)",
+    )
     a("--glance_base_width", type=int, help="ResNet glance base width (64)")
     a("--stn_hidden_dim", type=int, help="spatial policy width (128)")
     a("--global_lr_ratio", type=float, help="lr_mult of the glance branch (0.5)")
@@ -106,11 +110,20 @@ def check_preset_flags(dataset: str, explicit: set[str]) -> None:
 
 def glance_focus_run_name(args: argparse.Namespace, prefix: str, an_frames: int) -> str:
     """Returns the run name of a glance + focus method: AN form `{prefix}_{dataset}_{glance}_segment{an_frames}
-    _e{epochs}` (the AN codes' name); TSM/X3D form the TSM code's name with `--arch` (or the focus backbone) and
-    T_g frames."""
+    _e{epochs}` (the AN codes' name); with 2-D backbones in the TSM form the TSM code's name with `--arch` (or the
+    focus backbone) and T_g frames (the Uni-AdaFocus-TSM code's); with clip backbones (X3D, Efficient-3DCNNs,
+    TAda2D), where that name would show `--arch` and a shift that do not run, `{prefix}_{dataset}_{modality}
+    _{glance}_{focus}_segment{T_g}_p{patch}_e{epochs}` (then `_{pretrain}` unless imagenet, `_{lr_type}` unless
+    step)."""
     if dataset_preset(args.dataset) == "an":
         glance = run_name_arch(args.glance_arch)
         return f"{prefix}_{args.dataset}_{glance}_segment{an_frames}_e{args.epochs}"
+    if is_clip_arch(args.glance_arch) or is_clip_arch(args.focus_arch):
+        nets = f"{run_name_arch(args.glance_arch)}_{run_name_arch(args.focus_arch)}"
+        name = f"{prefix}_{args.dataset}_{args.modality}_{nets}_segment{args.num_glance_segments}"
+        name += f"_p{args.patch_size}_e{args.epochs}"
+        name += "" if args.pretrain == "imagenet" else f"_{args.pretrain}"
+        return name + ("" if args.lr_type == "step" else f"_{args.lr_type}")
     return tsm_run_name(args, "TSM", args.arch or args.focus_arch, args.num_glance_segments)
 
 

@@ -32,6 +32,8 @@ def nview_worker(args: argparse.Namespace) -> dict | None:
     """Evaluates `--resume` over test_crops x num_clips views per video; prints metrics and GFLOPs x views."""
     info, config, model, cfg = setup_eval(args)
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
+    for note in getattr(args, "config_notes", ()):  # where the model came from (ops/model_source.py)
+        logger.info(note)
     try:
         layout = model.input_layout(cfg)
         val_set = build_dataset(
@@ -127,6 +129,8 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
         D.cleanup(info)
         raise ValueError(f"--model {cfg.model} has one exit: early exit needs a model with several")
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
+    for note in getattr(args, "config_notes", ()):  # where the model came from (ops/model_source.py)
+        logger.info(note)
     try:
         train_pred, val_pred = _exit_logits(args, info, config, model, logger)
         if not info.is_main:

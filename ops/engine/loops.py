@@ -220,6 +220,7 @@ def train_one_epoch(
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100 * top1_sum / seen:.1f}")
             lr = lr_at(epoch, args, step, len(loader))
+            logger.log_step(epoch * len(loader) + step + 1, {"loss": loss.item(), **parts}, lr)
             logger.info(
                 f"Epoch: [{epoch}][{step + 1}/{len(loader)}] lr {lr:.5f} loss {loss.item():.4f} "
                 f"({loss_sum / seen:.4f}) top1 {top1:.2f} ({100 * top1_sum / seen:.2f}) "

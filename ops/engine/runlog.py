@@ -5,6 +5,8 @@ Files in `log_dir` (= {root_log}/{store_name}):
   metrics.jsonl  one JSON object per line: {"epoch", "split", "time", "lr", <metric>: value, ...}
   log.csv        the human-readable text log the originals appended to (one line per message)
   events.*       TensorBoard scalars with the originals' tags: loss/train, acc/train_top1, acc/test_top1, lr, ...
+                 per epoch; every --print-freq iterations also train_iter/loss, train_iter/loss_<part>, train_iter/lr
+                 at the global iteration (epoch x iterations per epoch + iteration, from 1)
 On every other rank the logger is disabled: nothing is created, every method is a no-op.
 """
 
@@ -85,6 +87,14 @@ class RunLogger:
         if lr is not None:
             self.scalar("lr", float(lr), epoch)
         return record
+
+    def log_step(self, step: int, losses: Mapping[str, float], lr: float) -> None:
+        """Writes one training iteration's loss, its parts and lr as TensorBoard scalars at global iteration
+        `step`: train_iter/loss, train_iter/loss_<part> (e.g. loss_fused, loss_glance), train_iter/lr."""
+        for key, value in losses.items():
+            name = key if key.startswith("loss") else f"loss_{key}"
+            self.scalar(f"train_iter/{name}", float(value), step)
+        self.scalar("train_iter/lr", float(lr), step)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         """One TensorBoard scalar (e.g. 'acc/test_top1_best')."""

@@ -6,7 +6,7 @@ import argparse
 
 from torch import nn
 
-from models import ModelConfig, build_model, config_from_args
+from models import ModelConfig, build_model, config_from_args, config_from_dict
 from ops.data.dataset_config import CUSTOM, DatasetConfig, custom_config, get_dataset_config, resolve_root
 from ops.engine import distributed as D
 from ops.engine.backends import configure_backends
@@ -36,8 +36,10 @@ def load_dataset_config(args: argparse.Namespace) -> DatasetConfig:
 
 
 def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> tuple[nn.Module, ModelConfig]:
-    """Returns the model on the device (pretrained backbones unless resuming/evaluating) and its config."""
-    cfg = config_from_args(args, num_classes=config.num_classes)
+    """Returns the model on the device (pretrained backbones unless resuming/evaluating) and its config: the
+    config resolved by ops.opts.parse_args (`args.model_config`: from the flags, or from the checkpoint of
+    --resume / --tune_from, see ops/model_source.py) with the dataset's class count."""
+    cfg = model_config(args, config)
     model = build_model(cfg)
     if not (args.resume or args.evaluate):
         model.load_pretrained()
@@ -48,6 +50,21 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
     if args.policy != "learned":  # evaluation control (opts allows it only for methods with policies)
         model.policy = args.policy
     return model.to(info.device), cfg
+
+
+def model_config(args: argparse.Namespace, config: DatasetConfig) -> ModelConfig:
+    """Returns the run's ModelConfig for the dataset `config`; a checkpoint's model of another class count stops
+    with both counts and the file."""
+    values = getattr(args, "model_config", None)
+    if values is None:  # a Namespace not made by parse_args
+        return config_from_args(args, num_classes=config.num_classes)
+    saved = values.get("num_classes")
+    if saved is not None and saved != config.num_classes:
+        raise ValueError(
+            f"{args.resume}: the checkpoint's model has {saved} classes, the {args.dataset} dataset "
+            f"{config.num_classes}; evaluate it on its own dataset (or fine-tune it with --tune_from)"
+        )
+    return config_from_dict({**values, "num_classes": config.num_classes})
 
 
 def attach_distill_teacher(

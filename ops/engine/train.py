@@ -59,6 +59,8 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
             logger.info(note)
     layout = model.input_layout(cfg)
     logger.write_args(args)
+    for note in getattr(args, "config_notes", ()):  # where the model came from (ops/model_source.py)
+        logger.info(note)
     criterion = model.criterion()
     if info.world_size > 1 and not args.evaluate and model.single_process:
         raise ValueError(f"{model.single_process}; this run has {info.world_size} processes")

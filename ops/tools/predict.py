@@ -6,6 +6,11 @@ ops.data.video_paths knows, or any other file PyAV opens) is decoded and sampled
 batched through the model, and each gets its top-k classes with softmax probabilities, the GFLOPs it cost
 and, with early exit, the exit it took. A video that cannot be read gets an `error` entry; the others are
 still predicted.
+
+    from ops.tools.predict import Predictor
+
+    predictor = Predictor.from_checkpoint("log/RUN/ckpt.best.pth.tar", device="cpu")
+    result = predictor.predict("walk.mp4", topk=3)  # {'video', 'top3': [[class, probability], ...], 'gflops', 'exit'}
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from models import ModelConfig, build_model, config_from_dict
+from models import ModelConfig, model_from_checkpoint
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import DatasetConfig, read_class_names
 from ops.data.lists import VideoRecord
 from ops.data.video_io import FrameReadError, stream_index
-from ops.engine.checkpoint import CheckpointError, read_checkpoint, strip_module_prefix
+from ops.engine.checkpoint import CheckpointError, read_checkpoint
 from ops.engine.distributed import resolve_device
 from ops.engine.flops import exit_gflops
 from ops.engine.loops import input_spec, to_input
@@ -45,6 +50,50 @@ class Predictor:
     gflops: list[float]  # per exit, per video (one view)
     path: str
 
+    @classmethod
+    def from_checkpoint(
+        cls, path: str, *, device: str = "auto", trust: bool = False, categories: str | None = None
+    ) -> Predictor:
+        """Returns the Predictor of checkpoint `path` (see load_predictor)."""
+        return load_predictor(path, device=device, trust=trust, categories=categories)
+
+    def predict(
+        self,
+        videos: str | list[str],
+        *,
+        topk: int = 5,
+        batch_size: int = 8,
+        thresholds: list[float] | None = None,
+        criterion: str = "confidence",
+    ) -> dict | list[dict]:
+        """Predicts a video file (a dict) or a list of them (a list of dicts, in order): `video`, `top{k}`
+        [[class name, softmax probability], ...] most likely first, `gflops` (per video, the exit taken), `exit`
+        (its index with `thresholds`, see exit_thresholds; else None), or `video` and `error` for a video that
+        cannot be read. Sampled and cropped as the checkpoint's evaluation (one view)."""
+        paths = [videos] if isinstance(videos, str) else list(videos)
+        results: list[dict] = [{"video": p} for p in paths]
+        dataset, errors = video_dataset(self, paths)
+        for i, error in errors.items():
+            results[i]["error"] = error
+        readable = [i for i in range(len(paths)) if i not in errors]
+        for items in batches(dataset, batch_size, 0) if dataset is not None else ():
+            good = []
+            for j, frames, error, _ in items:
+                if error is None:
+                    good.append((j, frames))
+                else:
+                    results[readable[j]]["error"] = error
+            if not good:
+                continue
+            logits, exits, _ = run_batch(
+                self, torch.stack([f for _, f in good]), thresholds, criterion, False
+            )
+            for row, ((j, _), top) in enumerate(zip(good, top_classes(logits, self.categories, topk))):
+                taken = None if exits is None else int(exits[row])
+                gflops = self.gflops[-1 if taken is None else taken]
+                results[readable[j]].update({f"top{topk}": top, "gflops": gflops, "exit": taken})
+        return results[0] if isinstance(videos, str) else results
+
 
 def load_predictor(
     path: str, *, device: str = "auto", trust: bool = False, categories: str | None = None
@@ -54,17 +103,11 @@ def load_predictor(
     without names; without either they are called class_0, class_1, ... Raises CheckpointError naming the
     file when it cannot rebuild the model."""
     ckpt = read_checkpoint(path, trust=trust)
-    if not isinstance(ckpt.get("model_config"), dict):
-        raise CheckpointError(
-            f"{path}: no model_config in the checkpoint (not written by main.py, e.g. an original release); "
-            "prediction rebuilds the model from it"
-        )
-    cfg = config_from_dict(ckpt["model_config"])
-    model = build_model(cfg)
     try:
-        model.load_state_dict(strip_module_prefix(ckpt["state_dict"]))
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: its weights do not fit its model_config: {exc}") from None
+        model = model_from_checkpoint(ckpt, path)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    cfg = model.cfg
     names = read_class_names(categories) if categories else ckpt.get("categories")
     names = list(names) if names else [f"class_{i}" for i in range(cfg.num_classes)]
     if len(names) != cfg.num_classes:
