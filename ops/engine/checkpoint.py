@@ -60,6 +60,22 @@ def jsonable(value):
     return str(value)
 
 
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written (disk full, permissions); the previous file at the path is intact."""
+
+
+def check_writable(folder: str, flag: str) -> None:
+    """Creates `folder` and writes (then removes) a small file in it; raises CheckpointSaveError naming `flag` and
+    the reason when that fails, so that a run is refused before its first step rather than at its first save."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_check_") as f:
+            f.write(b"0")
+            f.flush()
+    except OSError as exc:
+        raise CheckpointSaveError(f"{flag}: cannot write into {folder}: {exc.strerror or exc}") from exc
+
+
 class RNGWorldSizeError(ValueError):
     """The checkpoint's RNG states were saved by another number of processes than this run has."""
 
@@ -176,15 +192,21 @@ def save_checkpoint(
     if extra:
         state.update(extra)
     path = os.path.join(run_dir, filename)
-    _atomic_write(path, lambda f: torch.save(state, f))
-    if is_best:
-        best = path.replace(".pth.tar", ".best.pth.tar")
+    target = path
+    try:
+        _atomic_write(path, lambda f: torch.save(state, f))
+        if is_best:
+            target = path.replace(".pth.tar", ".best.pth.tar")
 
-        def copy(f):
-            with open(path, "rb") as src:
-                shutil.copyfileobj(src, f)
+            def copy(f):
+                with open(path, "rb") as src:
+                    shutil.copyfileobj(src, f)
 
-        _atomic_write(best, copy)
+            _atomic_write(target, copy)
+    except OSError as exc:
+        raise CheckpointSaveError(
+            f"saving {target} failed ({exc.strerror or exc}); the file there before (if any) is intact"
+        ) from exc
     return path
 
 
