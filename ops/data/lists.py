@@ -4,6 +4,7 @@ segments, Efficient-3DCNNs loop-padded clips, TAdaConv interval clips."""
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -75,20 +76,21 @@ def read_list_file(
                     bad = [x for x in labels if not 0 <= x < num_classes]
                     if bad:
                         raise ValueError(f"label {bad[0]} outside [0, {num_classes})")
-                    if path in seen and duplicates == "error":
+                    key = os.path.normpath(path)
+                    if key in seen and duplicates == "error":
                         raise ValueError(
-                            f"{path!r} is listed again (first at line {seen[path]}); remove one row, or pass "
+                            f"{path!r} is listed again (first at line {seen[key]}); remove one row, or pass "
                             "--on_bad_video skip to keep the first"
                         )
                 except ValueError as e:
                     raise ListFileError(f"{list_path}:{lineno}: {e}") from None
-                if path in seen:
+                if key in seen:
                     warnings.warn(
-                        f"{list_path}:{lineno}: {path!r} is listed again (first at line {seen[path]}); row skipped",
+                        f"{list_path}:{lineno}: {path!r} is listed again (first at line {seen[key]}); row skipped",
                         stacklevel=2,
                     )
                     continue
-                seen[path] = lineno
+                seen[key] = lineno
                 records.append(VideoRecord(path, num_frames, tuple(labels), lineno))
         except UnicodeDecodeError as e:
             raise ListFileError(f"{list_path}:{lineno + 1}: not UTF-8 text ({e.reason})") from None
