@@ -217,9 +217,9 @@ def train_one_epoch(
         hits = topk_hits(outputs["logits"].detach().float(), target, (1, 5)).double()
         ok = finite.double()
         loss_n = torch.where(finite, loss.detach().double(), 0.0) * n
-        nonfinite = torch.maximum(1 - ok, skipped)
-        ok = ok * (1 - skipped)  # a skipped update's loss stays out of the means
-        loss_n = loss_n * (1 - skipped)
+        nonfinite = torch.maximum(
+            1 - ok, skipped
+        )  # a non-finite loss, or an update skipped (by the scaler too)
         acc += torch.cat([(ok * n).view(1), loss_n.view(1), hits * ok, nonfinite.view(1)])
         values = {k: float(v) for k, v in parts.items()}  # the criterion's parts are host numbers already
         if all(math.isfinite(v) for v in values.values()):
@@ -266,10 +266,8 @@ def _grads_finite(model: nn.Module) -> torch.Tensor:
 
 def _nonfinite_ranks(loss_ok: torch.Tensor, grads_ok: torch.Tensor, info: DistInfo) -> tuple[list, list]:
     """Returns (ranks whose loss is not finite, ranks with a non-finite gradient): one all-gather."""
-    flags = gather_flags(torch.stack([loss_ok.to(info.device), grads_ok.to(info.device)]), info)
-    return [r for r, f in enumerate(flags.tolist()) if not f[0]], [
-        r for r, f in enumerate(flags.tolist()) if not f[1]
-    ]
+    flags = gather_flags(torch.stack([loss_ok.to(info.device), grads_ok.to(info.device)]), info).tolist()
+    return [r for r, f in enumerate(flags) if not f[0]], [r for r, f in enumerate(flags) if not f[1]]
 
 
 def _stop_if_nonfinite(

@@ -164,7 +164,7 @@ def _expect_error(fn: Callable[[], object], kind: type, *needles: str) -> tuple[
     return False, "no error"
 
 
-def _short(text: str, n: int = 150) -> str:
+def _short(text: str, n: int = 240) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 3] + "..."
 
@@ -585,7 +585,7 @@ def case_resume_auto(ctx: Ctx) -> tuple[bool, str]:
     ok = fresh and picked and equal and named
     return (
         ok,
-        f"fresh start {fresh}, resumed {picked}, weights equal {equal}, mismatch: {_short(mismatch, 110)}",
+        f"fresh start {fresh}, resumed {picked}, weights equal {equal}, mismatch: {_short(mismatch, 200)}",
     )
 
 
@@ -709,66 +709,68 @@ def case_ddp_bad_sample(ctx: Ctx) -> tuple[bool, str]:
     return ok, f"error: exit {rc} after {secs:.0f} s, named {named} | skip: exit {rc2}, bad_videos {skipped}"
 
 
-def case_ddp_kills(ctx: Ctx, kills: int = 2, epochs: int = 4) -> tuple[bool, str]:
-    """DDP: one of the 2 processes is SIGKILLed at a random moment (uniform over 0.8 x the uninterrupted run's
-    time after both processes started), `kills` times; each time the job must end (no hang) and the same command
-    line with --resume auto continues; the final weights must equal an uninterrupted DDP run's. The detail lists
-    each kill: the rank, when, the epoch of the checkpoint it left, and how long the job took to end."""
+def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
+    """DDP: one of the 2 processes is SIGKILLed at a random moment of the training left to do, `kills` times; each
+    time the job must end (no hang) and the same command line with --resume auto continues; the final weights must
+    equal an uninterrupted DDP run's. The run has 2 x kills epochs (at least 4); once both processes exist, each
+    kill comes after their start-up time (measured on the uninterrupted run) plus a delay uniform in [0, 0.9 x the
+    time the uninterrupted run took for the epochs still to do].
+    The detail lists each kill: the rank, the delay, the epoch of the checkpoint before -> after it, and how long
+    the job took to end."""
+    epochs = max(4, 2 * kills)
     root = ctx.folder("ddp_kills")
     ref_argv = _ddp_argv(ctx.clean, os.path.join(root, "straight")) + ["--epochs", str(epochs)]
     with open(os.path.join(root, "straight.log"), "ab") as out:
         proc = subprocess.Popen(_main_cmd(ref_argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
     _wait_children(proc, 120)
-    t0 = time.perf_counter()
-    try:
-        rc = proc.wait(600)
-    except subprocess.TimeoutExpired:
+    t0, first = time.perf_counter(), None
+    while proc.poll() is None and time.perf_counter() - t0 < 600:
+        if first is None and _saved_epoch(os.path.join(root, "straight")):
+            first = time.perf_counter() - t0  # both processes started -> the first checkpoint
+        time.sleep(0.05)
+    if proc.poll() is None:
         _end(proc)
-        rc = None
-    ref_s = time.perf_counter() - t0  # from both processes started to the end
+    rc, total = proc.returncode, time.perf_counter() - t0
+    per_epoch = (total - (first or 0)) / (epochs - 1)
+    startup = max((first or 0) - per_epoch, 0.0)  # imports, model, data: before the first step
     if rc != 0:
         return False, f"the uninterrupted DDP run failed (exit {rc}), see {root}/straight.log"
     runs = os.path.join(root, "killed")
     argv = _ddp_argv(ctx.clean, runs) + ["--epochs", str(epochs), "--resume", "auto"]
     log = os.path.join(root, "killed.log")
-    done, ends, starts, hung = 0, [], 0, False
-    while starts < kills + 5:
+    done, ends, starts = 0, [], 0
+    while starts < kills + 10:
         starts += 1
+        before = _saved_epoch(runs)
         with open(log, "ab") as out:
             proc = subprocess.Popen(_main_cmd(argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
-        if done < kills:
+        if done < kills and before < epochs:
             _wait_children(proc, 120)
-            delay = ctx.rng.uniform(0.0, 0.8) * ref_s  # from the moment both processes exist
-            try:
+            delay = startup + ctx.rng.uniform(0.0, 0.9) * per_epoch * (epochs - before)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(delay)
-            except subprocess.TimeoutExpired:
-                kids = _children(proc.pid)
-                if len(kids) == 2:
-                    victim = ctx.rng.randrange(2)
-                    os.kill(kids[victim], signal.SIGKILL)
-                    done += 1
-                    t0 = time.perf_counter()
-                    try:
-                        proc.wait(HANG_S)
-                    except subprocess.TimeoutExpired:
-                        hung = True
-                        _end(proc)
-                        break
-                    ended = time.perf_counter() - t0
-                    ends.append(
-                        f"rank {victim} +{delay:.1f} s (epoch {_saved_epoch(runs)}): ended in {ended:.1f} s"
-                    )
-                    continue
+            kids = _children(proc.pid) if proc.poll() is None else []
+            if len(kids) == 2:
+                victim = ctx.rng.randrange(2)
+                os.kill(kids[victim], signal.SIGKILL)
+                done += 1
+                t0 = time.perf_counter()
+                try:
+                    proc.wait(HANG_S)
+                except subprocess.TimeoutExpired:
+                    _end(proc)
+                    return False, f"the job did not end within {HANG_S} s after kill {done}, see {log}"
+                ended = time.perf_counter() - t0
+                after = _saved_epoch(runs)
+                ends.append(f"rank {victim} +{delay:.1f} s (epoch {before}->{after}): ended in {ended:.1f} s")
+                continue
         try:
             proc.wait(600)
         except subprocess.TimeoutExpired:
-            hung = True
             _end(proc)
+            return False, f"a restart did not end within 600 s, see {log}"
+        if proc.returncode != 0 or done >= kills:
             break
-        if proc.returncode == 0 and done >= kills:
-            break
-    if hung:
-        return False, f"a job did not end within {HANG_S} s after a kill, see {log}"
     name = os.listdir(os.path.join(root, "straight"))[0]
     a = _weights(os.path.join(root, "straight", name, "ckpt.pth.tar"))
     final = os.path.join(runs, name, "ckpt.pth.tar")
@@ -776,7 +778,7 @@ def case_ddp_kills(ctx: Ctx, kills: int = 2, epochs: int = 4) -> tuple[bool, str
         return False, f"the last restart failed (exit {proc.returncode}), see {log}"
     b = _weights(final)
     equal = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    detail = f"{done} kills, {starts} starts, weights equal {equal}; " + "; ".join(ends)
+    detail = f"{done} kills, {starts} starts, {epochs} epochs, weights equal {equal}; " + "; ".join(ends)
     return done == kills and equal, detail
 
 
@@ -803,8 +805,8 @@ FAST = [k for k in CASES if not k.startswith("ddp_")]
 
 
 def run_cases(work: str, names: list[str], *, kills: int = 2, seed: int = 0, echo=print) -> dict:
-    """Runs the named cases in `work`; prints `held|FAILED name (seconds): detail` per case and returns the
-    summary {"held": n, "failed": [names], "cases": {name: {...}}} (also printed as the last line, JSON)."""
+    """Runs the named cases in `work`; prints `held|FAILED name (seconds): detail` per case (paths relative to
+    `work`) and returns the summary {"held": n, "failed": [names], "cases": {name: {...}}} (also printed as the last line, JSON)."""
     torch.set_num_threads(1)
     ctx = Ctx(work, seed)
     out: dict = {"cases": {}}
@@ -816,6 +818,7 @@ def run_cases(work: str, names: list[str], *, kills: int = 2, seed: int = 0, ech
         except Exception as exc:  # a case that crashes did not hold
             held, detail = False, f"{type(exc).__name__}: {_short(str(exc), 300)}"
         secs = time.perf_counter() - t0
+        detail = detail.replace(ctx.work + os.sep, "")  # paths relative to the work folder
         out["cases"][name] = {"held": bool(held), "seconds": round(secs, 1), "detail": detail}
         echo(f"{'held' if held else 'FAILED':6s} {name} ({secs:.1f} s): {detail}")
     out["held"] = sum(c["held"] for c in out["cases"].values())
