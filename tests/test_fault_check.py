@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from ops.tools import fault_check
 from ops.tools.fault_check import CASES, FAST, run_cases
+from ops.tools.faults.training import parse_error
 
 
 def _held(tmp_path, names, **kw):
@@ -46,7 +46,7 @@ def test_a_case_that_does_not_hold_is_reported(tmp_path, monkeypatch):
 
 def test_resume_auto_is_refused_outside_training(tmp_path):
     argv = ["synthetic", "RGB", "--root_log", str(tmp_path), "--evaluate", "--resume", "auto"]
-    assert "--resume auto only applies to training" in fault_check._parse_error(argv)
+    assert "--resume auto only applies to training" in parse_error(argv)
 
 
 def _epoch(model, batches, tmp_path, *, inf_grad_at=(), scaler=None, on_nonfinite="error"):

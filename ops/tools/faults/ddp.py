@@ -1,0 +1,191 @@
+"""Fault-check cases of 2-process DDP jobs (gloo, CPU) run as `python main.py` subprocesses: a bad sample on one
+rank, and a process SIGKILLed at random moments (ops/tools/fault_check.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from ops.tools.faults.common import DDP, HANG_S, ROOT, TINY, Ctx, saved_weights
+from ops.tools.faults.training import break_train_video
+
+
+def _main_cmd(argv: list[str]) -> list[str]:
+    return [sys.executable, os.path.join(ROOT, "main.py"), *argv]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes mp.spawn started under `pid` (not its resource tracker)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmd:
+            kids.append(int(entry))
+    return sorted(kids)
+
+
+def _wait_children(proc: subprocess.Popen, timeout: float) -> list[int]:
+    """Waits until mp.spawn has started both processes of `proc` (or it ended, or `timeout`); returns them."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout and proc.poll() is None:
+        kids = _children(proc.pid)
+        if len(kids) == 2:
+            return kids
+        time.sleep(0.05)
+    return []
+
+
+def _saved_epoch(runs: str) -> int:
+    """The epoch of the checkpoint in the (only) run folder under `runs`; 0 when there is none yet."""
+    from ops.engine.checkpoint import read_checkpoint
+
+    for name in os.listdir(runs) if os.path.isdir(runs) else []:
+        path = os.path.join(runs, name, "ckpt.pth.tar")
+        if os.path.isfile(path):
+            return read_checkpoint(path)["epoch"]
+    return 0
+
+
+def _end(proc: subprocess.Popen) -> None:
+    for pid in _children(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.kill()
+    proc.wait()
+
+
+def _run_main(argv: list[str], log: str, timeout: float) -> tuple[int | None, float]:
+    """Runs main.py; returns (exit status or None if it ran past `timeout`, seconds)."""
+    t0 = time.perf_counter()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(_main_cmd(argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
+        try:
+            return proc.wait(timeout), time.perf_counter() - t0
+        except subprocess.TimeoutExpired:
+            _end(proc)
+            return None, time.perf_counter() - t0
+
+
+def _ddp_argv(data_root: str, runs: str) -> list[str]:
+    return ["synthetic", "RGB", "--root_dataset", data_root, "--root_log", runs, *TINY, *DDP]
+
+
+def case_ddp_bad_sample(ctx: Ctx) -> tuple[bool, str]:
+    """DDP: an empty frame folder read by one rank stops the job (every rank) with its list line, no hang; with
+    --on_bad_video skip the job ends and counts it."""
+    root = ctx.data_copy("ddp_bad_sample")
+    name = break_train_video(root)
+    argv = _ddp_argv(root, os.path.join(root, "runs")) + ["--epochs", "1"]
+    log = os.path.join(root, "error.log")
+    rc, secs = _run_main(argv, log, HANG_S * 2)
+    text = open(log, errors="replace").read()
+    named = name in text and "train_videofolder.txt:" in text
+    rc2, _ = _run_main(
+        argv + ["--on_bad_video", "skip", "--suffix", "skip"], os.path.join(root, "skip.log"), 300
+    )
+    runs = os.path.join(root, "runs")
+    skipped = [
+        r.get("bad_videos", 0)
+        for d in os.listdir(runs)
+        if d.endswith("_skip")
+        for r in (json.loads(x) for x in open(os.path.join(runs, d, "metrics.jsonl")))
+        if r["split"] == "train"
+    ]
+    ok = rc not in (None, 0) and named and rc2 == 0 and skipped and skipped[0] >= 1
+    return ok, f"error: exit {rc} after {secs:.0f} s, named {named} | skip: exit {rc2}, bad_videos {skipped}"
+
+
+def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
+    """DDP: one of the 2 processes is SIGKILLed at a random moment of the training left to do, `kills` times; each
+    time the job must end (no hang) and the same command line with --resume auto continues; the final weights must
+    equal an uninterrupted DDP run's. The run has 2 x kills epochs (at least 4); once both processes exist, each
+    kill comes after their start-up time (measured on the uninterrupted run) plus a delay uniform in [0, 0.9 x the
+    time the uninterrupted run took for the epochs still to do].
+    The detail lists each kill: the rank, the delay, the epoch of the checkpoint before -> after it, and how long
+    the job took to end."""
+    epochs = max(4, 2 * kills)
+    root = ctx.folder("ddp_kills")
+    ref_argv = _ddp_argv(ctx.clean, os.path.join(root, "straight")) + ["--epochs", str(epochs)]
+    with open(os.path.join(root, "straight.log"), "ab") as out:
+        proc = subprocess.Popen(_main_cmd(ref_argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
+    _wait_children(proc, 120)
+    t0, first = time.perf_counter(), None
+    while proc.poll() is None and time.perf_counter() - t0 < 600:
+        if first is None and _saved_epoch(os.path.join(root, "straight")):
+            first = time.perf_counter() - t0  # both processes started -> the first checkpoint
+        time.sleep(0.05)
+    if proc.poll() is None:
+        _end(proc)
+    rc, total = proc.returncode, time.perf_counter() - t0
+    per_epoch = (total - (first or 0)) / (epochs - 1)
+    startup = max((first or 0) - per_epoch, 0.0)  # imports, model, data: before the first step
+    if rc != 0:
+        return False, f"the uninterrupted DDP run failed (exit {rc}), see {root}/straight.log"
+    runs = os.path.join(root, "killed")
+    argv = _ddp_argv(ctx.clean, runs) + ["--epochs", str(epochs), "--resume", "auto"]
+    log = os.path.join(root, "killed.log")
+    done, ends, starts = 0, [], 0
+    while starts < kills + 10:
+        starts += 1
+        before = _saved_epoch(runs)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(_main_cmd(argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
+        if done < kills and before < epochs:
+            _wait_children(proc, 120)
+            delay = startup + ctx.rng.uniform(0.0, 0.9) * per_epoch * (epochs - before)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(delay)
+            kids = _children(proc.pid) if proc.poll() is None else []
+            if len(kids) == 2:
+                victim = ctx.rng.randrange(2)
+                os.kill(kids[victim], signal.SIGKILL)
+                done += 1
+                t0 = time.perf_counter()
+                try:
+                    proc.wait(HANG_S)
+                except subprocess.TimeoutExpired:
+                    _end(proc)
+                    return False, f"the job did not end within {HANG_S} s after kill {done}, see {log}"
+                ended = time.perf_counter() - t0
+                after = _saved_epoch(runs)
+                ends.append(f"rank {victim} +{delay:.1f} s (epoch {before}->{after}): ended in {ended:.1f} s")
+                continue
+        try:
+            proc.wait(600)
+        except subprocess.TimeoutExpired:
+            _end(proc)
+            return False, f"a restart did not end within 600 s, see {log}"
+        if proc.returncode != 0 or done >= kills:
+            break
+    name = os.listdir(os.path.join(root, "straight"))[0]
+    a = saved_weights(os.path.join(root, "straight", name, "ckpt.pth.tar"))
+    final = os.path.join(runs, name, "ckpt.pth.tar")
+    if proc.returncode != 0 or not os.path.isfile(final):
+        return False, f"the last restart failed (exit {proc.returncode}), see {log}"
+    b = saved_weights(final)
+    equal = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    detail = f"{done} kills, {starts} starts, {epochs} epochs, weights equal {equal}; " + "; ".join(ends)
+    return done == kills and equal, detail
