@@ -89,6 +89,14 @@ def _run_main(argv: list[str], log: str, timeout: float) -> tuple[int | None, fl
             return None, time.perf_counter() - t0
 
 
+def _ckpt_mtime(runs: str) -> float | None:
+    """The modification time of the checkpoint in the (only) run folder under `runs`; None when there is none."""
+    for name in os.listdir(runs) if os.path.isdir(runs) else []:
+        with contextlib.suppress(OSError):
+            return os.stat(os.path.join(runs, name, "ckpt.pth.tar")).st_mtime
+    return None
+
+
 def _ddp_argv(data_root: str, runs: str) -> list[str]:
     return ["synthetic", "RGB", "--root_dataset", data_root, "--root_log", runs, *TINY, *DDP]
 
@@ -119,43 +127,49 @@ def case_ddp_bad_sample(ctx: Ctx) -> tuple[bool, str]:
 
 
 def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
-    """DDP: one of the 2 processes is SIGKILLed at a random moment of the training left to do, `kills` times; each
-    time the job must end (no hang) and the same command line with --resume auto continues; the final weights must
-    equal an uninterrupted DDP run's. The run has 2 x kills epochs (at least 4); once both processes exist, each
-    kill comes after their start-up time (measured on the uninterrupted run) plus a delay uniform in [0, 0.9 x the
-    time the uninterrupted run took for the epochs still to do].
-    The detail lists each kill: the rank, the delay, the epoch of the checkpoint before -> after it, and how long
-    the job took to end."""
+    """DDP: one of the 2 processes is SIGKILLed at a random moment, `kills` times; each time the job must end (no
+    hang) and the same command line with --resume auto continues; the final weights must equal an uninterrupted DDP
+    run's. The run has 2 x kills epochs (at least 4). A kill comes once the checkpoint of a random epoch in [the
+    restart's first epoch, epochs - 2] exists, after a further delay uniform in [0, one epoch's time] (measured on
+    the uninterrupted run): in the start-up, in training, in validation or in a checkpoint write. The detail lists
+    each kill: the rank, the moment, the checkpoint's epoch before -> after it, and how long the job took to end."""
     epochs = max(4, 2 * kills)
     root = ctx.folder("ddp_kills")
     ref_argv = _ddp_argv(ctx.clean, os.path.join(root, "straight")) + ["--epochs", str(epochs)]
     with open(os.path.join(root, "straight.log"), "ab") as out:
         proc = subprocess.Popen(_main_cmd(ref_argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
     _wait_children(proc, 120)
-    t0, first = time.perf_counter(), None
+    saves: list[float] = []  # when each checkpoint appeared (its file's modification time)
+    t0 = time.perf_counter()
     while proc.poll() is None and time.perf_counter() - t0 < 600:
-        if first is None and _saved_epoch(os.path.join(root, "straight")):
-            first = time.perf_counter() - t0  # both processes started -> the first checkpoint
+        stamp = _ckpt_mtime(os.path.join(root, "straight"))
+        if stamp is not None and (not saves or stamp != saves[-1]):
+            saves.append(stamp)
         time.sleep(0.05)
     if proc.poll() is None:
         _end(proc)
-    rc, total = proc.returncode, time.perf_counter() - t0
-    per_epoch = (total - (first or 0)) / (epochs - 1)
-    startup = max((first or 0) - per_epoch, 0.0)  # imports, model, data: before the first step
+    rc = proc.returncode
+    per_epoch = (saves[-1] - saves[0]) / (len(saves) - 1) if len(saves) > 1 else 1.0
     if rc != 0:
         return False, f"the uninterrupted DDP run failed (exit {rc}), see {root}/straight.log"
     runs = os.path.join(root, "killed")
     argv = _ddp_argv(ctx.clean, runs) + ["--epochs", str(epochs), "--resume", "auto"]
     log = os.path.join(root, "killed.log")
-    done, ends, starts = 0, [], 0
+    done, ends, starts, missed = 0, [], 0, 0
     while starts < kills + 10:
-        starts += 1
         before = _saved_epoch(runs)
+        if before >= epochs:
+            break
+        starts += 1
         with open(log, "ab") as out:
             proc = subprocess.Popen(_main_cmd(argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
-        if done < kills and before < epochs:
+        if done < kills and before <= epochs - 2:
+            # a random moment: once the checkpoint of a random epoch still to do exists, a random part of an epoch
+            target = ctx.rng.randint(before, epochs - 2)
             _wait_children(proc, 120)
-            delay = startup + ctx.rng.uniform(0.0, 0.9) * per_epoch * (epochs - before)
+            while proc.poll() is None and _saved_epoch(runs) < target:
+                time.sleep(0.1)
+            delay = ctx.rng.uniform(0.0, 1.0) * per_epoch
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(delay)
             kids = _children(proc.pid) if proc.poll() is None else []
@@ -171,8 +185,12 @@ def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
                     return False, f"the job did not end within {HANG_S} s after kill {done}, see {log}"
                 ended = time.perf_counter() - t0
                 after = _saved_epoch(runs)
-                ends.append(f"rank {victim} +{delay:.1f} s (epoch {before}->{after}): ended in {ended:.1f} s")
+                ends.append(
+                    f"rank {victim} at epoch {target}+{delay:.1f} s (checkpoint {before}->{after}): "
+                    f"ended in {ended:.1f} s"
+                )
                 continue
+            missed += 1
         try:
             proc.wait(600)
         except subprocess.TimeoutExpired:
@@ -187,5 +205,6 @@ def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
         return False, f"the last restart failed (exit {proc.returncode}), see {log}"
     b = saved_weights(final)
     equal = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    detail = f"{done} kills, {starts} starts, {epochs} epochs, weights equal {equal}; " + "; ".join(ends)
+    detail = f"{done} kills ({missed} missed: the job had ended), {starts} starts, {epochs} epochs, weights "
+    detail += f"equal {equal}; " + "; ".join(ends)
     return done == kills and equal, detail
