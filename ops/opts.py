@@ -98,9 +98,9 @@ def parse_args(argv: list[str] | None = None, script: str = "main") -> argparse.
     return args
 
 
-def auto_resume_path(args: argparse.Namespace, parser: argparse.ArgumentParser, script: str) -> str:
+def auto_resume_path(args: argparse.Namespace, parser: argparse.ArgumentParser, script: str) -> str | None:
     """`--resume auto`: returns the run folder's checkpoint (the folder the same flags without --resume name)
-    when it exists, else '' (a fresh start). The run then resumes it as `--resume PATH` would: a model flag that
+    when it exists, else None (a fresh start). The run then resumes it as `--resume PATH` would: a model flag that
     differs from the checkpoint's model_config is an error naming the flag."""
     if script != "main" or args.evaluate:
         parser.error("--resume auto only applies to training (main.py without --evaluate)")
@@ -110,7 +110,7 @@ def auto_resume_path(args: argparse.Namespace, parser: argparse.ArgumentParser, 
         warnings.simplefilter("ignore")  # resolve_args below warns once, for the run
         resolve_args(fresh, parser, script)
     path = os.path.join(fresh.run_dir, CKPT_NAME)
-    return path if os.path.isfile(path) else ""
+    return path if os.path.isfile(path) else None
 
 
 def translate_argv(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:

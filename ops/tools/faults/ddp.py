@@ -129,19 +129,21 @@ def case_ddp_bad_sample(ctx: Ctx) -> tuple[bool, str]:
 def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
     """DDP: one of the 2 processes is SIGKILLed at a random moment, `kills` times; each time the job must end (no
     hang) and the same command line with --resume auto continues; the final weights must equal an uninterrupted DDP
-    run's. The run has 2 x kills epochs (at least 4). A kill comes once the checkpoint of a random epoch in [the
-    restart's first epoch, epochs - 2] exists, after a further delay uniform in [0, one epoch's time] (measured on
-    the uninterrupted run): in the start-up, in training, in validation or in a checkpoint write. The detail lists
-    each kill: the rank, the moment, the checkpoint's epoch before -> after it, and how long the job took to end."""
-    epochs = max(4, 2 * kills)
+    run's. The run has 3 x kills epochs (at least 4). A kill picks a random epoch among the next (epochs left) /
+    (kills left) of the restart, waits until its checkpoint exists (the restart's first epoch: until both
+    processes are up), then a random part of one epoch's time (plus the start-up time, for the first epoch), both
+    measured on the uninterrupted run: it comes in the start-up, in training, in validation or in a checkpoint
+    write. The detail lists each kill: the rank, the moment, the checkpoint's epoch when the restart began -> when
+    the job had ended, and how long the job took to end after the kill."""
+    epochs = max(4, 3 * kills)
     root = ctx.folder("ddp_kills")
     ref_argv = _ddp_argv(ctx.clean, os.path.join(root, "straight")) + ["--epochs", str(epochs)]
     with open(os.path.join(root, "straight.log"), "ab") as out:
         proc = subprocess.Popen(_main_cmd(ref_argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
     _wait_children(proc, 120)
     saves: list[float] = []  # when each checkpoint appeared (its file's modification time)
-    t0 = time.perf_counter()
-    while proc.poll() is None and time.perf_counter() - t0 < 600:
+    t0 = time.time()
+    while proc.poll() is None and time.time() - t0 < 600:
         stamp = _ckpt_mtime(os.path.join(root, "straight"))
         if stamp is not None and (not saves or stamp != saves[-1]):
             saves.append(stamp)
@@ -150,6 +152,7 @@ def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
         _end(proc)
     rc = proc.returncode
     per_epoch = (saves[-1] - saves[0]) / (len(saves) - 1) if len(saves) > 1 else 1.0
+    startup = max(saves[0] - t0 - per_epoch, 0.0) if saves else 0.0  # processes up -> first step
     if rc != 0:
         return False, f"the uninterrupted DDP run failed (exit {rc}), see {root}/straight.log"
     runs = os.path.join(root, "killed")
@@ -165,11 +168,12 @@ def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
             proc = subprocess.Popen(_main_cmd(argv), stdout=out, stderr=subprocess.STDOUT, env=_env())
         if done < kills and before <= epochs - 2:
             # a random moment: once the checkpoint of a random epoch still to do exists, a random part of an epoch
-            target = ctx.rng.randint(before, epochs - 2)
+            window = max(1, (epochs - 1 - before) // (kills - done))  # leaves epochs for the kills to come
+            target = before + ctx.rng.randrange(window)
             _wait_children(proc, 120)
             while proc.poll() is None and _saved_epoch(runs) < target:
                 time.sleep(0.1)
-            delay = ctx.rng.uniform(0.0, 1.0) * per_epoch
+            delay = ctx.rng.uniform(0.0, 1.0) * (per_epoch + (startup if target == before else 0.0))
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(delay)
             kids = _children(proc.pid) if proc.poll() is None else []
@@ -185,9 +189,10 @@ def case_ddp_kills(ctx: Ctx, kills: int = 2) -> tuple[bool, str]:
                     return False, f"the job did not end within {HANG_S} s after kill {done}, see {log}"
                 ended = time.perf_counter() - t0
                 after = _saved_epoch(runs)
+                moment = "both processes were up" if target == before else f"checkpoint {target} appeared"
                 ends.append(
-                    f"rank {victim} at epoch {target}+{delay:.1f} s (checkpoint {before}->{after}): "
-                    f"ended in {ended:.1f} s"
+                    f"rank {victim} {delay:.1f} s after {moment} (checkpoint {before}->{after}): job ended in "
+                    f"{ended:.1f} s"
                 )
                 continue
             missed += 1

@@ -165,7 +165,7 @@ def case_resume_auto(ctx: Ctx) -> tuple[bool, str]:
     run_training(straight)
     argv = ("--epochs", "2", "--resume", "auto")
     first = train_args(ctx.clean, os.path.join(root, "b"), *argv)
-    fresh = first.resume == ""
+    fresh = not first.resume
     real, calls = T.train_one_epoch, []
 
     def interrupted(*a, **k):
