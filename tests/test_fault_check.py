@@ -107,3 +107,12 @@ def test_skipped_nonfinite_updates_are_counted_and_change_nothing(tmp_path, scal
     assert stats["nonfinite_steps"] == 1.0 and "nonfinite_steps" not in plain
     assert math.isfinite(stats["loss"])  # the skipped step's loss was finite: it stays in the means
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+
+
+def test_a_list_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
+    from ops.data.lists import ListFileError, read_list_file
+
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"a 3 0\ncaf\xe9 3 1\n")  # latin-1
+    with pytest.raises(ListFileError, match=r"list.txt:2: not UTF-8"):
+        read_list_file(str(path), " ", 2, False)

@@ -63,37 +63,39 @@ def read_list_file(
     Multi-label rows keep their distinct labels sorted (as the original).
     """
     records, seen = [], {}
-    with open(list_path, encoding="utf-8-sig", newline=None) as f:
-        lineno = 0
+    with open(list_path, "rb") as f:
+        lines = f.read().splitlines()  # \n, \r\n and \r line ends
+    for lineno, raw in enumerate(lines, 1):
         try:
-            for lineno, line in enumerate(f, 1):
-                text = line.strip()
-                if not text:
-                    continue
-                try:
-                    path, num_frames, labels = parse_list_row(text, separator, multi_label)
-                    labels = sorted(set(labels))
-                    bad = [x for x in labels if not 0 <= x < num_classes]
-                    if bad:
-                        raise ValueError(f"label {bad[0]} outside [0, {num_classes})")
-                    key = os.path.normpath(path)
-                    if key in seen and duplicates == "error":
-                        raise ValueError(
-                            f"{path!r} is listed again (first at line {seen[key]}); remove one row, or pass "
-                            "--on_bad_video skip to keep the first"
-                        )
-                except ValueError as e:
-                    raise ListFileError(f"{list_path}:{lineno}: {e}") from None
-                if key in seen:
-                    warnings.warn(
-                        f"{list_path}:{lineno}: {path!r} is listed again (first at line {seen[key]}); row skipped",
-                        stacklevel=2,
-                    )
-                    continue
-                seen[key] = lineno
-                records.append(VideoRecord(path, num_frames, tuple(labels), lineno))
+            text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()  # -sig: a byte-order mark
         except UnicodeDecodeError as e:
-            raise ListFileError(f"{list_path}:{lineno + 1}: not UTF-8 text ({e.reason})") from None
+            raise ListFileError(
+                f"{list_path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start})"
+            ) from None
+        if not text:
+            continue
+        try:
+            path, num_frames, labels = parse_list_row(text, separator, multi_label)
+            labels = sorted(set(labels))
+            bad = [x for x in labels if not 0 <= x < num_classes]
+            if bad:
+                raise ValueError(f"label {bad[0]} outside [0, {num_classes})")
+            key = os.path.normpath(path)
+            if key in seen and duplicates == "error":
+                raise ValueError(
+                    f"{path!r} is listed again (first at line {seen[key]}); remove one row, or pass "
+                    "--on_bad_video skip to keep the first"
+                )
+        except ValueError as e:
+            raise ListFileError(f"{list_path}:{lineno}: {e}") from None
+        if key in seen:
+            warnings.warn(
+                f"{list_path}:{lineno}: {path!r} is listed again (first at line {seen[key]}); row skipped",
+                stacklevel=2,
+            )
+            continue
+        seen[key] = lineno
+        records.append(VideoRecord(path, num_frames, tuple(labels), lineno))
     if not records:
         raise ListFileError(f"{list_path}:0: list file has no rows")
     return records

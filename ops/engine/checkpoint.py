@@ -16,6 +16,7 @@ refused unless the caller trusts it (`--trust_checkpoint`), because unpickling i
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import random
 import shutil
@@ -193,8 +194,12 @@ def save_checkpoint(
         state.update(extra)
     path = os.path.join(run_dir, filename)
     target = path
+    # Serialised in memory first: torch.save reports a failed file write (disk full) as a bare RuntimeError of its
+    # zip writer; the file's own write raises the OSError that says why.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
-        _atomic_write(path, lambda f: torch.save(state, f))
+        _atomic_write(path, lambda f: f.write(buffer.getbuffer()))
         if is_best:
             target = path.replace(".pth.tar", ".best.pth.tar")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import math
 import os
 import warnings
@@ -108,29 +109,30 @@ def case_nonfinite_skip(ctx: Ctx) -> tuple[bool, str]:
 
 
 def case_save_fails(ctx: Ctx) -> tuple[bool, str]:
-    """The disk fills up while the checkpoint of epoch 2 is written: the run stops naming the path and the reason;
-    ckpt.pth.tar still holds epoch 1 and loads."""
-    from ops.engine import checkpoint
+    """The disk fills up while the checkpoint of epoch 2 is written (the file's write raises ENOSPC half-way): the
+    run stops naming the path and the reason; ckpt.pth.tar still holds epoch 1 and loads; no temporary file stays."""
     from ops.engine.checkpoint import CheckpointSaveError, read_checkpoint
 
     root = ctx.folder("save_fails")
     args = train_args(ctx.clean, root, "--epochs", "2", "--eval-freq", "5")
-    real, calls = torch.save, [0]
+    real, calls = os.fdopen, [0]
 
-    def full_disk(obj, f, *a, **k):
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            super().write(bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fdopen(fd, mode="r", *a, **k):  # the checkpoint writer opens its temporary file with os.fdopen
         calls[0] += 1
-        if calls[0] < 2:
-            return real(obj, f, *a, **k)
-        f.write(b"\0" * 1000)  # half a file, then the disk is full
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return FullDisk(fd, "wb") if calls[0] == 2 and "w" in mode else real(fd, mode, *a, **k)
 
-    with patched(checkpoint.torch, "save", full_disk):
+    with patched(os, "fdopen", fdopen):
         held, detail = expect_error(
             lambda: run_training(args), CheckpointSaveError, "ckpt.pth.tar", "No space left"
         )
     saved = read_checkpoint(os.path.join(args.run_dir, "ckpt.pth.tar"))
     leftovers = [f for f in os.listdir(args.run_dir) if f.startswith(".tmp_")]
-    ok = held and saved["epoch"] == 1 and not leftovers
+    ok = held and saved["epoch"] == 1 and not leftovers and calls[0] == 2
     return ok, f"{detail} | checkpoint epoch {saved['epoch']}, temp files left {leftovers}"
 
 
