@@ -1,5 +1,5 @@
 """What the fault-check cases share (ops/tools/fault_check.py): the work folder with the pristine synthetic
-dataset (`Ctx`), tiny training runs of main.py in this process, a validation dataset of a custom list, and helpers
+dataset (`Ctx`), tiny training runs of main.py in this process, a validation dataset of a custom list, and functions
 to inject a fault for the duration of a case."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Ctx:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# helpers
+# shared functions
 # ---------------------------------------------------------------------------------------------------------------
 def list_rows(root: str, split: str) -> list[tuple[str, int, int]]:
     with open(os.path.join(root, "synthetic", f"{split}_videofolder.txt")) as f:
