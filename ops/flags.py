@@ -72,7 +72,14 @@ def add_data_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--on_bad_video",
         choices=("error", "skip"),
-        help="an unreadable video: stop with its name (error, default) or skip it and count it",
+        help="an unreadable video or frame folder (or a duplicate list row): stop with its file and list line "
+        "(error, default) or skip it and count it (`bad_videos` in metrics.jsonl)",
+    )
+    g.add_argument(
+        "--on_nonfinite",
+        choices=("error", "skip"),
+        help="a NaN/inf loss or gradient: stop with the step, the loss parts and the batch's videos (error, "
+        "default) or skip that update on every rank and count it (`nonfinite_steps` in metrics.jsonl)",
     )
     g.add_argument(
         "-j", "--workers", type=int, help="DataLoader workers, split over local processes (preset)"
@@ -298,7 +305,11 @@ def add_run_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "-ef", "--eval_freq", "--eval-freq", dest="eval_freq", type=int, help="validate every n epochs (1)"
     )
-    g.add_argument("--resume", help="checkpoint to resume (ours or the original implementation's)")
+    g.add_argument(
+        "--resume",
+        help="checkpoint to resume (ours or the original implementation's); `auto`: the run folder's "
+        "ckpt.pth.tar when it exists, else a fresh start (a preempted job restarts with the same command line)",
+    )
     g.add_argument(
         "--override_config",
         action="store_true",

@@ -13,6 +13,7 @@ method's ModelConfig), so nothing here knows a method or a preset by name.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import sys
@@ -37,6 +38,8 @@ from ops.flags import (
 from ops.model_source import adopts, find_source, resolve_from_checkpoint, tune_notes
 
 SCRIPTS = ("main", "nview", "early_exit")
+AUTO = "auto"  # --resume auto
+CKPT_NAME = "ckpt.pth.tar"  # what ops.engine.checkpoint.save_checkpoint writes into the run folder
 # Defaults that no preset changes (the preset-dependent ones come from the method's recipe).
 RUN_DEFAULTS = dict(
     world_size=-1,
@@ -49,6 +52,7 @@ RUN_DEFAULTS = dict(
     criteria=["confidence", "entropy"],
     policy="learned",
     on_bad_video="error",
+    on_nonfinite="error",
     tf32="off",
 )
 
@@ -83,11 +87,30 @@ def parse_args(argv: list[str] | None = None, script: str = "main") -> argparse.
     parser = build_parser(script)
     argv = translate_argv(sys.argv[1:] if argv is None else list(argv), parser)
     args = parser.parse_intermixed_args(argv)
+    auto = args.resume == AUTO
+    if auto:
+        args.resume = auto_resume_path(args, parser, script)
     resolve_args(args, parser, script)
+    args.resume_auto = auto
     if args.print_config:
         print_config(args, parser)
         parser.exit(0)
     return args
+
+
+def auto_resume_path(args: argparse.Namespace, parser: argparse.ArgumentParser, script: str) -> str | None:
+    """`--resume auto`: returns the run folder's checkpoint (the folder the same flags without --resume name)
+    when it exists, else None (a fresh start). The run then resumes it as `--resume PATH` would: a model flag that
+    differs from the checkpoint's model_config is an error naming the flag."""
+    if script != "main" or args.evaluate:
+        parser.error("--resume auto only applies to training (main.py without --evaluate)")
+    fresh = copy.deepcopy(args)
+    fresh.resume = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # resolve_args below warns once, for the run
+        resolve_args(fresh, parser, script)
+    path = os.path.join(fresh.run_dir, CKPT_NAME)
+    return path if os.path.isfile(path) else None
 
 
 def translate_argv(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:

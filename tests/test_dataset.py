@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from ops.data import video_io
 from ops.data.dataset import VideoDataset, collate, make_loader
 from ops.data.dataset_config import DatasetNotFoundError, get_dataset_config
 from ops.data.lists import ListFileError, VideoRecord, read_list_file, sample_eval, sample_train
@@ -302,8 +303,8 @@ def test_each_distinct_frame_decoded_once(official, monkeypatch):
     root, _ = official
     ds = VideoDataset(get_dataset_config("somethingv2", root=root), "val", num_glance=16, num_candidates=96)
     calls = []
-    real = cv2.imread
-    monkeypatch.setattr(cv2, "imread", lambda path, *a: calls.append(path) or real(path, *a))
+    real = video_io._imread_rgb  # every frame file is read (and decoded) through it
+    monkeypatch.setattr(video_io, "_imread_rgb", lambda path, *a: calls.append(path) or real(path, *a))
     ds[0]
     assert len(calls) == len(set(calls)) == len(np.unique(ds.frame_numbers(ds.records[0])))
 
@@ -320,7 +321,8 @@ def test_missing_frames_counted_and_bad_videos(official, tmp_path, caplog):
                 data / f"20bn-something-something-v2-frames/vid0/{t:06d}.jpg",
             )
     os.link(os.path.join(src, "category.txt"), data / "category.txt")
-    (data / "val_videofolder.txt").write_text("vid0 40 0\ngone 40 1\nvid0 40 2\n")
+    os.symlink("vid0", data / "20bn-something-something-v2-frames/vid0b")  # a path listed twice is refused
+    (data / "val_videofolder.txt").write_text("vid0 40 0\ngone 40 1\nvid0b 40 2\n")
     cfg = get_dataset_config("somethingv2", root=str(tmp_path))
     ds = VideoDataset(
         cfg, "val", num_glance=2, num_candidates=4
@@ -388,11 +390,10 @@ def test_raw_video_mode_equals_frame_folders(official, tmp_path):
 
 def test_batches_built_in_place_and_recycled(official, tmp_path):
     root, _ = official
-    lst = tmp_path / "three.txt"
-    lst.write_text("vid0 40 0\nvid0 40 1\nvid0 40 2\n")
     cfg = get_dataset_config("somethingv2", root=root)
+    records = [VideoRecord("vid0", 40, (label,)) for label in range(3)]  # one video three times
     ds = VideoDataset(
-        cfg, "val", num_glance=1, num_candidates=2, input_size=64, scale_size=80, list_file=str(lst)
+        cfg, "val", num_glance=1, num_candidates=2, input_size=64, scale_size=80, records=records
     )
     ref = torch.stack([ds[i][0] for i in range(3)])
     loader = make_loader(ds, 3)

@@ -203,7 +203,9 @@ class VideoDataset(Dataset):
         else:
             require_path(video_root, config.name, "frames", "video folder")
         if records is None:
-            records = read_list_file(self.list_file, config.separator, config.num_classes, config.multi_label)
+            records = read_list_file(
+                self.list_file, config.separator, config.num_classes, config.multi_label, on_bad_video
+            )
         self.records = records
         self._counts = torch.zeros((_COUNTER_ROWS, 2), dtype=torch.int64).share_memory_()
         self._warned: set[str] = set()
@@ -403,13 +405,19 @@ class VideoDataset(Dataset):
                 frames, target = self.load(index, out)
                 return frames, target, index
             except FrameReadError as e:
+                where = self.where(index)
                 if self.on_bad_video == "error":
-                    raise
+                    raise FrameReadError(f"{where}: {e} (--on_bad_video skip skips such items)") from e
                 self._count(_BAD)
-                self._warn_once(f"bad:{index}", f"skipping unreadable item {index}: {e}")
-                last = e
+                self._warn_once(f"bad:{index}", f"{where}: skipping unreadable item: {e}")
+                last = f"{where}: {e}"
                 index = int(self.rng().integers(len(self))) if self.train else (index + 1) % len(self)
         raise FrameReadError(f"{self.max_retries + 1} unreadable items in a row, the last: {last}")
+
+    def where(self, index: int) -> str:
+        """Returns '<list file>:<line>' of item `index` (its position in the list when not read from a file)."""
+        record = self.records[index]
+        return f"{self.list_file}:{record.line}" if record.line else f"{self.list_file} item {index}"
 
     def __getstate__(self) -> dict:
         # Sent to DataLoader workers: the counters tensor is shared memory; scratch/rng are per process.

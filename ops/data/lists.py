@@ -4,7 +4,9 @@ segments, Efficient-3DCNNs loop-padded clips, TAdaConv interval clips."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +22,7 @@ class VideoRecord:
     path: str
     num_frames: int
     labels: tuple[int, ...]
+    line: int = field(default=0, compare=False)  # its line in the list file (1-based; 0: not from a file)
 
 
 def parse_list_row(text: str, separator: str, multi_label: bool) -> tuple[str, int, list[int]]:
@@ -48,29 +51,51 @@ def parse_list_row(text: str, separator: str, multi_label: bool) -> tuple[str, i
     return path, num_frames, label_ints
 
 
-def read_list_file(list_path: str, separator: str, num_classes: int, multi_label: bool) -> list[VideoRecord]:
-    """Return the VideoRecords of a list file (rows `path num_frames label [label2 label3]`).
+def read_list_file(
+    list_path: str, separator: str, num_classes: int, multi_label: bool, duplicates: str = "error"
+) -> list[VideoRecord]:
+    """Return the VideoRecords of a list file (rows `path num_frames label [label2 label3]`), UTF-8 (a byte-order
+    mark and CRLF line ends are accepted; paths may hold spaces and any non-ASCII character).
 
-    Blank lines are skipped.
-
-    Raises ListFileError('<file>:<line>: ...') for malformed rows, non-integer fields, labels outside
-    [0, num_classes) and num_frames < 1. Multi-label rows keep their distinct labels sorted (as the original).
+    Blank lines are skipped. Raises ListFileError('<file>:<line>: ...') for malformed rows, non-integer fields,
+    labels outside [0, num_classes), num_frames < 1 and undecodable text. A path listed twice is an error naming
+    both lines (`duplicates='error'`) or its later rows are dropped with a warning naming them ('skip').
+    Multi-label rows keep their distinct labels sorted (as the original).
     """
-    records = []
-    with open(list_path) as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                path, num_frames, labels = parse_list_row(text, separator, multi_label)
-                labels = sorted(set(labels))
-                bad = [x for x in labels if not 0 <= x < num_classes]
-                if bad:
-                    raise ValueError(f"label {bad[0]} outside [0, {num_classes})")
-            except ValueError as e:
-                raise ListFileError(f"{list_path}:{lineno}: {e}") from None
-            records.append(VideoRecord(path, num_frames, tuple(labels)))
+    records, seen = [], {}
+    with open(list_path, "rb") as f:
+        lines = f.read().splitlines()  # \n, \r\n and \r line ends
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()  # -sig: a byte-order mark
+        except UnicodeDecodeError as e:
+            raise ListFileError(
+                f"{list_path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start})"
+            ) from None
+        if not text:
+            continue
+        try:
+            path, num_frames, labels = parse_list_row(text, separator, multi_label)
+            labels = sorted(set(labels))
+            bad = [x for x in labels if not 0 <= x < num_classes]
+            if bad:
+                raise ValueError(f"label {bad[0]} outside [0, {num_classes})")
+            key = os.path.normpath(path)
+            if key in seen and duplicates == "error":
+                raise ValueError(
+                    f"{path!r} is listed again (first at line {seen[key]}); remove one row, or pass "
+                    "--on_bad_video skip to keep the first"
+                )
+        except ValueError as e:
+            raise ListFileError(f"{list_path}:{lineno}: {e}") from None
+        if key in seen:
+            warnings.warn(
+                f"{list_path}:{lineno}: {path!r} is listed again (first at line {seen[key]}); row skipped",
+                stacklevel=2,
+            )
+            continue
+        seen[key] = lineno
+        records.append(VideoRecord(path, num_frames, tuple(labels), lineno))
     if not records:
         raise ListFileError(f"{list_path}:0: list file has no rows")
     return records

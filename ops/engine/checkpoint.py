@@ -16,6 +16,7 @@ refused unless the caller trusts it (`--trust_checkpoint`), because unpickling i
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import random
 import shutil
@@ -58,6 +59,22 @@ def jsonable(value):
     if isinstance(value, (np.generic, torch.Tensor)) and getattr(value, "ndim", 0) == 0:
         return value.item()
     return str(value)
+
+
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written (disk full, permissions); the previous file at the path is intact."""
+
+
+def check_writable(folder: str, flag: str) -> None:
+    """Creates `folder` and writes (then removes) a small file in it; raises CheckpointSaveError naming `flag` and
+    the reason when that fails, so that a run is refused before its first step rather than at its first save."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_check_") as f:
+            f.write(b"0")
+            f.flush()
+    except OSError as exc:
+        raise CheckpointSaveError(f"{flag}: cannot write into {folder}: {exc.strerror or exc}") from exc
 
 
 class RNGWorldSizeError(ValueError):
@@ -176,15 +193,25 @@ def save_checkpoint(
     if extra:
         state.update(extra)
     path = os.path.join(run_dir, filename)
-    _atomic_write(path, lambda f: torch.save(state, f))
-    if is_best:
-        best = path.replace(".pth.tar", ".best.pth.tar")
+    target = path
+    # Serialised in memory first: torch.save reports a failed file write (disk full) as a bare RuntimeError of its
+    # zip writer; the file's own write raises the OSError that says why.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        _atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+        if is_best:
+            target = path.replace(".pth.tar", ".best.pth.tar")
 
-        def copy(f):
-            with open(path, "rb") as src:
-                shutil.copyfileobj(src, f)
+            def copy(f):
+                with open(path, "rb") as src:
+                    shutil.copyfileobj(src, f)
 
-        _atomic_write(best, copy)
+            _atomic_write(target, copy)
+    except OSError as exc:
+        raise CheckpointSaveError(
+            f"saving {target} failed ({exc.strerror or exc}); the file there before (if any) is intact"
+        ) from exc
     return path
 
 

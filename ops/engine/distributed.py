@@ -286,12 +286,18 @@ def all_gather_list(tensor: torch.Tensor, info: DistInfo) -> list[torch.Tensor]:
 def ranks_without(flag: torch.Tensor, info: DistInfo) -> list[int]:
     """Returns the ranks whose boolean `flag` (a 0-d tensor) is False, the same list on every rank: one all-gather
     and one host sync (single process: [0] or [])."""
-    t = flag.detach().reshape(1).to(info.device, torch.int32)
+    return [rank for rank, ok in enumerate(gather_flags(flag, info)[:, 0].tolist()) if not ok]
+
+
+def gather_flags(flags: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Returns every rank's boolean `flags` (0-d or (k,)) as an int (world_size, k) CPU tensor, the same on every
+    rank: one all-gather and one host sync."""
+    t = flags.detach().reshape(-1).to(info.device, torch.int32)
     if info.distributed:
         parts = [torch.empty_like(t) for _ in range(info.world_size)]
         dist.all_gather(parts, t)
-        t = torch.cat(parts)
-    return [rank for rank, ok in enumerate(t.tolist()) if not ok]
+        return torch.stack(parts).cpu()
+    return t[None].cpu()
 
 
 def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:

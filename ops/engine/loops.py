@@ -8,6 +8,7 @@ Frames travel as uint8 from the loader to the device and are normalised there, o
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -24,9 +25,10 @@ from ops.data.dataset_config import DatasetConfig
 from ops.data.transforms import HostBuffers, normalize
 from ops.engine.distributed import (
     DistInfo,
+    all_gather_objects,
     all_reduce_sum,
+    gather_flags,
     gather_in_sampler_order,
-    ranks_without,
     split_batch,
     split_workers,
     unwrap,
@@ -167,19 +169,22 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """Runs one epoch; returns the epoch means of the loss, its parts and top-1/top-5 (policy branch), over ranks.
 
-    A non-finite loss: under a GradScaler (fp16) the scaler skips the step, as it does for any overflow (counted in
-    `nonfinite_steps`, left out of the means; an epoch of nothing else stops the run); otherwise every rank learns
-    it from one all-gather before the update and all stop together, naming the ranks. The loop's own host syncs
-    per step: that check (none under a scaler); the running means are read every `args.print_freq` iterations,
-    when a line goes to the log."""
+    A non-finite loss or gradient: under a GradScaler (fp16) the scaler skips the step, as it does for any
+    overflow (counted in `nonfinite_steps`, left out of the means; an epoch of nothing else stops the run);
+    otherwise every rank learns it from one all-gather after the backward pass, before the update, and all stop
+    together (FloatingPointError naming the step, the ranks, the loss parts and the batch's videos) or, with
+    `--on_nonfinite skip`, all skip that update and count it. The loop's own host syncs per step: that check
+    (none under a scaler); the running means are read every `args.print_freq` iterations, when a line goes to the
+    log."""
     model.train()  # the model keeps its partial-BN layers frozen itself
     spec, buffers = input_spec(model), HostBuffers()
     part_sums: dict[str, float] = {}
     part_seen = 0
+    skip = getattr(args, "on_nonfinite", "error") == "skip"
     # on the device: videos with a finite loss, their loss x n, top-1 hits, top-5 hits, non-finite steps
     acc = torch.zeros(5, dtype=torch.float64, device=info.device)
     bar = logger.progress(loader, desc=f"train {epoch}", leave=False)
-    for step, (frames, target, _) in enumerate(bar):
+    for step, (frames, target, index) in enumerate(bar):
         if args.lr_per_step:
             adjust_learning_rate(optimizer, epoch, args, step, len(loader))
         x = to_input(frames, info.device, spec, buffers)
@@ -194,20 +199,28 @@ def train_one_epoch(
         else:
             outputs, loss, parts = own
         finite = torch.isfinite(loss.detach()).all()
-        if scaler is None or own is not None:
-            bad = ranks_without(finite, info)
-            if bad:
-                raise FloatingPointError(
-                    f"epoch {epoch} iteration {step}: the loss is not finite on rank(s) {bad} (this rank: "
-                    f"{loss.item()}, parts {parts}); every rank stops here. Lower --lr or check the data"
-                )
+        where = f"epoch {epoch} iteration {step}"
+        if own is not None and scaler is None:  # the model's own step has updated already: stop
+            ones = torch.ones((), dtype=torch.bool)
+            _stop_if_nonfinite(*_nonfinite_ranks(finite, ones, info), info, where, loss, parts, loader, index)
+        skipped = torch.zeros((), dtype=torch.float64, device=info.device)
         if own is None:
-            backward_step(loss, optimizer, model, args.clip_gradient, scaler)
+            scale = getattr(scaler, "_scale", None)
+            scale = scale.clone() if scale is not None else None
+
+            check = (finite, model, info, skip, skipped, where, logger, loss, parts, loader, index)
+            may_step = functools.partial(_may_step, *check)
+            backward_step(loss, optimizer, model, args.clip_gradient, scaler, may_step)
+            if scale is not None and scaler._scale is not None:  # the scaler lowered its scale: it skipped
+                skipped = (scaler._scale < scale).double().reshape(())
         n = target.shape[0]
         hits = topk_hits(outputs["logits"].detach().float(), target, (1, 5)).double()
         ok = finite.double()
         loss_n = torch.where(finite, loss.detach().double(), 0.0) * n
-        acc += torch.cat([(ok * n).view(1), loss_n.view(1), hits * ok, (1 - ok).view(1)])
+        nonfinite = torch.maximum(
+            1 - ok, skipped
+        )  # a non-finite loss, or an update skipped (by the scaler too)
+        acc += torch.cat([(ok * n).view(1), loss_n.view(1), hits * ok, nonfinite.view(1)])
         values = {k: float(v) for k, v in parts.items()}  # the criterion's parts are host numbers already
         if all(math.isfinite(v) for v in values.values()):
             for key, value in values.items():
@@ -227,6 +240,62 @@ def train_one_epoch(
                 f"top5 {top5:.2f} ({100 * top5_sum / seen:.2f})"
             )
     return _epoch_means(acc, part_sums, part_seen, info, epoch)
+
+
+def _may_step(finite, model, info, skip, skipped, where, logger, loss, parts, loader, index) -> bool:
+    """After the backward pass (no scaler): whether the update may run. A non-finite loss or gradient on any rank
+    stops every rank (`_stop_if_nonfinite`) or, when `skip`, skips the update everywhere (`skipped` set to 1)."""
+    bad_loss, bad_grads = _nonfinite_ranks(finite, _grads_finite(model), info)
+    if skip:
+        bad = sorted(set(bad_loss) | set(bad_grads))
+        skipped.fill_(1.0 if bad else 0.0)
+        if bad:
+            logger.info(f"{where}: non-finite loss or gradient on rank(s) {bad}; update skipped")
+        return not bad
+    _stop_if_nonfinite(bad_loss, bad_grads, info, where, loss, parts, loader, index)
+    return True
+
+
+def _grads_finite(model: nn.Module) -> torch.Tensor:
+    """Returns a 0-d bool tensor: every gradient of `model` is finite (no host sync)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.ones((), dtype=torch.bool)
+    return torch.stack([torch.isfinite(g).all() for g in grads]).all()
+
+
+def _nonfinite_ranks(loss_ok: torch.Tensor, grads_ok: torch.Tensor, info: DistInfo) -> tuple[list, list]:
+    """Returns (ranks whose loss is not finite, ranks with a non-finite gradient): one all-gather."""
+    flags = gather_flags(torch.stack([loss_ok.to(info.device), grads_ok.to(info.device)]), info).tolist()
+    return [r for r, f in enumerate(flags) if not f[0]], [r for r, f in enumerate(flags) if not f[1]]
+
+
+def _stop_if_nonfinite(
+    bad_loss: list,
+    bad_grads: list,
+    info: DistInfo,
+    where: str,
+    loss: torch.Tensor,
+    parts: dict,
+    loader,
+    index,
+) -> None:
+    """Raises FloatingPointError on every rank when a rank has a non-finite loss (else gradient), naming the
+    ranks, each one's loss parts and its batch's videos (list paths)."""
+    if not bad_loss and not bad_grads:
+        return
+    records = getattr(getattr(loader, "dataset", None), "records", None)
+    ids = [records[int(i)].path if records is not None else int(i) for i in index]
+    parts = ", ".join(f"{k} {float(v):.4g}" for k, v in parts.items())
+    mine = f"loss {float(loss.detach().float()):.4g} (parts: {parts}), videos {ids}"
+    every = all_gather_objects(mine, info)
+    bad, what = (bad_loss, "the loss is") if bad_loss else (bad_grads, "a gradient is")
+    detail = "; ".join(f"rank {r}: {every[r]}" for r in bad)
+    raise FloatingPointError(
+        f"{where}: {what} not finite on rank(s) {bad} ({detail}); every rank stops here, before the update "
+        "(the last checkpoint holds the last good state). Lower --lr, check the data, or pass --on_nonfinite "
+        "skip to skip such updates"
+    )
 
 
 def _epoch_means(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -209,14 +209,19 @@ def backward_step(
     model: nn.Module,
     max_norm: float | None = None,
     scaler=None,
+    may_step: Callable[[], bool] | None = None,
 ) -> float | None:
     """One update: (scaled) backward, unscale + clip, step, scaler update. Returns the grad norm if clipping.
 
-    The caller zeroes the gradients before the forward pass (optimizer.zero_grad(set_to_none=True))."""
+    `may_step` (without a scaler): asked after the backward pass; False skips the update (the gradients are
+    dropped). The caller zeroes the gradients before the forward pass (optimizer.zero_grad(set_to_none=True))."""
     if scaler is not None:
         scaler.scale(loss).backward()
     else:
         loss.backward()
+    if scaler is None and may_step is not None and not may_step():
+        optimizer.zero_grad(set_to_none=True)
+        return None
     norm = clip_gradients(model, max_norm, scaler, optimizer)
     if scaler is not None:
         scaler.step(optimizer)

@@ -12,7 +12,9 @@ from ops.engine import distributed as D
 from ops.engine.backends import configure_backends
 from ops.engine.batchnorm import check_batch_statistics, sync_batchnorm
 from ops.engine.checkpoint import (
+    CheckpointSaveError,
     RNGWorldSizeError,
+    check_writable,
     get_rng_state,
     load_checkpoint,
     rank_states,
@@ -69,6 +71,8 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
         optimizer = build_optimizer(model_param_groups(model, args), args)
     scaler = make_grad_scaler(info.device, args.amp)
     start_epoch, best = 0, None
+    if getattr(args, "resume_auto", False) and not args.resume:
+        logger.info(f"=> --resume auto: no checkpoint in {args.run_dir} yet, starting from scratch")
     if args.resume:
         ckpt = load_checkpoint(
             args.resume,
@@ -136,20 +140,26 @@ def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogge
             logger.log_metrics(epoch, "test", metrics)
             logger.info(f"Epoch {epoch} test: " + " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
         rng = rank_states(D.all_gather_objects(get_rng_state(), info))  # each rank's own states
+        failed = None
         if info.is_main:
-            save_checkpoint(
-                args.run_dir,
-                model,
-                epoch=epoch + 1,
-                best_metric=best,
-                is_best=is_best,
-                optimizer=optimizer,
-                scaler=scaler,
-                args=args,
-                extra={"model_config": cfg.to_dict(), "seed": seed, "categories": config.categories},
-                rng=rng,
-            )
-        D.barrier(info)
+            try:
+                save_checkpoint(
+                    args.run_dir,
+                    model,
+                    epoch=epoch + 1,
+                    best_metric=best,
+                    is_best=is_best,
+                    optimizer=optimizer,
+                    scaler=scaler,
+                    args=args,
+                    extra={"model_config": cfg.to_dict(), "seed": seed, "categories": config.categories},
+                    rng=rng,
+                )
+            except CheckpointSaveError as exc:
+                failed = str(exc)
+        failed = D.all_gather_objects(failed, info)[0]  # every rank stops with rank 0's reason (no hang)
+        if failed:
+            raise CheckpointSaveError(f"epoch {epoch}: {failed}")
     return metrics if info.is_main else None
 
 
@@ -169,5 +179,9 @@ def _restore_rng(
 
 
 def run(args: argparse.Namespace) -> dict | None:
-    """Entry of main.py: launches the processes the flags ask for and runs training / evaluation in each."""
+    """Entry of main.py: launches the processes the flags ask for and runs training / evaluation in each. The log
+    and checkpoint folders must be writable: a run is refused before its first step otherwise."""
+    check_writable(args.log_dir, "--root_log")
+    if not args.evaluate:
+        check_writable(args.run_dir, "--root_model" if "root_model" in args.explicit else "--root_log")
     return D.launch(main_worker, args)
