@@ -341,12 +341,14 @@ def test_reskd_recipe_fills_only_what_the_command_line_leaves_unset():
     assert (ua.lr, ua.paramwise, ua.student_size) == (0.002, None, None)
 
 
-def test_the_readme_reskd_command_gets_reskds_recipe():
+def test_the_reskd_page_command_gets_reskds_recipe():
     import os
     import shlex
 
-    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md"), encoding="utf-8") as f:
-        section = f.read().split("\n## ResKD", 1)[1].split("\n## ", 1)[0]
+    with open(
+        os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "reskd.md"), encoding="utf-8"
+    ) as f:
+        section = f.read()
     block = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     train = next(shlex.split(line, comments=True) for line in block.splitlines() if "main.py " in line)
     assert train[:2] == ["python", "main.py"]

@@ -206,17 +206,16 @@ def test_readme_training_lines_run_stage_after_stage(chain):
     assert chain["args"]["stage2"].tune_from == chain["stage1"]
 
 
-def our_readme_commands() -> list[list[str]]:
-    """The commands of the `bash` block of this project's README section "AdaFocus V1", one argv each."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+def our_page_commands() -> list[list[str]]:
+    """The commands of the first `bash` block of this project's page docs/adafocus_v1.md, one argv each."""
+    with open(os.path.join(ROOT, "docs", "adafocus_v1.md"), encoding="utf-8") as f:
         text = f.read()
-    section = text.split("\n## AdaFocus V1\n", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     return [argv for argv in (shlex.split(line, comments=True) for line in block.splitlines()) if argv]
 
 
-def test_our_readme_shows_the_lines_run_here():
-    commands = our_readme_commands()
+def test_our_v1_page_shows_the_lines_run_here():
+    commands = our_page_commands()
     expected = []  # the V1 README's lines, `python main.py` in place of `python main_dist.py`
     for line in README.values():
         tokens = shlex.split(line)
@@ -231,7 +230,7 @@ def test_readme_evaluation_line_and_the_evaluation_scripts(chain, an_data, tmp_p
     # the evaluation lines of our README (the issue's form), with the tiny model's sizes appended
     scores = str(tmp_path / "scores.npz")
     fills = {"DIR": an_data, "CKPT": chain["stage3"], "FILE": scores}
-    nview, early_exit = ([fills.get(t, t) for t in argv[2:]] for argv in our_readme_commands()[-2:])
+    nview, early_exit = ([fills.get(t, t) for t in argv[2:]] for argv in our_page_commands()[-2:])
     tiny = "--patch_size 32 --num_segments 3 --input_size 64 --glance_size 64 --gru_hidden_dim 16"
     tiny += " --policy_hidden_dim 16"
     tail = tiny.split() + TINY_FLAGS + ["--root_log", str(tmp_path), "-j", "0"]
