@@ -40,6 +40,8 @@ def find_subproject(root: str) -> str:
 def _torchvision_shim() -> None:
     try:
         import torchvision  # noqa: F401
+    except ImportError:  # not installed: the official imports fail with their own message
+        return
     except RuntimeError as err:  # CPU torch + a torchvision wheel built for another torch: no compiled ops
         if "torchvision::nms" not in str(err):
             raise
