@@ -252,22 +252,26 @@ def run(off: OfficialTSM, args, log: Callable[[str], None]) -> dict:
     torch.set_num_threads(args.threads)
     official, ours = paired_models(off, 174, args.patch, args.gain, args.seed)
     official.eval(), ours.eval()
-    deployed = deploy_model(ours)
+    deployed, fused = deploy_model(ours), deploy_model(ours, fuse=True)
     gen = torch.Generator().manual_seed(args.seed)
     x = bench_frames(args.batch, gen)
     if "eval" not in skip:
         result["eval_equal"] = compare_eval(official, ours, deployed, x)
+        result["eval_equal"]["max_abs_logit_diff_fused"] = compare_eval(official, ours, fused, x)[
+            "max_abs_logit_diff_fast"
+        ]
         log(f"eval outputs: {result['eval_equal']}")
         fns = {
             "official": lambda: official_eval(official, x),
             "plain": lambda: ours_eval(ours, x),
             "fast": fast_fn(deployed, x),
+            "fused": fast_fn(fused, x),
         }
         result["eval"] = summary(
             timed_rounds(fns, 1, args.rounds, args.clock), "videos_per_s", lambda s: args.batch / s
         )
         log(f"eval: {result['eval']}")
-    del deployed
+    del deployed, fused
     if "train" not in skip and args.train_batch > 0:
         xt = x[: args.train_batch]
         fns = {

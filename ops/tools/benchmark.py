@@ -29,6 +29,7 @@ OPTIMISATIONS = (
     "fold_bn",
     "channels_last",
     "channels_last_3d",
+    "fuse",
 )
 
 
@@ -150,6 +151,7 @@ def prepare_models(preset: nn.Module, baseline: nn.Module, opts: set[str]) -> tu
         fold_bn="fold_bn" in opts,
         channels_last="channels_last" in opts,
         channels_last_3d="channels_last_3d" in opts,
+        fuse="fuse" in opts and "fold_bn" in opts,
     )
     if not any(kw.values()):
         return preset, baseline
