@@ -16,6 +16,9 @@ import json
 import os
 import sys
 
+# Large CPU tensors on transparent huge pages, as scripts/bench.py (both sides alike); read by torch at start.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     result = run(off, args, lambda s: print(s, file=sys.stderr, flush=True))
     result["settings"] = {k: v for k, v in vars(args).items() if k != "official"}
     result["settings"]["loadavg_end"] = os.getloadavg()[0]
+    result["settings"]["thp_alloc"] = os.environ.get("THP_MEM_ALLOC_ENABLE")
     print(json.dumps(result, default=float), flush=True)
     return result
 

@@ -66,3 +66,14 @@ def test_official_packages_are_kept_apart_from_ours(tmp_path):
 
         assert ops.WHO == "official"
     assert sys.modules["ops"] is ours and sys.modules["ops.data"].__file__.startswith(ours.__path__[0])
+
+
+def test_official_summary_reports_per_round_speedups_and_rates():
+    from ops.tools.bench_official import summary
+
+    times = {"official": [2.0, 8.0, 3.0], "plain": [1.0, 2.0, 3.0], "fast": [0.5, 4.0, 1.0]}
+    out = summary(times, "videos_per_s", lambda s: 8 / s)
+    assert out["speedup_plain"] == 2.0  # ratios 2, 4, 1
+    assert out["speedup_fast"] == 3.0  # ratios 4, 2, 3
+    assert out["official_videos_per_s"] == 8 / 3.0 and out["fast_videos_per_s"] == 8.0
+    assert out["rounds"] == 3 and "speedup_official" not in out
