@@ -6,9 +6,13 @@ Random weights and random uint8 frames (timing only). For each pair: latency (ba
 at batch 1 and 16), measured speed-up, FLOPs ratio (ops/engine/flops.py, papers' convention) and realised =
 speed-up / FLOPs ratio, training step time per video (batch 1). Early exit: batch 16 with the glance threshold
 set so that half of the videos exit at the glance, timed against no exit (ops.tools.inference.predict_with_exit).
-Preset and baseline calls are interleaved; medians after one warm-up round: 6 repeats at batch 1, 3 at batch
-16 (2 for the heavy x3d / an pairs), 2 for training steps. The last stdout line is one JSON object keyed by
-pair plus `early_exit` and `settings`; `--json` prints only that line (the table goes to stderr).
+Preset and baseline calls are interleaved in rounds (preset, baseline, preset, ...) after --warmup untimed
+rounds: 2 x --repeats rounds at batch 1, --repeats at batch 16 (--heavy_repeats for the heavy x3d / an /
+e3d-tada pairs), 2 for training steps. A speed-up is the median over rounds of the per-round ratio baseline /
+preset (a round's load hits both alike), not a ratio of medians; times are medians. `--clock cpu` times the
+process's CPU seconds (time.process_time) instead of wall seconds: other processes on a loaded machine then
+barely move the ratios. The last stdout line is one JSON object keyed by pair plus `early_exit` and
+`settings`; `--json` prints only that line (the table goes to stderr).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -31,16 +36,17 @@ from ops.tools.benchmark import (  # noqa: E402
     build_pair,
     default_pairs,
     inference_fn,
-    interleaved_medians,
+    median_ratio,
     pair_gflops,
     prepare_models,
+    timed_rounds,
     train_step_fn,
 )
 from ops.tools.inference import normalize_frames as normalize  # noqa: E402
 from ops.tools.inference import predict_with_exit  # noqa: E402
 
-# Default: every optimisation (each measured faster on the 2-core CPU; changelog in the closing report).
-DEFAULT_OPTS = OPTIMISATIONS
+# Default: every optimisation measured faster on the 2-core CPU ('fuse': docs/speed.md).
+DEFAULT_OPTS = tuple(o for o in OPTIMISATIONS if o != "fuse")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,13 +59,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     p.add_argument("--batch", type=int, default=16, help="the large batch (batch 1 is always measured)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (medians)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds per measurement (medians)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before each measurement")
+    p.add_argument(
+        "--clock", default="wall", choices=["wall", "cpu"], help="wall seconds or process CPU seconds"
+    )
     p.add_argument(
         "--heavy_repeats",
         "--heavy-repeats",
         type=int,
-        default=2,
-        help="repeats at the large batch for x3d / an / e3d-tada",
+        default=3,
+        help="rounds at the large batch for x3d / an / e3d-tada",
     )
     p.add_argument(
         "--train_batch",
@@ -102,6 +112,10 @@ def frames(batch: int, t: int, size: int, device: torch.device, gen: torch.Gener
     return torch.randint(0, 256, (batch, t, 3, size, size), dtype=torch.uint8, generator=gen).to(device)
 
 
+def medians(times: dict[str, list[float]]) -> dict[str, float]:
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def synced(fn, device: torch.device):
     if device.type != "cuda":
         return fn
@@ -122,9 +136,10 @@ def early_exit(model, x: torch.Tensor, exits: list[float], args, device) -> dict
         "no_exit": synced(lambda: predict_with_exit(model, x, never, prepare=normalize), device),
         "exit": synced(lambda: predict_with_exit(model, x, half, prepare=normalize), device),
     }
-    t = interleaved_medians(fns, 1, args.repeats)
+    times = timed_rounds(fns, getattr(args, "warmup", 1), args.repeats, getattr(args, "clock", "wall"))
+    t = medians(times)
     g_exit = sum(exits[int(i)] for i in idx) / b
-    ratio_t, ratio_g = t["no_exit"] / t["exit"], exits[-1] / g_exit
+    ratio_t, ratio_g = median_ratio(times, "no_exit", "exit"), exits[-1] / g_exit
     result = {
         "exit_fraction": float((idx == 0).float().mean()),
         "time_no_exit_s": t["no_exit"],
@@ -162,8 +177,9 @@ def bench_pair(name: str, args, opts: set[str], device: torch.device, log) -> tu
         }
         heavy = batch > 1 and name in ("x3d", "an", "e3d-tada")
         repeats = args.heavy_repeats if heavy else (args.repeats if batch > 1 else 2 * args.repeats)
-        t = interleaved_medians(fns, 1, repeats)
-        speedup = t["baseline"] / t["preset"]
+        times = timed_rounds(fns, args.warmup, repeats, args.clock)
+        t = medians(times)
+        speedup = median_ratio(times, "baseline", "preset")
         out[f"b{batch}"] = {
             "preset_videos_s": batch / t["preset"],
             "baseline_videos_s": batch / t["baseline"],
@@ -200,7 +216,7 @@ def bench_pair(name: str, args, opts: set[str], device: torch.device, log) -> tu
             "preset": synced(train_step_fn(preset.to(device), xp, pair.adaptive.num_classes), device),
             "baseline": synced(train_step_fn(base.to(device), xb, pair.adaptive.num_classes), device),
         }
-        t = interleaved_medians(fns, 1, 2)
+        t = medians(timed_rounds(fns, args.warmup, 2, args.clock))
         out["train_s_per_video"] = {k: v / args.train_batch for k, v in t.items()}
         log(
             f"training step (batch {args.train_batch}): preset {t['preset'] / args.train_batch:.2f} s/video, "
@@ -235,6 +251,9 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": torch.get_num_threads(),
         "opts": sorted(opts),
         "compile": args.compile,
+        "clock": args.clock,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
         "batch": args.batch,
         "seconds": round(time.perf_counter() - start, 1),
         "loadavg_start_end": [load0, os.getloadavg()[0]],

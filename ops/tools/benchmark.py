@@ -29,6 +29,7 @@ OPTIMISATIONS = (
     "fold_bn",
     "channels_last",
     "channels_last_3d",
+    "fuse",
 )
 
 
@@ -98,18 +99,49 @@ def pair_gflops(adaptive: nn.Module, baseline: nn.Module) -> dict[str, object]:
     return {"preset_exits": exits, "preset": exits[-1], "baseline": exit_gflops(baseline)[-1]}
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
-    """Returns the median seconds of each callable; runs are interleaved (a, b, a, b, ...) so that a change
-    of machine load hits every callable alike. `warmup` untimed rounds first."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def timed_rounds(
+    fns: dict[str, Callable[[], object]], warmup: int, rounds: int, clock: str = "wall"
+) -> dict[str, list[float]]:
+    """Returns the seconds of every call per callable, `rounds` rounds of one call each, interleaved (a, b,
+    a, b, ...) so that a change of machine load hits every callable alike; `warmup` untimed rounds first.
+    `clock` 'wall' (time.perf_counter) or 'cpu' (time.process_time: CPU seconds of this process, all its
+    threads, robust to other processes on the machine but blind to time spent waiting)."""
+    now = CLOCKS[clock]
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for key, fn in fns.items():
-            start = time.perf_counter()
+            start = now()
             fn()
-            times[key].append(time.perf_counter() - start)
+            times[key].append(now() - start)
+    return times
+
+
+def median_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
+    """Median over rounds of times[num][i] / times[den][i] (e.g. baseline / preset = speed-up): a ratio per
+    round cancels the load of that round, the median drops the rounds one callable was hit alone."""
+    if len(times[num]) != len(times[den]) or not times[num]:
+        raise ValueError(
+            f"need the same non-zero number of rounds, got {len(times[num])} and {len(times[den])}"
+        )
+    return statistics.median(a / b for a, b in zip(times[num], times[den]))
+
+
+def spread(values: list[float]) -> float:
+    """max - min of `values` (how far repeated measurements of one ratio move)."""
+    return max(values) - min(values)
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], warmup: int, repeats: int, clock: str = "wall"
+) -> dict[str, float]:
+    """Returns the median seconds of each callable over interleaved rounds (see `timed_rounds`)."""
+    times = timed_rounds(fns, warmup, repeats, clock)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -119,6 +151,7 @@ def prepare_models(preset: nn.Module, baseline: nn.Module, opts: set[str]) -> tu
         fold_bn="fold_bn" in opts,
         channels_last="channels_last" in opts,
         channels_last_3d="channels_last_3d" in opts,
+        fuse="fuse" in opts and "fold_bn" in opts,
     )
     if not any(kw.values()):
         return preset, baseline

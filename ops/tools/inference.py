@@ -90,13 +90,26 @@ def to_channels_last(model: nn.Module, conv2d: bool = True, conv3d: bool = False
 
 
 def deploy_model(
-    model: nn.Module, *, fold_bn: bool = True, channels_last: bool = True, channels_last_3d: bool = False
+    model: nn.Module,
+    *,
+    fold_bn: bool = True,
+    channels_last: bool = True,
+    channels_last_3d: bool = False,
+    fuse: bool = False,
 ) -> nn.Module:
-    """Returns an eval-mode deep copy of `model` prepared for inference (BN folded, channels-last weights);
-    `model` itself is not changed. Outputs equal the original's eval outputs up to float rounding."""
+    """Returns an eval-mode deep copy of `model` prepared for inference (BN folded, channels-last weights;
+    `fuse`: conv + ReLU / ReLU6 / residual add as oneDNN post-ops on the CPU, ops/tools/fusion.py, which
+    needs `fold_bn`); `model` itself is not changed. Outputs equal the original's eval outputs up to float
+    rounding."""
     model = copy.deepcopy(unwrap(model)).eval()
     if fold_bn:
         fold_batchnorm(model)
+    if fuse:
+        from ops.tools.fusion import fuse_conv_activations, fusion_available
+
+        if not fold_bn or not fusion_available():
+            raise ValueError("fuse needs fold_bn and a torch build with oneDNN (torch.backends.mkldnn)")
+        fuse_conv_activations(model)
     return to_channels_last(model, conv2d=channels_last, conv3d=channels_last_3d)
 
 
