@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from ops.data.synthetic import ensure_synthetic
+from ops.data.synthetic import TINY_DATASET, ensure_synthetic
 
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("data"))
-    ensure_synthetic(
-        root,
-        num_classes=3,
-        videos_per_class_train=4,
-        videos_per_class_val=3,
-        min_frames=10,
-        max_frames=14,
-        height=64,
-        width=80,
-        num_clutter=5,
-        num_distractors=2,
-    )
+    ensure_synthetic(root, **TINY_DATASET)
     return root
 
 

@@ -348,6 +348,20 @@ def is_current(folder: str, **kw) -> bool:
     return _read_params(folder) == _params(kw)
 
 
+# The tiny dataset of the tests and the fault check: 3 classes, 12 training and 9 validation videos of 64x80 frames.
+TINY_DATASET = dict(
+    num_classes=3,
+    videos_per_class_train=4,
+    videos_per_class_val=3,
+    min_frames=10,
+    max_frames=14,
+    height=64,
+    width=80,
+    num_clutter=5,
+    num_distractors=2,
+)
+
+
 def ensure_synthetic(root: str, progress: bool = False, **kw) -> str:
     """Returns `<root>/synthetic`, generating it first when missing or made with other parameters."""
     folder = os.path.join(root, "synthetic")

@@ -23,17 +23,6 @@ TINY = (
     "--num_input_focus_segments 8 --num_focus_segments 2 --glance_base_width 8 --focus_base_width 8 "
     "--stn_hidden_dim 8 --temporal_hidden_dim 8 --batch-size 4 --lr 0.01 -j 0 --seed 0"
 ).split()
-SYNTH = dict(
-    num_classes=3,
-    videos_per_class_train=4,
-    videos_per_class_val=3,
-    min_frames=10,
-    max_frames=14,
-    height=64,
-    width=80,
-    num_clutter=5,
-    num_distractors=2,
-)
 DDP = ["--multiprocessing-distributed", "--nproc_per_node", "2", "--device", "cpu"]
 HANG_S = 90  # a job that has not ended this long after one of its processes was killed counts as hung
 
@@ -42,12 +31,12 @@ class Ctx:
     """The work folder of a check: the pristine synthetic dataset, copies of it to break, run folders."""
 
     def __init__(self, work: str, seed: int = 0):
-        from ops.data.synthetic import ensure_synthetic
+        from ops.data.synthetic import TINY_DATASET, ensure_synthetic
 
         self.work, self.rng = os.path.abspath(work), random.Random(seed)
         os.makedirs(self.work, exist_ok=True)
         self.clean = os.path.join(self.work, "clean")
-        ensure_synthetic(self.clean, **SYNTH)
+        ensure_synthetic(self.clean, **TINY_DATASET)
         self._n = 0
 
     def folder(self, name: str) -> str:
