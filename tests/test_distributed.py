@@ -35,7 +35,7 @@ def _worker(args):
     # Runs in each spawned process: collectives, uneven gather, and one DDP step on rank-dependent data.
     torch.set_num_threads(1)
     info = D.init(args)
-    try:
+    with D.closing(info):
         mean = D.all_reduce_mean(torch.tensor([float(info.rank + 1), 10.0 * info.rank]), info)
         total = D.all_reduce_sum(info.rank + 1, info)
         gathered = D.all_gather_cat(torch.full((info.rank + 1, 2), float(info.rank)), info)
@@ -64,8 +64,6 @@ def _worker(args):
         )
         with open(os.path.join(args.out_dir, f"rank{info.rank}.json"), "w") as f:
             json.dump(result, f)
-    finally:
-        D.cleanup(info)
 
 
 def test_two_process_gloo_spawn_on_cpu(tmp_path, clean_env):
@@ -130,6 +128,22 @@ def test_single_process_without_launcher(clean_env):
         ]
     )
     assert D.plan_launch(args).spawn is False and D.launch(lambda a: "ran", args) == "ran"
+
+
+def test_closing_waits_for_the_others_only_when_the_block_ends_normally(monkeypatch):
+    calls = []
+    monkeypatch.setattr(D, "cleanup", lambda info, wait=True: calls.append((info.rank, wait)))
+
+    def run(fail: bool) -> int:
+        with D.closing(D.DistInfo(rank=int(fail))):
+            if fail:
+                raise FloatingPointError("the loss is not finite")
+            return 7
+
+    assert run(False) == 7
+    with pytest.raises(FloatingPointError, match="not finite"):
+        run(True)
+    assert calls == [(0, True), (1, False)]
 
 
 def test_launcher_env_init_and_nccl_fallback(clean_env):
@@ -202,7 +216,7 @@ def _resume_worker(args):
     torch.set_num_threads(1)
     info = D.init(args)
     out, net = {}, nn.Linear(1, 1)
-    try:
+    with D.closing(info):
         D.seed_everything(11, info.rank)
         _draws()
         rng = rank_states(D.all_gather_objects(get_rng_state(), info))
@@ -239,8 +253,6 @@ def _resume_worker(args):
             out["nonfinite"] = str(exc)
         with open(os.path.join(args.out_dir, f"rank{info.rank}.json"), "w") as f:
             json.dump(out, f)
-    finally:
-        D.cleanup(info)
 
 
 @pytest.fixture(scope="module")

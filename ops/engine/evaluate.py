@@ -34,7 +34,7 @@ def nview_worker(args: argparse.Namespace) -> dict | None:
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
     for note in getattr(args, "config_notes", ()):  # where the model came from (ops/model_source.py)
         logger.info(note)
-    try:
+    with D.closing(info), logger:
         layout = model.input_layout(cfg)
         val_set = build_dataset(
             args,
@@ -65,9 +65,6 @@ def nview_worker(args: argparse.Namespace) -> dict | None:
             if args.save_scores:
                 save_scores(args.save_scores, pred, [val_set.records[i].path for i in pred.index.tolist()])
         return metrics if info.is_main else None
-    finally:
-        logger.close()
-        D.cleanup(info)
 
 
 def run_nview(args: argparse.Namespace) -> dict | None:
@@ -126,12 +123,12 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
     """Writes log_early_exit_{criterion}.csv/.png and returns {criterion: points} on the main process."""
     info, config, model, cfg = setup_eval(args)
     if model.num_exits < 2:
-        D.cleanup(info)
+        D.cleanup(info, wait=False)
         raise ValueError(f"--model {cfg.model} has one exit: early exit needs a model with several")
     logger = RunLogger(args.log_dir, enabled=info.is_main, tensorboard=False)
     for note in getattr(args, "config_notes", ()):  # where the model came from (ops/model_source.py)
         logger.info(note)
-    try:
+    with D.closing(info), logger:
         train_pred, val_pred = _exit_logits(args, info, config, model, logger)
         if not info.is_main:
             return None
@@ -171,9 +168,6 @@ def early_exit_worker(args: argparse.Namespace) -> dict | None:
                 )
             logger.info(f"=> {stem}.csv, {stem}.png")
         return results
-    finally:
-        logger.close()
-        D.cleanup(info)
 
 
 def _operating_points(points: list[dict], flops: list[float]) -> list[dict]:

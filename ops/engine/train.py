@@ -42,14 +42,10 @@ def main_worker(args: argparse.Namespace) -> dict | None:
     backends = configure_backends(args, info.device, training=not args.evaluate)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     D.seed_everything(seed, info.rank)
-    logger = RunLogger(args.log_dir, enabled=info.is_main)
-    try:
+    with D.closing(info), RunLogger(args.log_dir, enabled=info.is_main) as logger:
         if backends:
             logger.info(backends)
         return _run(args, info, seed, logger)
-    finally:
-        logger.close()
-        D.cleanup(info)
 
 
 def _run(args: argparse.Namespace, info: D.DistInfo, seed: int, logger: RunLogger) -> dict | None:
