@@ -13,7 +13,15 @@ from ops.data import resize as resize_mod
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import DatasetConfig
 from ops.data.lists import sample_train
-from ops.data.resize import Scratch, resize_frames, resize_pillow, resize_to_slots, resize_torch, to_planes
+from ops.data.resize import (
+    RESIZE_CHUNK,
+    Scratch,
+    resize_frames,
+    resize_pillow,
+    resize_to_slots,
+    resize_torch,
+    to_planes,
+)
 from ops.data.transforms import e3d_crop_box, multiscale_crop_box, scaled_size
 
 # X3D-L 312, TSM / AN / X3D-S 224, X3D glance 160, p128 and synthetic input 128, Efficient-3DCNNs 112, p96 96,
@@ -137,6 +145,17 @@ def test_resize_to_slots_writes_each_distinct_frame_once_channels_first(backend)
     out = np.zeros((4, 3, 32, 40), np.uint8)  # the frames' own size: no resize, only the channels-first write
     resize_to_slots(frames, np.arange(4), out, backend)
     np.testing.assert_array_equal(out, frames.transpose(0, 3, 1, 2))
+
+
+def test_resize_to_slots_cuts_runs_of_consecutive_frames_into_chunks():
+    frames = natural_frames(20, 30, 36, seed=6)[:, 1:29, 2:30]  # 28x28 crops
+    slots = np.array(
+        [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 19, 4]
+    )  # runs of 4, 12, 1, 1
+    ref = resize_frames(np.ascontiguousarray(frames), (20, 20), "pil")[slots].transpose(0, 3, 1, 2)
+    out = np.zeros((len(slots), 3, 20, 20), np.uint8)
+    np.testing.assert_array_equal(resize_to_slots(frames, slots, out, "pil", (Scratch(), Scratch())), ref)
+    assert RESIZE_CHUNK < 12
 
 
 def test_to_planes_checks_its_layouts():
