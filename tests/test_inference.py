@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from archs import RouteFuncMLP, TAdaConv2d
 from ops.data.transforms import normalize
 from ops.tools.inference import deploy_model, fold_batchnorm, normalize_frames, predict_with_exit
 from tests.test_model_grads import tiny_input, tiny_model
@@ -48,6 +49,34 @@ def test_fold_batchnorm_and_channels_last_keep_outputs(tiny):
             for key in ("logits", "exit_logits", "temporal_logits", "spatial_logits"):
                 torch.testing.assert_close(out[key], ref[key], atol=ATOL, rtol=1e-4)
             assert torch.equal(out["focus_indices"], ref["focus_indices"])
+
+
+class _TAdaBlock(nn.Module):
+    """A route function calibrating a TAdaConv2d, with alphas away from one (the route's last layer starts at 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.route = RouteFuncMLP(c_in=8, ratio=2, kernels=[3, 3])
+        self.conv = TAdaConv2d(8, 6, [1, 3, 3], [1, 1, 1], [0, 1, 1], bias=True)
+        torch.manual_seed(0)
+        for p in self.route.parameters():
+            nn.init.normal_(p, std=0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, self.route(x))
+
+
+def test_deploy_calibrates_tada_activations_instead_of_building_per_frame_weights():
+    block, x = _TAdaBlock().eval(), torch.randn(2, 8, 4, 7, 7)
+    with torch.no_grad():
+        ref = block(x)
+        assert (block.route(x) - 1).abs().max() > 0.1
+        dep = deploy_model(block, channels_last=False)
+        grouped = deploy_model(block, channels_last=False, tada_activations=False)
+        assert dep.conv.calibrate_activations and not grouped.conv.calibrate_activations
+        assert not block.conv.calibrate_activations  # the original is untouched
+        torch.testing.assert_close(dep(x), ref, atol=ATOL, rtol=1e-4)
+        assert torch.equal(grouped(x), ref)
 
 
 def test_focus_stage_on_a_subset_equals_the_full_forward(tiny):
