@@ -14,7 +14,7 @@ from .mobilenet_v2 import MobileNetV2, mobilenet_v2
 from .names import canonical_arch, clip_input, is_clip_arch, run_name_arch
 from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .tada import factorize_resnet_weights, tada2d_r50
-from .tadaconv import RouteFuncMLP, TAdaConv2d
+from .tadaconv import RouteFuncMLP, TAdaConv2d, calibrate_activations
 from .tadaconvnext import tadaconvnextv2_b, tadaconvnextv2_s, tadaconvnextv2_t
 from .temporal_shift import TemporalShift, make_temporal_shift, temporal_shift
 from .weights import (
@@ -86,6 +86,7 @@ __all__ = [
     "ResNet",
     "RouteFuncMLP",
     "TAdaConv2d",
+    "calibrate_activations",
     "TemporalShift",
     "UnreadableFileError",
     "WeightsError",

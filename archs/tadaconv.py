@@ -143,3 +143,14 @@ class TAdaConv2d(nn.Module):
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, bias={self.bias is not None}, cal_dim={self.cal_dim!r}"
         )
+
+
+def calibrate_activations(module: nn.Module, on: bool = True) -> dict[TAdaConv2d, bool]:
+    """Sets `calibrate_activations` of every TAdaConv2d in `module` (on: the calibration moves from the weights to
+    the activations; the same convolution up to float rounding, far cheaper: no weight per video and frame) and
+    returns each one's previous value."""
+    saved = {}
+    for m in module.modules():
+        if isinstance(m, TAdaConv2d):
+            saved[m], m.calibrate_activations = m.calibrate_activations, on
+    return saved

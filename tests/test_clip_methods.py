@@ -9,16 +9,19 @@ import os
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from archs import create_backbone
+from archs import RouteFuncMLP, TAdaConv2d, create_backbone
 from models import build_model, config_from_args, config_from_dict
 from models.clipnets.model import E3DModel
 from ops.data.lists import sample_clip_interval, sample_clip_loop
 from ops.data.transforms import E3D_SCALES, e3d_crop_box
 from ops.engine.checkpoint import read_checkpoint
+from ops.engine.distributed import DistInfo
 from ops.engine.evaluate import run_nview
 from ops.engine.loops import input_spec, to_input
 from ops.engine.optim import build_optimizer
+from ops.engine.setup import build, load_dataset_config
 from ops.engine.train import run
 from ops.opts import parse_args
 from tests.run_checks import top1_from_scores, torch_gflops
@@ -318,3 +321,34 @@ def test_tada_imagenet_initialisation_factorises_resnet50(tmp_path, monkeypatch)
     assert torch.equal(net.conv1.a_bn.running_var, src.bn1.running_var)
     assert not net.conv3.res_2.conv_branch.b_rf.b.weight.any()
     assert not net.conv3.res_2.conv_branch.b_avgpool_bn.weight.any()
+
+
+def test_tada_activations_flag_gives_the_same_training_step_up_to_rounding(data_root, tmp_path):
+    flags = ["--arch", "tada2d_r50", "--focus_base_width", "8", "--num_segments", "3", "--downsample", "2"]
+    steps = {}
+    for extra in ([], ["--tada_activations"]):
+        args = _args(data_root, tmp_path, "tada", *flags, *extra)
+        torch.manual_seed(0)
+        model, _ = build(args, DistInfo(), load_dataset_config(args))
+        convs = [m for m in model.modules() if isinstance(m, TAdaConv2d)]
+        assert convs and all(m.calibrate_activations == bool(extra) for m in convs)
+        with torch.no_grad():  # calibrations away from one (the route functions start at exactly one)
+            for m in model.modules():
+                if isinstance(m, RouteFuncMLP):
+                    m.b.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(1))
+        x = torch.randn(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        torch.manual_seed(3)  # the head's dropout
+        loss = F.cross_entropy(model.double()(x)["logits"], torch.tensor([0, 1]))
+        loss.backward()
+        steps[bool(extra)] = (
+            loss.detach(),
+            [p.grad.clone() for p in model.parameters() if p.grad is not None],
+        )
+    (loss_g, grads_g), (loss_a, grads_a) = steps[False], steps[True]
+    torch.testing.assert_close(loss_a, loss_g, rtol=1e-10, atol=1e-12)  # float64: the same function
+    assert len(grads_a) == len(grads_g) > 0
+    for a, g in zip(grads_a, grads_g):
+        torch.testing.assert_close(a, g, rtol=1e-8, atol=1e-10)
+    with pytest.warns(UserWarning, match="--tada_activations does nothing: --model e3d"):
+        args = _args(data_root, tmp_path, "e3d", "--tada_activations")
+        build(args, DistInfo(), load_dataset_config(args))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 from torch import nn
 
+from archs.tadaconv import calibrate_activations
 from models import ModelConfig, build_model, config_from_args, config_from_dict
 from ops.data.dataset_config import CUSTOM, DatasetConfig, custom_config, get_dataset_config, resolve_root
 from ops.engine import distributed as D
@@ -49,6 +51,10 @@ def build(args: argparse.Namespace, info: D.DistInfo, config: DatasetConfig) -> 
         model = attach_distill_teacher(args, model, cfg, verbose=info.is_main)
     if args.policy != "learned":  # evaluation control (opts allows it only for methods with policies)
         model.policy = args.policy
+    if getattr(args, "tada_activations", False) and not calibrate_activations(model):
+        warnings.warn(
+            f"--tada_activations does nothing: --model {cfg.model} has no TAdaConv layer", stacklevel=2
+        )
     return model.to(info.device), cfg
 
 

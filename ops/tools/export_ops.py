@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.onnx import symbolic_helper, symbolic_opset9
 
-from archs.tadaconv import TAdaConv2d
+from archs.tadaconv import calibrate_activations
 
 # How the frame selection, patch cropping and running maxima of the dynamic models reach ONNX.
 OPERATIONS = {
@@ -122,12 +122,9 @@ def register_onnx_forms() -> None:
 def calibrated_activations(module: nn.Module) -> Iterator[nn.Module]:
     """Within the block, every TAdaConv2d of `module` calibrates its activations instead of its weight (the form
     ONNX can express); restored on exit."""
-    convs = [m for m in module.modules() if isinstance(m, TAdaConv2d)]
-    saved = [m.calibrate_activations for m in convs]
+    saved = calibrate_activations(module)
     try:
-        for m in convs:
-            m.calibrate_activations = True
         yield module
     finally:
-        for m, value in zip(convs, saved):
+        for m, value in saved.items():
             m.calibrate_activations = value

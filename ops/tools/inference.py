@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from archs.tadaconv import TAdaConv2d
+from archs.tadaconv import calibrate_activations
 from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ops.engine.distributed import unwrap
 from ops.engine.early_exit import exit_scores
@@ -107,9 +107,7 @@ def deploy_model(
     itself is not changed. Outputs equal the original's eval outputs up to float rounding."""
     model = copy.deepcopy(unwrap(model)).eval()
     if tada_activations:
-        for m in model.modules():
-            if isinstance(m, TAdaConv2d):
-                m.calibrate_activations = True
+        calibrate_activations(model)
     if fold_bn:
         fold_batchnorm(model)
     if fuse:
