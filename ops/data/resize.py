@@ -137,10 +137,11 @@ def to_planes(pixels: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _runs(index: np.ndarray, longest: int) -> list[tuple[int, int]]:
+def _runs(index: np.ndarray, longest: int | None = None) -> list[tuple[int, int]]:
     """Returns the (start, stop) positions of the runs of consecutive values in `index`, at most `longest` long."""
-    starts = np.flatnonzero(np.diff(index, prepend=-2) != 1).tolist() + [index.size]
-    return [(a, min(a + longest, b)) for a, b in zip(starts[:-1], starts[1:]) for a in range(a, b, longest)]
+    starts = np.flatnonzero(np.diff(index, prepend=index[:1] - 2) != 1).tolist() + [index.size]
+    step = longest or max(index.size, 1)
+    return [(a, min(a + step, b)) for a, b in zip(starts[:-1], starts[1:]) for a in range(a, b, step)]
 
 
 def resize_to_slots(
@@ -167,9 +168,8 @@ def resize_to_slots(
     else:
         pixels = _new((picked.size, *frames.shape[1:]), scratch and scratch[0])
         np.take(frames, picked, axis=0, out=pixels)
-    runs = np.split(np.arange(rows.size), np.flatnonzero(np.diff(rows) != 1) + 1)
-    for run in runs:  # consecutive slots: one channels-first write each
-        to_planes(pixels[run[0] : run[-1] + 1], out[rows[run[0]] : rows[run[0]] + run.size])
+    for a, b in _runs(rows):  # consecutive slots: one channels-first write each
+        to_planes(pixels[a:b], out[rows[a] : rows[a] + b - a])
     source = first[inverse.reshape(-1)]
     for t in np.flatnonzero(
         source != np.arange(source.size)
