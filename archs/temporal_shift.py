@@ -22,9 +22,11 @@ def _shift(x: torch.Tensor, n_segment: int, n_div: int, reverse: bool = False) -
     back, fwd = (
         (slice(fold, 2 * fold), slice(0, fold)) if reverse else (slice(0, fold), slice(fold, 2 * fold))
     )
-    out = torch.zeros_like(v)
+    out = torch.empty_like(v)  # each element written once (zeros_like first wrote the shifted quarter twice)
     out[:, :-1, back] = v[:, 1:, back]
+    out[:, -1:, back] = 0
     out[:, 1:, fwd] = v[:, :-1, fwd]
+    out[:, :1, fwd] = 0
     out[:, :, 2 * fold :] = v[:, :, 2 * fold :]
     return out.view(nt, c, h, w)
 

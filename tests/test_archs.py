@@ -190,10 +190,14 @@ def _naive_shift(x: torch.Tensor, t: int, div: int) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("t,c,div", [(4, 16, 8), (3, 10, 4), (5, 7, 8)])
-def test_shift_matches_naive_loops(t, c, div):
+@pytest.mark.parametrize("t,c,div", [(4, 16, 8), (3, 10, 4), (5, 7, 8), (1, 16, 8)])
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_shift_matches_naive_loops(t, c, div, fmt, monkeypatch):
+    # the shift writes into uninitialised memory: make it NaN, so a place left unwritten shows
+    monkeypatch.setattr(torch, "empty_like", lambda v: torch.full_like(v, float("nan")))
     x = torch.randn(2 * t, c, 3, 2, generator=torch.Generator().manual_seed(t * c))
-    assert torch.equal(temporal_shift(x, t, div), _naive_shift(x, t, div))
+    y = temporal_shift(x.contiguous(memory_format=fmt), t, div)
+    assert torch.equal(y, _naive_shift(x, t, div))
 
 
 def test_temporal_shift_module_and_gradient():
