@@ -54,6 +54,7 @@ RUN_DEFAULTS = dict(
     on_bad_video="error",
     on_nonfinite="error",
     tf32="off",
+    host_memory="keep",
 )
 
 

@@ -25,13 +25,10 @@ import statistics
 import sys
 import time
 
-# Large CPU tensors on transparent huge pages: with 4 KiB pages every batch-16 activation page-faults afresh
-# (~1e6 faults per ResNet-50 batch). Read once by torch at start-up; THP_MEM_ALLOC_ENABLE=0 switches it off.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+import torch
 
-import torch  # noqa: E402
-
-from ops.tools.benchmark import (  # noqa: E402
+from ops.engine.host_memory import HOST_MEMORY, apply_host_memory
+from ops.tools.benchmark import (
     OPTIMISATIONS,
     build_pair,
     default_pairs,
@@ -42,8 +39,8 @@ from ops.tools.benchmark import (  # noqa: E402
     timed_rounds,
     train_step_fn,
 )
-from ops.tools.inference import normalize_frames as normalize  # noqa: E402
-from ops.tools.inference import predict_with_exit  # noqa: E402
+from ops.tools.inference import normalize_frames as normalize
+from ops.tools.inference import predict_with_exit
 
 # Default: every optimisation measured faster on the 2-core CPU ('fuse': docs/speed.md).
 DEFAULT_OPTS = tuple(o for o in OPTIMISATIONS if o != "fuse")
@@ -57,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--opts", default="default", help=f"'default', 'all', 'none' or a comma list of {OPTIMISATIONS}"
     )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
+    p.add_argument(
+        "--host_memory",
+        default="keep",
+        choices=HOST_MEMORY,
+        help="freed CPU memory: keep (as the entry scripts) or release (glibc's default)",
+    )
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     p.add_argument("--batch", type=int, default=16, help="the large batch (batch 1 is always measured)")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds per measurement (medians)")
@@ -234,6 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
         else ("cpu" if args.device == "auto" else args.device)
     )
     torch.set_num_threads(args.threads)
+    kept = apply_host_memory(args.host_memory)
     stream = sys.stderr if args.json else sys.stdout
 
     def log(text: str) -> None:
@@ -258,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": round(time.perf_counter() - start, 1),
         "loadavg_start_end": [load0, os.getloadavg()[0]],
         "thp_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+        "host_memory_kept": kept,
         "torch": torch.__version__,
     }
     print(json.dumps(result, sort_keys=False, default=float), flush=True)

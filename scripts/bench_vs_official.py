@@ -16,9 +16,6 @@ import json
 import os
 import sys
 
-# Large CPU tensors on transparent huge pages, as scripts/bench.py (both sides alike); read by torch at start.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--videos", type=int, default=4, help="videos of the loader's synthetic data")
     p.add_argument("--frame_size", default="320x256", help="WxH of the synthetic JPEG frames")
     p.add_argument("--skip", default="", help="comma list of loader, eval, train")
+    p.add_argument(
+        "--host_memory",
+        default="keep",
+        choices=("keep", "release"),
+        help="our side's freed CPU memory, as our entry scripts' --host_memory (the official side: glibc's default)",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -55,7 +58,6 @@ def main(argv: list[str] | None = None) -> dict | None:
     result = run(off, args, lambda s: print(s, file=sys.stderr, flush=True))
     result["settings"] = {k: v for k, v in vars(args).items() if k != "official"}
     result["settings"]["loadavg_end"] = os.getloadavg()[0]
-    result["settings"]["thp_alloc"] = os.environ.get("THP_MEM_ALLOC_ENABLE")
     print(json.dumps(result, default=float), flush=True)
     return result
 

@@ -1,4 +1,4 @@
-"""Numerics and speed settings of the CUDA back-ends, chosen explicitly for every run (nothing is left to a
+"""Numerics and speed settings of the CUDA back-ends (and of host memory), chosen explicitly for every run (nothing is left to a
 library default that another version may change).
 
 - TF32 (`--tf32 on|off`, default off): matmuls and convolutions in float32 keep their full precision, so logits on
@@ -10,6 +10,8 @@ library default that another version may change).
   backward of grid_sample and a few others have no deterministic CUDA kernel, so those steps warn instead of
   stopping) and the cuBLAS workspace setting it needs. Costs speed; with it a resumed CUDA run repeats the
   uninterrupted one except in those ops.
+- `--host_memory keep|release` (default keep): freed CPU memory stays in the process for the next batch
+  (ops/engine/host_memory.py; outputs unchanged).
 - Mixed precision: a bare `--amp` (`auto`) is bf16 on GPUs of compute capability 8.0 or later (Ampere+), fp16
   with a GradScaler before (bf16 is emulated, slowly, there).
 """
@@ -20,6 +22,8 @@ import argparse
 import os
 
 import torch
+
+from ops.engine.host_memory import apply_host_memory
 
 CUBLAS_WORKSPACE = ":4096:8"
 
@@ -35,9 +39,10 @@ def resolve_amp(amp: str | None, device: torch.device) -> str:
 
 
 def configure_backends(args: argparse.Namespace, device: torch.device, training: bool) -> str | None:
-    """Applies --tf32, --deterministic and cudnn.benchmark (training on CUDA) and resolves a bare --amp (args.amp is
+    """Applies --host_memory, --tf32, --deterministic and cudnn.benchmark (training on CUDA) and resolves a bare --amp (args.amp is
     rewritten); returns one line for the run log on CUDA (None on CPU). Call it before the first CUDA
     computation."""
+    apply_host_memory(getattr(args, "host_memory", None))
     deterministic = bool(getattr(args, "deterministic", False))
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # read by cuBLAS at its first use

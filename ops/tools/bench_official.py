@@ -1,8 +1,10 @@
 """Building blocks of scripts/bench_vs_official.py: this project's Uni-AdaFocus-TSM side by side with the
 official code (ops/tools/official_tsm.py) on the same weights, inputs and frames.
 
-Three measurements, each in interleaved rounds (official, ours, ...; ops.tools.benchmark.timed_rounds) and
-reported as the median of the per-round ratios official / ours (= speed-up, > 1: ours faster):
+Three measurements, each in interleaved rounds (official, ours, ...) and reported as the median of the
+per-round ratios official / ours (= speed-up, > 1: ours faster). Each side runs in a process of its own (`Sides`)
+with the host memory setting its own scripts give it: glibc's default malloc for the official code, `--host_memory`
+(default keep: ops/engine/host_memory.py) for ours, as main.py applies it:
 - `loader`: one training clip (8 glance + 36 candidate frames, multi-scale crop, normalisation) per call,
   one process, one thread, official TSNDataSet + GroupMultiScaleCrop / Stack / ToTorchFormatTensor /
   GroupNormalize vs ops.data.dataset.VideoDataset + ops.tools.inference.normalize_frames.
@@ -17,6 +19,7 @@ val-mode loader outputs (the training crops are random in both and drawn by diff
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import tempfile
 from collections.abc import Callable
@@ -31,7 +34,8 @@ from models import ModelConfig, build_model
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import DatasetConfig
 from ops.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
-from ops.tools.benchmark import median_ratio, timed_rounds, train_step_fn
+from ops.engine.host_memory import apply_host_memory
+from ops.tools.benchmark import CLOCKS, median_ratio, train_step_fn
 from ops.tools.inference import deploy_model, normalize_frames, predict_with_exit
 from ops.tools.official_tsm import OfficialTSM
 
@@ -193,26 +197,6 @@ def compare_loaders(off: OfficialTSM, folder: str, lst: str) -> dict:
     return {"max_abs_val_clip_diff": diff}
 
 
-def time_loaders(off: OfficialTSM, folder: str, lst: str, rounds: int, clock: str) -> dict:
-    ods, ours = official_dataset(off, folder, lst, True), our_dataset(folder, lst, True)
-    n = len(ods)
-    state = {"official": 0, "ours": 0}
-
-    def nxt(key: str, fn: Callable[[int], torch.Tensor]) -> Callable[[], torch.Tensor]:
-        def call() -> torch.Tensor:
-            state[key] = (state[key] + 1) % n
-            return fn(state[key])
-
-        return call
-
-    fns = {
-        "official": nxt("official", lambda i: official_clip(ods, i)),
-        "ours": nxt("ours", lambda i: our_clip(ours, i)),
-    }
-    times = timed_rounds(fns, 1, rounds, clock)
-    return summary(times, "clips_per_s", lambda s: 1.0 / s)
-
-
 def summary(times: dict[str, list[float]], unit: str, per_s: Callable[[float], float]) -> dict:
     """Median of the per-round ratios official / key for every other key, plus the medians as a rate."""
     med = {k: float(np.median(v)) for k, v in times.items()}
@@ -233,53 +217,165 @@ def bench_frames(batch: int, gen: torch.Generator) -> torch.Tensor:
     return (255 * noise * level).to(torch.uint8)
 
 
+def cycling(load: Callable[[int], torch.Tensor], n: int) -> Callable[[], torch.Tensor]:
+    """A callable loading clip 1, 2, ..., n - 1, 0, 1, ... of `load` on successive calls."""
+    state = [0]
+
+    def call() -> torch.Tensor:
+        state[0] = (state[0] + 1) % n
+        return load(state[0])
+
+    return call
+
+
+def side_factories(off: OfficialTSM, side: str, args, data: tuple[str, str] | None) -> dict[str, Callable]:
+    """The timed callables of one side, each built on first use (a training step switches its model to train
+    mode): official 'loader', 'eval', 'train'; ours 'loader', 'plain', 'fast', 'fused', 'train'."""
+    official, ours = paired_models(off, 174, args.patch, args.gain, args.seed)
+    model = official if side == "official" else ours
+    del official, ours
+    model.eval()
+    x = bench_frames(args.batch, torch.Generator().manual_seed(args.seed))
+    xt = x[: args.train_batch]
+
+    def official_loader() -> Callable:
+        ds = official_dataset(off, *data, True)
+        return cycling(lambda i: official_clip(ds, i), len(ds))
+
+    def our_loader() -> Callable:
+        ds = our_dataset(*data, True)
+        return cycling(lambda i: our_clip(ds, i), len(ds))
+
+    if side == "official":
+        return {
+            "loader": official_loader,
+            "eval": lambda: lambda: official_eval(model, x),
+            "train": lambda: official_train_step_fn(model, xt, 174),
+        }
+    return {
+        "loader": our_loader,
+        "plain": lambda: lambda: ours_eval(model, x),
+        "fast": lambda: fast_fn(deploy_model(model), x),
+        "fused": lambda: fast_fn(deploy_model(model, fuse=True), x),
+        "train": lambda: train_step_fn(model, xt, 174),
+    }
+
+
+def side_worker(conn, root: str, side: str, args, data: tuple[str, str] | None) -> None:
+    """One side of the comparison in a process of its own, so that each runs with the host memory setting its
+    own scripts give it: the official code with glibc's default malloc, ours with `--host_memory` as our entry
+    scripts apply it (ops/engine/host_memory.py). Answers each message (a callable's name) with the seconds
+    (args.clock) of one call, until it receives None."""
+    if side == "ours":
+        apply_host_memory(args.host_memory)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    factories = side_factories(OfficialTSM(root), side, args, data)
+    fns: dict[str, Callable] = {}
+    now = CLOCKS[args.clock]
+    conn.send("ready")
+    while (name := conn.recv()) is not None:
+        torch.set_num_threads(1 if name == "loader" else args.threads)  # the loader: one process, one thread
+        fn = fns.get(name) or fns.setdefault(name, factories[name]())
+        start = now()
+        fn()
+        conn.send(now() - start)
+
+
+def thp_alloc(side: str, host_memory: str) -> bool:
+    """torch's THP_MEM_ALLOC_ENABLE for a side: on for the official code (its fastest setting with glibc's default
+    malloc: a 2 MiB page faulted in at a time, half the system time), off for ours when it keeps freed memory
+    (nothing is faulted in again; the setting would fragment its heap)."""
+    return side == "official" or host_memory == "release"
+
+
+class Sides:
+    """The two worker processes (official, ours); `rounds(calls, warmup, rounds)` times (side, name) calls in
+    interleaved rounds as ops.tools.benchmark.timed_rounds does in one process."""
+
+    def __init__(self, root: str, args, data: tuple[str, str] | None) -> None:
+        ctx = mp.get_context("spawn")  # a fresh interpreter: no allocator state or thread pool inherited
+        self.conns, self.procs = {}, []
+        saved = os.environ.get("THP_MEM_ALLOC_ENABLE")
+        for side in ("official", "ours"):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=side_worker, args=(child, root, side, args, data), daemon=True)
+            os.environ["THP_MEM_ALLOC_ENABLE"] = str(int(thp_alloc(side, args.host_memory)))  # read at spawn
+            proc.start()
+            self.conns[side] = parent
+            self.procs.append(proc)
+        if saved is None:
+            del os.environ["THP_MEM_ALLOC_ENABLE"]
+        else:
+            os.environ["THP_MEM_ALLOC_ENABLE"] = saved
+        for conn in self.conns.values():
+            conn.recv()  # "ready"
+
+    def call(self, side: str, name: str) -> float:
+        self.conns[side].send(name)
+        return self.conns[side].recv()
+
+    def rounds(self, calls: dict[str, tuple[str, str]], warmup: int, rounds: int) -> dict[str, list[float]]:
+        for _ in range(warmup):
+            for side, name in calls.values():
+                self.call(side, name)
+        times: dict[str, list[float]] = {k: [] for k in calls}
+        for _ in range(rounds):
+            for key, (side, name) in calls.items():
+                times[key].append(self.call(side, name))
+        return times
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            conn.send(None)
+        for proc in self.procs:
+            proc.join()
+
+
 def run(off: OfficialTSM, args, log: Callable[[str], None]) -> dict:
     """The three measurements (args: batch, train_batch, rounds, loader_rounds, threads, clock, patch,
-    videos, frame_size, seed, skip)."""
-    result: dict = {}
+    videos, frame_size, seed, skip, host_memory): outputs compared here, timings in one process per side."""
+    result: dict = {"thp_alloc": {side: thp_alloc(side, args.host_memory) for side in ("official", "ours")}}
     skip = set(args.skip.split(",")) if args.skip else set()
-    if "loader" not in skip:
-        torch.set_num_threads(1)
-        cv2.setNumThreads(1)
-        w, h = (int(v) for v in args.frame_size.split("x"))
-        with tempfile.TemporaryDirectory() as tmp:
-            folder, lst = write_frames(tmp, args.videos, 60, h, w)
-            result["loader"] = {
-                **compare_loaders(off, folder, lst),
-                **time_loaders(off, folder, lst, args.loader_rounds, args.clock),
-            }
-        log(f"loader: {result['loader']}")
-    torch.set_num_threads(args.threads)
-    official, ours = paired_models(off, 174, args.patch, args.gain, args.seed)
-    official.eval(), ours.eval()
-    deployed, fused = deploy_model(ours), deploy_model(ours, fuse=True)
-    gen = torch.Generator().manual_seed(args.seed)
-    x = bench_frames(args.batch, gen)
-    if "eval" not in skip:
-        result["eval_equal"] = compare_eval(official, ours, deployed, x)
-        result["eval_equal"]["max_abs_logit_diff_fused"] = compare_eval(official, ours, fused, x)[
-            "max_abs_logit_diff_fast"
-        ]
-        log(f"eval outputs: {result['eval_equal']}")
-        fns = {
-            "official": lambda: official_eval(official, x),
-            "plain": lambda: ours_eval(ours, x),
-            "fast": fast_fn(deployed, x),
-            "fused": fast_fn(fused, x),
-        }
-        result["eval"] = summary(
-            timed_rounds(fns, 1, args.rounds, args.clock), "videos_per_s", lambda s: args.batch / s
-        )
-        log(f"eval: {result['eval']}")
-    del deployed, fused
-    if "train" not in skip and args.train_batch > 0:
-        xt = x[: args.train_batch]
-        fns = {
-            "official": official_train_step_fn(official, xt, 174),
-            "ours": train_step_fn(ours, xt, 174),
-        }
-        result["train"] = summary(
-            timed_rounds(fns, 1, args.rounds, args.clock), "steps_per_s", lambda s: 1.0 / s
-        )
-        log(f"train: {result['train']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = None
+        if "loader" not in skip:
+            w, h = (int(v) for v in args.frame_size.split("x"))
+            data = write_frames(tmp, args.videos, 60, h, w)
+            torch.set_num_threads(1)
+            result["loader"] = compare_loaders(off, *data)
+        torch.set_num_threads(args.threads)
+        if "eval" not in skip:
+            official, ours = paired_models(off, 174, args.patch, args.gain, args.seed)
+            official.eval(), ours.eval()
+            x = bench_frames(args.batch, torch.Generator().manual_seed(args.seed))
+            result["eval_equal"] = compare_eval(official, ours, deploy_model(ours), x)
+            result["eval_equal"]["max_abs_logit_diff_fused"] = compare_eval(
+                official, ours, deploy_model(ours, fuse=True), x
+            )["max_abs_logit_diff_fast"]
+            log(f"eval outputs: {result['eval_equal']}")
+            del official, ours
+        sides = Sides(off.dir, args, data)
+        try:
+            if data is not None:
+                calls = {"official": ("official", "loader"), "ours": ("ours", "loader")}
+                times = sides.rounds(calls, 1, args.loader_rounds)
+                result["loader"].update(summary(times, "clips_per_s", lambda s: 1.0 / s))
+                log(f"loader: {result['loader']}")
+            if "eval" not in skip:
+                calls = {
+                    k: ("official" if k == "official" else "ours", "eval" if k == "official" else k)
+                    for k in ("official", "plain", "fast", "fused")
+                }
+                times = sides.rounds(calls, 1, args.rounds)
+                result["eval"] = summary(times, "videos_per_s", lambda s: args.batch / s)
+                log(f"eval: {result['eval']}")
+            if "train" not in skip and args.train_batch > 0:
+                calls = {"official": ("official", "train"), "ours": ("ours", "train")}
+                result["train"] = summary(
+                    sides.rounds(calls, 1, args.rounds), "steps_per_s", lambda s: 1.0 / s
+                )
+                log(f"train: {result['train']}")
+        finally:
+            sides.close()
     return result
