@@ -23,6 +23,7 @@ import sys
 
 from ops.engine.checkpoint import CheckpointError
 from ops.engine.early_exit import CRITERIA
+from ops.engine.host_memory import HOST_MEMORY, apply_host_memory
 from ops.tools.predict import exit_thresholds, load_predictor
 from ops.tools.predict_run import predict_videos, report
 
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust_checkpoint", action="store_true", help="open CKPT as a full pickle (runs its code)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--host_memory",
+        choices=HOST_MEMORY,
+        default="keep",
+        help="freed CPU memory: keep (reused by the next batch; default) or release (glibc's own behaviour)",
+    )
     return p
 
 
@@ -58,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--visualize_video needs --visualize OUT_DIR")
     if a.exit_criterion != "confidence" and a.exit_threshold is None:
         parser.error("--exit_criterion applies with --exit_threshold")
+    apply_host_memory(a.host_memory)
     try:
         predictor = load_predictor(
             a.resume, device=a.device, trust=a.trust_checkpoint, categories=a.categories
