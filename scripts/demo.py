@@ -35,6 +35,7 @@ from ops.demo.frame_pretrain import load_frames, pretrain_backbones
 from ops.demo.policy_check import glyph_coverage, oracle_accuracy
 from ops.engine.checkpoint import save_checkpoint
 from ops.engine.evaluate import run_early_exit, run_nview
+from ops.engine.host_memory import apply_host_memory
 from ops.engine.loops import build_dataset
 from ops.engine.setup import load_dataset_config, setup_eval
 from ops.engine.train import run
@@ -128,6 +129,7 @@ def main() -> dict:
         train_args, ckpt = run_schedule(common, schedule)
     else:
         train_args = parse_args(common)
+        apply_host_memory(train_args.host_memory)  # from the pretraining on, as main.py does from its start
         extra = []
         if any(opts.pretrain_steps):
             path, report = pretrain(train_args, opts.pretrain_steps)
