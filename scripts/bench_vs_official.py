@@ -35,7 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--host_memory",
         default="keep",
         choices=("keep", "release"),
-        help="our side's freed CPU memory, as our entry scripts' --host_memory (the official side: glibc's default)",
+        help="our side's freed CPU memory, as our entry scripts' --host_memory",
+    )
+    p.add_argument(
+        "--official_host_memory",
+        default="release",
+        choices=("keep", "release"),
+        help="the official side's: release (glibc's default, as its scripts run) or keep (the code alone compared)",
     )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)

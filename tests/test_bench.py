@@ -77,3 +77,16 @@ def test_official_summary_reports_per_round_speedups_and_rates():
     assert out["speedup_fast"] == 3.0  # ratios 4, 2, 3
     assert out["official_videos_per_s"] == 8 / 3.0 and out["fast_videos_per_s"] == 8.0
     assert out["rounds"] == 3 and "speedup_official" not in out
+
+
+def test_each_side_gets_its_own_scripts_memory_setting():
+    from ops.tools.bench_official import side_host_memory, thp_alloc
+    from scripts.bench_vs_official import parse_args
+
+    args = parse_args(
+        []
+    )  # as each code's own scripts run it: glibc's default for the official, keep for ours
+    assert [side_host_memory(s, args) for s in ("official", "ours")] == ["release", "keep"]
+    assert [thp_alloc(side_host_memory(s, args)) for s in ("official", "ours")] == [True, False]
+    args = parse_args(["--official_host_memory", "keep", "--host_memory", "release"])
+    assert [side_host_memory(s, args) for s in ("official", "ours")] == ["keep", "release"]

@@ -4,7 +4,8 @@ official code (ops/tools/official_tsm.py) on the same weights, inputs and frames
 Three measurements, each in interleaved rounds (official, ours, ...) and reported as the median of the
 per-round ratios official / ours (= speed-up, > 1: ours faster). Each side runs in a process of its own (`Sides`)
 with the host memory setting its own scripts give it: glibc's default malloc for the official code, `--host_memory`
-(default keep: ops/engine/host_memory.py) for ours, as main.py applies it:
+(default keep: ops/engine/host_memory.py) for ours, as main.py applies it; `--official_host_memory keep` gives the
+official side the same setting, which compares the code alone:
 - `loader`: one training clip (8 glance + 36 candidate frames, multi-scale crop, normalisation) per call,
   one process, one thread, official TSNDataSet + GroupMultiScaleCrop / Stack / ToTorchFormatTensor /
   GroupNormalize vs ops.data.dataset.VideoDataset + ops.tools.inference.normalize_frames.
@@ -262,12 +263,11 @@ def side_factories(off: OfficialTSM, side: str, args, data: tuple[str, str] | No
 
 
 def side_worker(conn, root: str, side: str, args, data: tuple[str, str] | None) -> None:
-    """One side of the comparison in a process of its own, so that each runs with the host memory setting its
-    own scripts give it: the official code with glibc's default malloc, ours with `--host_memory` as our entry
-    scripts apply it (ops/engine/host_memory.py). Answers each message (a callable's name) with the seconds
-    (args.clock) of one call, until it receives None."""
-    if side == "ours":
-        apply_host_memory(args.host_memory)
+    """One side of the comparison in a process of its own, with its own host memory setting (`side_host_memory`:
+    by default glibc's malloc for the official code, as its scripts run, and `--host_memory keep` for ours, as our
+    entry scripts apply it). Answers each message (a callable's name) with the seconds (args.clock) of one call,
+    until it receives None."""
+    apply_host_memory(side_host_memory(side, args))
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     factories = side_factories(OfficialTSM(root), side, args, data)
@@ -282,11 +282,17 @@ def side_worker(conn, root: str, side: str, args, data: tuple[str, str] | None) 
         conn.send(now() - start)
 
 
-def thp_alloc(side: str, host_memory: str) -> bool:
-    """torch's THP_MEM_ALLOC_ENABLE for a side: on for the official code (its fastest setting with glibc's default
-    malloc: a 2 MiB page faulted in at a time, half the system time), off for ours when it keeps freed memory
-    (nothing is faulted in again; the setting would fragment its heap)."""
-    return side == "official" or host_memory == "release"
+def side_host_memory(side: str, args) -> str:
+    """The host memory setting of a side: `--official_host_memory` (default release: glibc's behaviour, as the
+    official scripts run) or `--host_memory` (default keep, as ours run)."""
+    return args.official_host_memory if side == "official" else args.host_memory
+
+
+def thp_alloc(host_memory: str) -> bool:
+    """torch's THP_MEM_ALLOC_ENABLE for a side: on with glibc's default malloc (a 2 MiB page faulted in at a time,
+    about half the system time of 4 KiB pages: the faster setting there), off when freed memory is kept (nothing
+    is faulted in again; the setting would fragment the heap)."""
+    return host_memory == "release"
 
 
 class Sides:
@@ -300,7 +306,9 @@ class Sides:
         for side in ("official", "ours"):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=side_worker, args=(child, root, side, args, data), daemon=True)
-            os.environ["THP_MEM_ALLOC_ENABLE"] = str(int(thp_alloc(side, args.host_memory)))  # read at spawn
+            os.environ["THP_MEM_ALLOC_ENABLE"] = str(
+                int(thp_alloc(side_host_memory(side, args)))
+            )  # read at spawn
             proc.start()
             self.conns[side] = parent
             self.procs.append(proc)
@@ -335,7 +343,8 @@ class Sides:
 def run(off: OfficialTSM, args, log: Callable[[str], None]) -> dict:
     """The three measurements (args: batch, train_batch, rounds, loader_rounds, threads, clock, patch,
     videos, frame_size, seed, skip, host_memory): outputs compared here, timings in one process per side."""
-    result: dict = {"thp_alloc": {side: thp_alloc(side, args.host_memory) for side in ("official", "ours")}}
+    settings = {side: side_host_memory(side, args) for side in ("official", "ours")}
+    result: dict = {"host_memory": settings, "thp_alloc": {k: thp_alloc(v) for k, v in settings.items()}}
     skip = set(args.skip.split(",")) if args.skip else set()
     with tempfile.TemporaryDirectory() as tmp:
         data = None
