@@ -1,5 +1,5 @@
-"""Numerics and speed settings of the CUDA back-ends (and of host memory), chosen explicitly for every run (nothing is left to a
-library default that another version may change).
+"""Numerics and speed settings of the CUDA back-ends (and of host memory), chosen explicitly for every run
+(nothing is left to a library default that another version may change).
 
 - TF32 (`--tf32 on|off`, default off): matmuls and convolutions in float32 keep their full precision, so logits on
   a GPU stay within about 1e-5 of the CPU-verified ones (cuDNN convolutions would otherwise use TF32 by default);
@@ -39,9 +39,9 @@ def resolve_amp(amp: str | None, device: torch.device) -> str:
 
 
 def configure_backends(args: argparse.Namespace, device: torch.device, training: bool) -> str | None:
-    """Applies --host_memory, --tf32, --deterministic and cudnn.benchmark (training on CUDA) and resolves a bare --amp (args.amp is
-    rewritten); returns one line for the run log on CUDA (None on CPU). Call it before the first CUDA
-    computation."""
+    """Applies --host_memory, --tf32, --deterministic and cudnn.benchmark (training on CUDA) and resolves a bare
+    --amp (args.amp is rewritten); returns one line for the run log on CUDA (None on CPU). Call it before the first
+    CUDA computation."""
     apply_host_memory(getattr(args, "host_memory", None))
     deterministic = bool(getattr(args, "deterministic", False))
     if deterministic:
