@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from ops.engine.host_memory import HOST_MEMORY
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,13 +36,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--host_memory",
         default="keep",
-        choices=("keep", "release"),
+        choices=HOST_MEMORY,
         help="our side's freed CPU memory, as our entry scripts' --host_memory",
     )
     p.add_argument(
         "--official_host_memory",
         default="release",
-        choices=("keep", "release"),
+        choices=HOST_MEMORY,
         help="the official side's: release (glibc's default, as its scripts run) or keep (the code alone compared)",
     )
     p.add_argument("--seed", type=int, default=0)
