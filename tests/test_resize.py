@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ops.data import dataset as dataset_mod
 from ops.data import resize as resize_mod
 from ops.data.dataset import VideoDataset
 from ops.data.dataset_config import DatasetConfig
@@ -16,13 +17,18 @@ from ops.data.lists import sample_train
 from ops.data.resize import (
     RESIZE_CHUNK,
     Scratch,
+    is_planar,
+    planar,
+    planes_resize_is_fast,
     resize_frames,
     resize_pillow,
+    resize_planes,
     resize_to_slots,
     resize_torch,
     to_planes,
 )
 from ops.data.transforms import e3d_crop_box, multiscale_crop_box, scaled_size
+from ops.data.video_plan import store_rgb
 
 # X3D-L 312, TSM / AN / X3D-S 224, X3D glance 160, p128 and synthetic input 128, Efficient-3DCNNs 112, p96 96,
 # synthetic glance 64 (models/presets.py)
@@ -223,3 +229,93 @@ def test_dataset_eval_scale_and_reused_buffers(tmp_path):
     fresh.seed(1)
     assert torch.equal(items[0], items[2]) and torch.equal(items[1], fresh[0][0])
     assert not torch.equal(items[0], items[1])
+
+
+def as_planes(frames: np.ndarray) -> np.ndarray:
+    """The frames stored as planes, seen as frames (N, H, W, 3): the loader's decode layout."""
+    return planar(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+
+
+# (crop w, h) -> (out W, H): both passes shrinking / enlarging, one pass only, none, sizes not multiples of 4
+PLANAR_CASES = (
+    ((256, 256), (224, 224)),
+    ((168, 192), (224, 224)),
+    ((224, 256), (224, 224)),
+    ((256, 224), (224, 224)),
+    ((224, 224), (224, 224)),
+    ((301, 255), (113, 97)),
+    ((37, 29), (23, 41)),
+    ((50, 61), (50, 30)),
+    ((63, 40), (30, 40)),
+)
+
+
+def test_planar_resize_gives_the_interleaved_kernels_pixels_bit_for_bit():
+    frames = natural_frames(3, 256, 340, seed=8)
+    planes = as_planes(frames)
+    assert is_planar(planes) and not is_planar(frames)
+    scratch = (Scratch(), Scratch())
+    for (w, h), (W, H) in PLANAR_CASES:
+        crop, planar_crop = frames[:, 5 : 5 + h, 11 : 11 + w], planes[:, 5 : 5 + h, 11 : 11 + w]
+        ref = resize_torch(crop, (W, H)).transpose(0, 3, 1, 2)
+        for buffers in (None, scratch):  # reused buffers hold the previous case's values
+            out = np.full((3, 3, H, W), 7, np.uint8)
+            resize_planes(planar_crop, out, buffers)
+            np.testing.assert_array_equal(out, ref, err_msg=f"{(w, h)} -> {(W, H)}")
+    resized = resize_frames(planes[:, :61, :50], (30, 50), "pil")
+    assert is_planar(resized) == planes_resize_is_fast("pil")
+    np.testing.assert_array_equal(resized, resize_torch(frames[:, :61, :50], (30, 50)))
+
+
+@pytest.mark.parametrize("backend", ["pil", "cv2"])
+def test_resize_to_slots_takes_planar_frames(backend):
+    frames = natural_frames(20, 40, 50, seed=9)
+    planes = as_planes(frames)
+    slots = np.array([0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 19, 4, 2])
+    for (x, y, w, h), size in (((3, 2, 40, 32), 24), ((3, 2, 36, 36), 36), ((1, 1, 30, 36), 36)):
+        ref = np.zeros((len(slots), 3, size, size), np.uint8)
+        resize_to_slots(frames[:, y : y + h, x : x + w], slots, ref, backend)
+        for buffers in (None, (Scratch(), Scratch())):
+            out = np.zeros_like(ref)
+            resize_to_slots(planes[:, y : y + h, x : x + w], slots, out, backend, buffers)
+            np.testing.assert_array_equal(out, ref)
+
+
+def test_store_rgb_writes_either_layout():
+    rgb = natural_frames(1, 6, 5, seed=10)[0]
+    for dst in (np.zeros((6, 5, 3), np.uint8), planar(np.zeros((1, 3, 6, 5), np.uint8))[0]):
+        store_rgb(dst, rgb)
+        np.testing.assert_array_equal(dst, rgb)
+
+
+def _png_folder(root, frames: np.ndarray) -> None:
+    os.makedirs(root / "frames" / "v0")
+    for t, rgb in enumerate(frames, 1):  # lossless PNG content under the template's name
+        cv2.imwrite(str(root / "x.png"), rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        os.replace(root / "x.png", root / "frames" / "v0" / f"img_{t:05d}.jpg")
+    (root / "list.txt").write_text(f"v0 {len(frames)} 0\n")
+
+
+def test_dataset_decodes_into_planes_with_the_same_items(tmp_path, monkeypatch):
+    _png_folder(tmp_path, natural_frames(12, 300, 400, seed=11))
+    cfg = DatasetConfig(
+        name="t", num_classes=2, categories=["a", "b"], frames_root=str(tmp_path / "frames"),
+        train_list=str(tmp_path / "list.txt"), val_list=str(tmp_path / "list.txt"), image_tmpl="img_{:05d}.jpg",
+        separator=" ", multi_label=False, flip=True,
+    )  # fmt: skip
+    kinds = (
+        ("train", dict(num_glance=4, num_candidates=8, input_size=224)),
+        ("val", dict(num_glance=4, num_candidates=8, input_size=160, test_crops=3, num_clips=2)),
+    )
+    items = {}
+    for planes in (True, False):
+        monkeypatch.setattr(dataset_mod, "planes_resize_is_fast", lambda backend, planes=planes: planes)
+        for split, kw in kinds:
+            ds = VideoDataset(cfg, split, **kw)
+            assert is_planar(ds._alloc((2, 8, 8, 3))) == planes
+            for seed in range(3):
+                ds.seed(seed)
+                items[planes, split, seed] = ds[0][0]
+    for key in [k for k in items if k[0]]:
+        assert torch.equal(items[key], items[(False, *key[1:])]), key
+    assert not torch.equal(items[True, "train", 0], items[True, "train", 1])

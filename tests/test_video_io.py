@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.data.video_decode import seek_plan
+from ops.data.resize import is_planar, planar
+from ops.data.video_decode import read_from_start, seek_plan
 from ops.data.video_io import FrameFolder, FrameReadError, read_frames
 from ops.data.video_plan import video_plan
 
@@ -144,3 +145,35 @@ def test_bad_sources(tmp_path):
         read_frames(FrameFolder(str(empty), TMPL, 3), [2], [])
     with pytest.raises(ValueError, match="1-based"):
         read_frames(FrameFolder(str(empty), TMPL, 3), [0])
+
+
+def _planes_alloc(shape: tuple[int, ...]) -> np.ndarray:
+    """A decode buffer of planes seen as frames, filled with a value no frame write may leave behind."""
+    n, h, w, c = shape
+    return planar(np.full((n, c, h, w), 7, np.uint8))
+
+
+@pytest.mark.parametrize("kind", ["folder", "x264", "ffv1"])
+def test_frames_decode_into_planes(media, kind):
+    _, folder, videos = media
+    src = folder if kind == "folder" else videos[kind]
+    for numbers in ([1, 3, 17, 40], list(range(1, N + 1))):  # distinct, ascending: the buffer comes back
+        got = read_frames(src, numbers, [], _planes_alloc)
+        assert is_planar(got)
+        np.testing.assert_array_equal(got, read_frames(src, numbers))
+    assert read_from_start(videos["x264"], np.array([1, 5])).dtype == np.uint8
+
+
+def test_replaced_frames_decode_into_planes(media, tmp_path):
+    _, folder, videos = media
+    holes = tmp_path / "holes"
+    holes.mkdir()
+    for t in range(1, N + 1):
+        if t not in (1, 9):
+            os.link(os.path.join(folder.folder, TMPL.format(t)), holes / TMPL.format(t))
+    cases = ((FrameFolder(str(holes), TMPL, N), [1, 5, 9, 12]), (videos["x264"], [3, 38, N + 1, N + 5]))
+    for src, numbers in cases:
+        subs, ref_subs = [], []
+        got = read_frames(src, numbers, subs, _planes_alloc)
+        np.testing.assert_array_equal(got, read_frames(src, numbers, ref_subs))
+        assert subs == ref_subs and subs

@@ -10,6 +10,7 @@ Every distinct frame number of an item is decoded once (glance and candidate set
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 
@@ -28,7 +29,7 @@ from ops.data.lists import (
     sample_eval,
     sample_train,
 )
-from ops.data.resize import RESIZE_BACKENDS, Scratch, resize_frames
+from ops.data.resize import RESIZE_BACKENDS, Scratch, planar, planes_resize_is_fast, resize_frames
 from ops.data.transforms import (
     TEST_CROPS,
     crop_resize,
@@ -293,9 +294,14 @@ class VideoDataset(Dataset):
         return torch.from_numpy(arr)
 
     def _alloc(self, shape: tuple[int, ...]) -> np.ndarray:
-        size = int(np.prod(shape))
+        """The decode buffer for frames `shape` (U, H, W, 3): planes seen as frames where the resize takes them
+        (`planes_resize_is_fast`), else interleaved."""
+        size = math.prod(shape)
         if self._scratch.size < size:
             self._scratch = np.empty(size, dtype=np.uint8)
+        if planes_resize_is_fast(self.resize_backend):
+            n, h, w, c = shape
+            return planar(self._scratch[:size].reshape(n, c, h, w))
         return self._scratch[:size].reshape(shape)
 
     def source(self, record: VideoRecord) -> FrameFolder | str:
@@ -385,7 +391,7 @@ class VideoDataset(Dataset):
             for c in range(self.num_clips):
                 for k, (box, flipped) in enumerate(boxes):
                     crop, view = crop_resize(scaled, box), out[c * self.test_crops + k]
-                    resize_to_slots(crop, inverse[c], view, scratch=self._resize_scratch)
+                    resize_to_slots(crop, inverse[c], view, self.resize_backend, self._resize_scratch)
                     if flipped:
                         flip_inplace(view)
         return frames_t, self.target(record, rng)

@@ -14,7 +14,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ops.data.errors import FrameReadError
-from ops.data.video_plan import PLANS, Alloc, VideoPlan, decode_from_start, frame_crc, open_video, probe
+from ops.data.video_plan import (
+    PLANS,
+    Alloc,
+    VideoPlan,
+    decode_from_start,
+    frame_crc,
+    open_video,
+    probe,
+    store_rgb,
+)
 
 
 class _PlanMismatch(Exception):
@@ -70,7 +79,9 @@ def read_from_start(path: str, unique: np.ndarray) -> np.ndarray:
     the video) by decoding `path` from its start: the reference the seeking reads are held to."""
     container, stream = open_video(path)
     try:
-        out, filled, count, _ = decode_from_start(container, stream, (unique - 1).tolist(), np.empty)
+        out, filled, count, _ = decode_from_start(
+            container, stream, (unique - 1).tolist(), lambda shape: np.empty(shape, np.uint8)
+        )
     except Exception as e:
         raise FrameReadError(f"corrupt video {path}: {e}") from e
     finally:
@@ -124,7 +135,7 @@ def _read_planned(path: str, plan: VideoPlan, wanted: np.ndarray, alloc: Alloc, 
             img = frame.to_ndarray(format="rgb24")
             if out is None:
                 out = alloc((size,) + img.shape)
-            out[slot] = img
+            store_rgb(out[slot], img)
     except (FrameReadError, _PlanMismatch):
         raise
     except Exception as e:
@@ -169,5 +180,6 @@ def read_video(path: str, unique: np.ndarray, subs: list[tuple[int, int]] | None
     img = last.to_ndarray(format="rgb24")
     if out is None:
         out = alloc((len(targets),) + img.shape)
-    out[filled:] = img
+    for slot in range(filled, len(targets)):
+        store_rgb(out[slot], img)
     return out

@@ -23,6 +23,7 @@ import numpy as np
 
 from ops.data.errors import FrameReadError
 from ops.data.video_decode import StreamIndex, read_video, stream_index, video_frames
+from ops.data.video_plan import store_rgb
 
 __all__ = ["FrameFolder", "FrameReadError", "StreamIndex", "read_frames", "stream_index", "video_frames"]
 
@@ -52,7 +53,8 @@ def read_frames(
     is a list (each replacement is appended as `(wanted, used)`); with `substitutions=None` it raises
     FrameReadError. A source with no readable frame at all always raises FrameReadError.
     `alloc(shape)` may supply the uint8 array for the distinct frames, e.g. a reused scratch buffer: fresh
-    multi-MB memory costs about 4 us per 4 KB page fault on a VM (~25 ms for an X3D clip's 27 MB).
+    multi-MB memory costs about 4 us per 4 KB page fault on a VM (~25 ms for an X3D clip's 27 MB). It may also
+    return planes (n, 3, H, W) seen as (n, H, W, 3) (`resize.planar`): the frames are then written as planes.
     """
     numbers = np.asarray(frame_numbers, dtype=np.int64).reshape(-1)
     if numbers.size == 0:
@@ -80,7 +82,9 @@ _JPEG_EOI = b"\xff\xd9"
 
 
 def _imread_rgb(path: str, out: np.ndarray | None = None) -> np.ndarray | None:
-    """Return the RGB image at `path` (None if unreadable), written into `out` when its shape matches.
+    """Return the RGB image at `path` (None if unreadable), written into `out` when its shape matches (`out`
+    interleaved, or planes seen as (H, W, 3): then one cv2.split writes them from the decoder's BGR, for the
+    cost of the colour conversion it replaces).
 
     A JPEG without its end-of-image marker (a truncated file) counts as unreadable: libjpeg would return it
     with the missing rows filled in grey and only a warning on stderr."""
@@ -96,7 +100,10 @@ def _imread_rgb(path: str, out: np.ndarray | None = None) -> np.ndarray | None:
     if bgr is None:
         return None
     if out is not None and out.shape == bgr.shape:
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out)
+        if out.strides[-1] == 1:
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out)
+        cv2.split(bgr, [out[..., 2], out[..., 1], out[..., 0]])
+        return out
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -135,10 +142,10 @@ def _read_folder(
             img = found[1]
         if out is None:
             out = alloc((len(unique),) + img.shape)
-            out[0] = img
+            store_rgb(out[0], img)
         elif img is not slot:
             if img.shape != out.shape[1:]:
                 raise FrameReadError(f"frame {path} has shape {img.shape}, earlier frames {out.shape[1:]}")
-            out[i] = img
+            store_rgb(out[i], img)
     assert out is not None
     return out
