@@ -180,8 +180,8 @@ def resize_planes(
     """Resize planar frames (N, h, w, 3) (`is_planar`, may be a crop) into planes out (N, 3, H, W), C-contiguous,
     with PIL's bilinear filter: the width pass, then the height pass, as torch's kernel computes them.
 
-    Both passes run as height passes (`_vertical_pass`): the width pass on the transposed planes, which are
-    then transposed back (cv2.transpose, ~5 us per plane). Torch's width pass on interleaved RGB costs 3x its
+    Both passes run as height passes (`_vertical_pass`): the width pass on the transposed planes (all rows of
+    the set stacked, one cv2.transpose each way). Torch's width pass on interleaved RGB costs 3x its
     height pass; this gives its pixels bit for bit, written planar with no further pass (timings in the module
     docstring). The crop is first copied row by row: transposing it straight from memory the cache no longer
     holds (the decoded clip) cost ~15% more. Intermediates go to `scratch` (two buffers) if given."""
@@ -195,18 +195,16 @@ def resize_planes(
     if w == cols:
         mid = _new((3 * n, h, _ceil4(cols)), s0)
         np.copyto(mid[:, :, :cols].reshape(n, 3, h, cols), planes)
-    else:
-        hp = _ceil4(h)
-        staged = _new((n, 3, h, w), s1)
-        np.copyto(staged, planes)
-        turned = _new((3 * n, w, hp), s0)
-        for k, plane in enumerate(staged.reshape(3 * n, h, w)):
-            cv2.transpose(plane, turned[k, :, :h])
-        widened = _new((3 * n, cols, hp), s1)
+    else:  # the planes' rows stacked (3 N h, w), transposed once: a height pass filters every column alone
+        m = 3 * n * h
+        staged = _new((m, w), s1)
+        np.copyto(staged.reshape(n, 3, h, w), planes)
+        turned = _new((1, w, _ceil4(m)), s0)
+        cv2.transpose(staged, turned[0, :, :m])
+        widened = _new((1, cols, _ceil4(m)), s1)
         _vertical_pass(turned, widened)
         mid = _new((3 * n, h, _ceil4(cols)), s0)  # `turned` is spent: its buffer is reused
-        for k in range(3 * n):
-            cv2.transpose(widened[k, :, :h], mid[k, :, :cols])
+        cv2.transpose(widened[0, :, :m], mid.reshape(m, -1)[:, :cols])
     if h == rows:
         np.copyto(flat, mid[:, :, :cols])
     elif mid.shape[2] == cols:
