@@ -43,11 +43,13 @@ Alloc = Callable[[tuple[int, ...]], np.ndarray]
 
 def store_rgb(dst: np.ndarray, rgb: np.ndarray) -> None:
     """Write an RGB frame (H, W, 3) into `dst`, a slot of what an Alloc returned: interleaved, or planes seen
-    as (H, W, 3) (channel stride H*W), written by one cv2.split (a strided numpy copy costs ~10x more)."""
+    as (H, W, 3) (channel stride H*W), written by one cv2.split (a strided numpy copy costs ~10x more). PyAV's
+    frames have padded rows; cv2.split reads those 9x slower than a C-contiguous copy of them (340x256: 0.20 vs
+    0.022 ms with the copy), so they are copied first."""
     if dst.strides[-1] == dst.itemsize or dst.shape != rgb.shape:
         dst[...] = rgb
     else:
-        cv2.split(rgb, [dst[..., 0], dst[..., 1], dst[..., 2]])
+        cv2.split(np.ascontiguousarray(rgb), [dst[..., 0], dst[..., 1], dst[..., 2]])
 
 
 class SeekPoint(NamedTuple):
