@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: the ONNX runtime resize
 RESIZE_BACKENDS = ("pil", "cv2")
 # Frames per call of the resize kernel in resize_to_slots: 96 crops of 256x256 -> 224 took 14.4 ms in calls of 8,
 # 17.8 ms in one call (its intermediate rows outgrow the cache) and 19.4 ms frame by frame (AVX-512, one core).
+# `resize_planes` in the loader: chunks of 4 to 24 frames equal within the spread, 1 frame ~0.06 ms more per frame.
 RESIZE_CHUNK = 8
 
 
