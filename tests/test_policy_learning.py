@@ -65,19 +65,27 @@ def test_the_glance_sees_where_the_texture_is_but_not_which():
 
 
 def test_v1_policy_reward_rises_on_the_quadrant_task():
-    gen = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    np.random.seed(0)  # V1's random patches come from numpy's generator, as the original
+    # Stage 1 leaves the chance plateau (loss ln 3 = 1.10) within its 100 steps for most seeds but not all, and
+    # where it stays there no patch reads the class and the reward has nothing to rise to. With seed 0 it did on
+    # one CPU and not on another (loss 1.11 after 100 and after 200 steps); seed 2 learns with one thread or two
+    # (loss 0.90 / 0.90, reward -0.007 -> 0.056 / -0.023 -> 0.056).
+    seed = 2
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # V1's random patches come from numpy's generator, as the original
     stage1 = v1(1)
     stage1.train()
     optimizer = torch.optim.SGD([p for p in stage1.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
     criterion = stage1.criterion()
+    losses = []
     for _ in range(100):
         x, y = quadrant_clips(16, gen)
         loss, _ = criterion(stage1(x), y.view(-1, 1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < 1.0, losses[-10:]  # stage 1 reads the class on some patches
     stage2 = v1(2, policy_lr=3e-3)  # the original's Adam at 10x its lr: this test's budget is 200 PPO steps
     stage2.load_state_dict(stage1.state_dict())
     stage2.train()
