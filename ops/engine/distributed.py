@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import logging
 import math
 import os
 import random
 import socket
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -141,6 +143,15 @@ def _spawn_entry(local_index: int, main_worker: Callable, args: argparse.Namespa
     args = copy.copy(args)
     args.local_rank = local_index
     main_worker(args)
+    # The run is done and its process group destroyed (`closing`), but gloo's threads may still be releasing the
+    # last collective's tensors when Python shuts down, which aborts a finished process ("terminate called
+    # without an active exception"; cleanup's barrier made it rare, not impossible: it still failed a CI run).
+    # A spawned process that returned ends here instead, its output flushed: torch.multiprocessing.spawn reads
+    # only its exit code. A failure raises above and takes the normal path.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def thread_env(nprocs: int, environ: dict | os._Environ) -> dict[str, str]:
