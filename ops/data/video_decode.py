@@ -20,6 +20,7 @@ from ops.data.video_plan import (
     VideoPlan,
     decode_from_start,
     frame_crc,
+    new_frames,
     open_video,
     probe,
     store_rgb,
@@ -79,9 +80,7 @@ def read_from_start(path: str, unique: np.ndarray) -> np.ndarray:
     the video) by decoding `path` from its start: the reference the seeking reads are held to."""
     container, stream = open_video(path)
     try:
-        out, filled, count, _ = decode_from_start(
-            container, stream, (unique - 1).tolist(), lambda shape: np.empty(shape, np.uint8)
-        )
+        out, filled, count, _ = decode_from_start(container, stream, (unique - 1).tolist(), new_frames)
     except Exception as e:
         raise FrameReadError(f"corrupt video {path}: {e}") from e
     finally:

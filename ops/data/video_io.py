@@ -23,7 +23,7 @@ import numpy as np
 
 from ops.data.errors import FrameReadError
 from ops.data.video_decode import StreamIndex, read_video, stream_index, video_frames
-from ops.data.video_plan import store_rgb
+from ops.data.video_plan import new_frames, store_rgb
 
 __all__ = ["FrameFolder", "FrameReadError", "StreamIndex", "read_frames", "stream_index", "video_frames"]
 
@@ -63,16 +63,12 @@ def read_frames(
         raise ValueError(f"read_frames: frame numbers are 1-based, got {int(numbers.min())}")
     unique, inverse = np.unique(numbers, return_inverse=True)
     if isinstance(source, FrameFolder):
-        distinct = _read_folder(source, unique, substitutions, alloc or _new_frames)
+        distinct = _read_folder(source, unique, substitutions, alloc or new_frames)
     else:
-        distinct = read_video(os.fspath(source), unique, substitutions, alloc or _new_frames)
+        distinct = read_video(os.fspath(source), unique, substitutions, alloc or new_frames)
     if len(unique) == len(numbers) and np.array_equal(unique, numbers):
         return distinct
     return distinct[inverse]
-
-
-def _new_frames(shape: tuple[int, ...]) -> np.ndarray:
-    return np.empty(shape, dtype=np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -83,8 +79,7 @@ _JPEG_EOI = b"\xff\xd9"
 
 def _imread_rgb(path: str, out: np.ndarray | None = None) -> np.ndarray | None:
     """Return the RGB image at `path` (None if unreadable), written into `out` when its shape matches (`out`
-    interleaved, or planes seen as (H, W, 3): then one cv2.split writes them from the decoder's BGR, for the
-    cost of the colour conversion it replaces).
+    interleaved, or planes seen as (H, W, 3): `store_rgb`).
 
     A JPEG without its end-of-image marker (a truncated file) counts as unreadable: libjpeg would return it
     with the missing rows filled in grey and only a warning on stderr."""
@@ -100,9 +95,7 @@ def _imread_rgb(path: str, out: np.ndarray | None = None) -> np.ndarray | None:
     if bgr is None:
         return None
     if out is not None and out.shape == bgr.shape:
-        if out.strides[-1] == 1:
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out)
-        cv2.split(bgr, [out[..., 2], out[..., 1], out[..., 0]])
+        store_rgb(out, bgr, bgr=True)
         return out
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 

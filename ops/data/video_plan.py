@@ -41,15 +41,24 @@ PLAN_CACHE_BYTES = 64 << 20  # per process; a plan takes a few hundred bytes
 Alloc = Callable[[tuple[int, ...]], np.ndarray]
 
 
-def store_rgb(dst: np.ndarray, rgb: np.ndarray) -> None:
-    """Write an RGB frame (H, W, 3) into `dst`, a slot of what an Alloc returned: interleaved, or planes seen
-    as (H, W, 3) (channel stride H*W), written by one cv2.split (a strided numpy copy costs ~10x more). PyAV's
-    frames have padded rows; cv2.split reads those 9x slower than a C-contiguous copy of them (340x256: 0.20 vs
-    0.022 ms with the copy), so they are copied first."""
-    if dst.strides[-1] == dst.itemsize or dst.shape != rgb.shape:
-        dst[...] = rgb
+def new_frames(shape: tuple[int, ...]) -> np.ndarray:
+    """The default Alloc: a fresh uint8 array."""
+    return np.empty(shape, dtype=np.uint8)
+
+
+def store_rgb(dst: np.ndarray, img: np.ndarray, bgr: bool = False) -> None:
+    """Write a frame (H, W, 3), RGB or (`bgr`) the JPEG decoder's BGR, as RGB into `dst`, a slot of what an Alloc
+    returned: interleaved, or planes seen as (H, W, 3) (channel stride H*W), written by one cv2.split (a strided
+    numpy copy costs ~10x more; from BGR it replaces the colour conversion, for its cost). PyAV's frames have
+    padded rows; cv2.split reads those 9x slower than a C-contiguous copy of them (340x256: 0.20 vs 0.022 ms with
+    the copy), so they are copied first."""
+    if dst.strides[-1] != dst.itemsize and dst.shape == img.shape:
+        planes = [dst[..., 0], dst[..., 1], dst[..., 2]]
+        cv2.split(np.ascontiguousarray(img), planes[::-1] if bgr else planes)
+    elif bgr:
+        cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=dst)
     else:
-        cv2.split(np.ascontiguousarray(rgb), [dst[..., 0], dst[..., 1], dst[..., 2]])
+        dst[...] = img
 
 
 class SeekPoint(NamedTuple):
