@@ -6,9 +6,9 @@ video, as JPEG q95 frame folders and as H.264 mp4 with x264's default GOP) and m
 
 Measured in ONE process (DataLoader num_workers=0, one OpenCV/torch thread), batch by batch alternating
 with decoding exactly the same distinct frames through ops.data.video_io.read_frames (into a reused buffer, as
-the loader decodes), so both see the same machine load: `loader_s` / `decode_s` are seconds per clip, `overhead = loader_s / decode_s - 1` is the
-loader's own cost (sampling, crop+resize, flip, layout, collate); `overhead_cpu` is the same ratio in
-process CPU time (less sensitive to other processes).
+the loader decodes), so both see the same machine load: `loader_s` / `decode_s` are seconds per clip,
+`overhead = loader_s / decode_s - 1` is the loader's own cost (sampling, crop+resize, flip, layout, collate);
+`overhead_cpu` is the same ratio in process CPU time (less sensitive to other processes).
 `workers_clips_per_s` is the throughput with --workers processes. `resize_kernel` says what computed the
 resize ('pil': torch's uint8 kernel where it is vectorised, else Pillow; ops/data/resize.py), `load_avg` the
 machine's 1-minute load average before and after (ratios are measured in one process, interleaved, but a busy

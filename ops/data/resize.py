@@ -30,6 +30,7 @@ only) 0.110 / 0.151, 256x224 (height only) 0.055 / 0.060.
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 from typing import TYPE_CHECKING
@@ -48,9 +49,11 @@ RESIZE_BACKENDS = ("pil", "cv2")
 RESIZE_CHUNK = 8
 
 
+@functools.cache
 def torch_kernel_is_fast() -> bool:
     """Return whether torch's uint8 antialiased resize is vectorised on this CPU (AVX2 / AVX-512, or aarch64);
-    False where torch is not installed (the ONNX runtime), which then resizes with Pillow."""
+    False where torch is not installed (the ONNX runtime), which then resizes with Pillow. Asked for every item
+    the loader reads: answered once per process."""
     try:
         import torch
     except ImportError:
@@ -121,12 +124,11 @@ def resize_frames(
     w, h = size
     if frames.shape[1:3] == (h, w):
         return frames
-    if is_planar(frames) and planes_resize_is_fast(backend):
+    frames = _layout_for(frames, backend)
+    if is_planar(frames):
         out = _new((frames.shape[0], 3, h, w), scratch)
         resize_planes(frames, out)
         return planar(out)
-    if is_planar(frames):
-        frames = np.ascontiguousarray(frames)
     return _resize_into(frames, _new((frames.shape[0], h, w, frames.shape[3]), scratch), backend)
 
 
@@ -155,6 +157,14 @@ def planes_resize_is_fast(backend: str) -> bool:
     """Whether `backend` resizes planar frames with `resize_planes` (the 'pil' backend on the vectorised
     torch kernel); other backends take interleaved frames."""
     return backend == "pil" and torch_kernel_is_fast()
+
+
+def _layout_for(frames: np.ndarray, backend: str) -> np.ndarray:
+    """`frames` as `backend` resizes them: planar frames stay planar where `planes_resize_is_fast(backend)`, else
+    they are copied interleaved."""
+    if is_planar(frames) and not planes_resize_is_fast(backend):
+        return np.ascontiguousarray(frames)
+    return frames
 
 
 def _ceil4(n: int) -> int:
@@ -259,8 +269,7 @@ def resize_to_slots(
     distinct, first, inverse = np.unique(slots, return_index=True, return_inverse=True)
     rows = np.sort(first)  # the slot where each distinct frame first appears: it is written there
     picked = slots[rows]
-    if is_planar(frames) and not planes_resize_is_fast(backend):
-        frames = np.ascontiguousarray(frames)
+    frames = _layout_for(frames, backend)
     if is_planar(frames):
         for a, b in _runs(picked, rows, longest=RESIZE_CHUNK):
             resize_planes(frames[picked[a] : picked[a] + b - a], out[rows[a] : rows[a] + b - a], scratch)
