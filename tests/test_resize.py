@@ -174,18 +174,24 @@ def test_to_planes_checks_its_layouts():
         to_planes(pixels.transpose(0, 2, 1, 3).copy(), np.zeros((2, 3, 5, 6), np.uint8)[:, :, :, :5])
 
 
+def png_dataset(root, frames: np.ndarray, flip: bool) -> DatasetConfig:
+    """A one-video frame-folder dataset under `root` holding `frames` losslessly (PNG content under the .jpg
+    template's names)."""
+    os.makedirs(root / "frames" / "v0")
+    for t, rgb in enumerate(frames, 1):
+        cv2.imwrite(str(root / "x.png"), rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        os.replace(root / "x.png", root / "frames" / "v0" / f"img_{t:05d}.jpg")
+    (root / "list.txt").write_text(f"v0 {len(frames)} 0\n")
+    return DatasetConfig(
+        name="t", num_classes=2, categories=["a", "b"], frames_root=str(root / "frames"),
+        train_list=str(root / "list.txt"), val_list=str(root / "list.txt"), image_tmpl="img_{:05d}.jpg",
+        separator=" ", multi_label=False, flip=flip,
+    )  # fmt: skip
+
+
 def test_dataset_default_resize_is_pillows_within_a_grey_level(tmp_path):
     frames = natural_frames(12, 256, 320, seed=6)
-    os.makedirs(tmp_path / "frames" / "v0")
-    for t, rgb in enumerate(frames, 1):  # lossless PNG content under the template's name
-        cv2.imwrite(str(tmp_path / "x.png"), rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        os.replace(tmp_path / "x.png", tmp_path / "frames" / "v0" / f"img_{t:05d}.jpg")
-    (tmp_path / "list.txt").write_text("v0 12 0\n")
-    cfg = DatasetConfig(
-        name="t", num_classes=2, categories=["a", "b"], frames_root=str(tmp_path / "frames"),
-        train_list=str(tmp_path / "list.txt"), val_list=str(tmp_path / "list.txt"), image_tmpl="img_{:05d}.jpg",
-        separator=" ", multi_label=False, flip=False,
-    )  # fmt: skip
+    cfg = png_dataset(tmp_path, frames, flip=False)
     ds = VideoDataset(cfg, "train", num_glance=4, num_candidates=8)  # resize_backend 'pil' by default
     for seed in range(4):
         rng = np.random.default_rng(seed)  # the dataset's draws: glance, candidates, then one box per set
@@ -201,16 +207,7 @@ def test_dataset_default_resize_is_pillows_within_a_grey_level(tmp_path):
 
 def test_dataset_eval_scale_and_reused_buffers(tmp_path):
     frames = natural_frames(6, 256, 320, seed=7)
-    os.makedirs(tmp_path / "frames" / "v0")
-    for t, rgb in enumerate(frames, 1):
-        cv2.imwrite(str(tmp_path / "x.png"), rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        os.replace(tmp_path / "x.png", tmp_path / "frames" / "v0" / f"img_{t:05d}.jpg")
-    (tmp_path / "list.txt").write_text("v0 6 0\n")
-    cfg = DatasetConfig(
-        name="t", num_classes=2, categories=["a", "b"], frames_root=str(tmp_path / "frames"),
-        train_list=str(tmp_path / "list.txt"), val_list=str(tmp_path / "list.txt"), image_tmpl="img_{:05d}.jpg",
-        separator=" ", multi_label=False, flip=True,
-    )  # fmt: skip
+    cfg = png_dataset(tmp_path, frames, flip=True)
     # evaluation at 112: GroupScale(128) halves the 320x256 frames (dyadic: Pillow's pixels exactly), then the
     # 3 views of 112 at x = 0, 48, 24 (y = 8)
     ds = VideoDataset(cfg, "val", num_glance=2, num_candidates=3, input_size=112, test_crops=3)
@@ -288,21 +285,8 @@ def test_store_rgb_writes_either_layout():
         np.testing.assert_array_equal(dst, rgb)
 
 
-def _png_folder(root, frames: np.ndarray) -> None:
-    os.makedirs(root / "frames" / "v0")
-    for t, rgb in enumerate(frames, 1):  # lossless PNG content under the template's name
-        cv2.imwrite(str(root / "x.png"), rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        os.replace(root / "x.png", root / "frames" / "v0" / f"img_{t:05d}.jpg")
-    (root / "list.txt").write_text(f"v0 {len(frames)} 0\n")
-
-
 def test_dataset_decodes_into_planes_with_the_same_items(tmp_path, monkeypatch):
-    _png_folder(tmp_path, natural_frames(12, 300, 400, seed=11))
-    cfg = DatasetConfig(
-        name="t", num_classes=2, categories=["a", "b"], frames_root=str(tmp_path / "frames"),
-        train_list=str(tmp_path / "list.txt"), val_list=str(tmp_path / "list.txt"), image_tmpl="img_{:05d}.jpg",
-        separator=" ", multi_label=False, flip=True,
-    )  # fmt: skip
+    cfg = png_dataset(tmp_path, natural_frames(12, 300, 400, seed=11), flip=True)
     kinds = (
         ("train", dict(num_glance=4, num_candidates=8, input_size=224)),
         ("val", dict(num_glance=4, num_candidates=8, input_size=160, test_crops=3, num_clips=2)),
